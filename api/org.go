@@ -1,0 +1,208 @@
+package api
+
+import (
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/orgsvc/orgsvc/internal/service"
+)
+
+// CreateOrgRequest is the body of POST /org/create.
+type CreateOrgRequest struct {
+	OrganizationName *string `json:"organization_name" validate:"required,min=2,max=50" example:"Acme Inc" swaggertype:"string" minLength:"2" maxLength:"50"`
+	Email            *string `json:"email" validate:"required,email,max=254" example:"admin@acme.example.com" swaggertype:"string"`
+	Password         *string `json:"password" validate:"required,min=8,maxbytes=72,nonul" example:"correct-horse-1" swaggertype:"string" minLength:"8"`
+}
+
+func (c *CreateOrgRequest) normalize() { trim(c.OrganizationName) }
+
+// CreateOrgResponse is the answer to a sign-up.
+type CreateOrgResponse struct {
+	OrganizationName string `json:"organization_name" example:"Acme Inc"`
+	CollectionName   string `json:"collection_name" example:"org_acme_inc"`
+	AdminID          string `json:"admin_id" example:"665f1b2c9d3e4a0012345678"`
+	CreatedAt        string `json:"created_at" example:"2026-11-28T21:59:07.528000"`
+}
+
+// OrgResponse is an organization's public metadata.
+type OrgResponse struct {
+	ID               string `json:"_id" example:"665f1b2c9d3e4a0012345677"`
+	OrganizationName string `json:"organization_name" example:"Acme Inc"`
+	CollectionName   string `json:"collection_name" example:"org_acme_inc"`
+	AdminID          string `json:"admin_id" example:"665f1b2c9d3e4a0012345678"`
+	CreatedAt        string `json:"created_at" example:"2026-11-28T21:59:07.528000"`
+}
+
+// UpdateOrgRequest is the body of PUT /org/update.
+type UpdateOrgRequest struct {
+	OrganizationName    *string `json:"organization_name" validate:"required,min=2,max=50" example:"Acme Inc" swaggertype:"string" minLength:"2" maxLength:"50"`
+	NewOrganizationName *string `json:"new_organization_name,omitempty" validate:"omitempty,min=2,max=50" example:"Acme Group" swaggertype:"string" minLength:"2" maxLength:"50"`
+	Email               *string `json:"email,omitempty" validate:"omitempty,email,max=254" example:"owner@acme.example.com" swaggertype:"string"`
+	Password            *string `json:"password,omitempty" validate:"omitempty,min=8,maxbytes=72,nonul" example:"new-horse-battery-2" swaggertype:"string" minLength:"8"`
+}
+
+func (u *UpdateOrgRequest) normalize() { trim(u.NewOrganizationName) }
+
+// UpdateOrgResponse is the answer to an update: a fresh token for the caller.
+type UpdateOrgResponse struct {
+	Detail      string `json:"detail" example:"Organization updated successfully"`
+	AccessToken string `json:"access_token" example:"eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9..."`
+	TokenType   string `json:"token_type" example:"bearer"`
+}
+
+// DeleteOrgRequest is the body of DELETE /org/delete.
+type DeleteOrgRequest struct {
+	OrganizationName *string `json:"organization_name" validate:"required,min=2,max=50" example:"Acme Inc" swaggertype:"string" minLength:"2" maxLength:"50"`
+}
+
+// MessageResponse is a plain confirmation.
+type MessageResponse struct {
+	Detail string `json:"detail" example:"Organization deleted successfully"`
+}
+
+// handleCreateOrg godoc
+//
+//	@Summary		Sign up an organization
+//	@Description	Creates an organization, its admin and its tenant collection org_<slug>. The name is trimmed; its slug is the name lower-cased with every run of characters outside [a-z0-9_] turned into "_". Two names with one slug are the same organization. Admin e-mails are unique without regard to case. No token is needed.
+//	@Tags			organization
+//	@Accept			json
+//	@Produce		json
+//	@Param			body	body		CreateOrgRequest	true	"Organization and its admin"
+//	@Success		201		{object}	CreateOrgResponse
+//	@Failure		400		{object}	ErrorResponse	"Organization already exists, or Email already registered"
+//	@Failure		413		{object}	ErrorResponse	"Body over 1 MiB"
+//	@Failure		422		{object}	ValidationError
+//	@Failure		500		{object}	ErrorResponse
+//	@Router			/org/create [post]
+func (s *server) handleCreateOrg(w http.ResponseWriter, r *http.Request) {
+	var req CreateOrgRequest
+	if !s.decode(w, r, &req) {
+		return
+	}
+	org, err := s.orgs.Create(r.Context(), service.CreateOrg{
+		Name: *req.OrganizationName, Email: *req.Email, Password: *req.Password,
+	})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	encode(w, http.StatusCreated, CreateOrgResponse{
+		OrganizationName: org.Name,
+		CollectionName:   org.CollectionName,
+		AdminID:          org.AdminID.Hex(),
+		CreatedAt:        timestamp(org.CreatedAt),
+	})
+}
+
+// handleGetOrg godoc
+//
+//	@Summary		Look an organization up by name
+//	@Description	Returns the metadata of the organization whose name is exactly organization_name (case and spaces matter). Open, as in the original service.
+//	@Tags			organization
+//	@Produce		json
+//	@Param			organization_name	query		string	true	"Exact organization name"
+//	@Success		200					{object}	OrgResponse
+//	@Failure		404					{object}	ErrorResponse	"Organization not found"
+//	@Failure		422					{object}	ValidationError
+//	@Failure		500					{object}	ErrorResponse
+//	@Router			/org/get [get]
+func (s *server) handleGetOrg(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if !q.Has("organization_name") {
+		encode(w, http.StatusUnprocessableEntity, ValidationError{Detail: []FieldError{missing("query", "organization_name")}})
+		return
+	}
+	org, err := s.orgs.Get(r.Context(), q.Get("organization_name"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	encode(w, http.StatusOK, OrgResponse{
+		ID:               org.ID.Hex(),
+		OrganizationName: org.Name,
+		CollectionName:   org.CollectionName,
+		AdminID:          org.AdminID.Hex(),
+		CreatedAt:        timestamp(org.CreatedAt),
+	})
+}
+
+// handleUpdateOrg godoc
+//
+//	@Summary		Update your organization
+//	@Description	Renames the caller's own organization (its tenant collection moves on the server, keeping every document), or changes its admin's e-mail or password. Any change ends the admin's earlier tokens; the answer carries a fresh one. Another organization's admin gets 403. POST is accepted as well as PUT.
+//	@Tags			organization
+//	@Accept			json
+//	@Produce		json
+//	@Security		BearerAuth
+//	@Param			body	body		UpdateOrgRequest	true	"What to change"
+//	@Success		200		{object}	UpdateOrgResponse
+//	@Failure		400		{object}	ErrorResponse	"Email already registered"
+//	@Failure		401		{object}	ErrorResponse	"Missing, invalid or revoked token"
+//	@Failure		403		{object}	ErrorResponse	"Not authorized to update"
+//	@Failure		404		{object}	ErrorResponse	"Organization not found"
+//	@Failure		409		{object}	ErrorResponse	"Organization name conflict"
+//	@Failure		413		{object}	ErrorResponse	"Body over 1 MiB"
+//	@Failure		422		{object}	ValidationError
+//	@Failure		500		{object}	ErrorResponse
+//	@Router			/org/update [put]
+//	@Router			/org/update [post]
+func (s *server) handleUpdateOrg(w http.ResponseWriter, r *http.Request) {
+	var req UpdateOrgRequest
+	if !s.decode(w, r, &req) {
+		return
+	}
+	token, err := s.orgs.Update(r.Context(), principal(r), service.UpdateOrg{
+		Name:     *req.OrganizationName,
+		NewName:  req.NewOrganizationName,
+		Email:    req.Email,
+		Password: req.Password,
+	})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	encode(w, http.StatusOK, UpdateOrgResponse{Detail: "Organization updated successfully", AccessToken: token, TokenType: "bearer"})
+}
+
+// handleDeleteOrg godoc
+//
+//	@Summary		Delete your organization
+//	@Description	Deletes the caller's own organization: its tenant collection with all its data, its admin and its metadata. Its tokens stop working. Another organization's admin gets 403. POST is accepted as well as DELETE.
+//	@Tags			organization
+//	@Accept			json
+//	@Produce		json
+//	@Security		BearerAuth
+//	@Param			body	body		DeleteOrgRequest	true	"The organization to delete"
+//	@Success		200		{object}	MessageResponse
+//	@Failure		401		{object}	ErrorResponse	"Missing, invalid or revoked token"
+//	@Failure		403		{object}	ErrorResponse	"Not authorized to delete"
+//	@Failure		404		{object}	ErrorResponse	"Organization not found"
+//	@Failure		413		{object}	ErrorResponse	"Body over 1 MiB"
+//	@Failure		422		{object}	ValidationError
+//	@Failure		500		{object}	ErrorResponse
+//	@Router			/org/delete [delete]
+//	@Router			/org/delete [post]
+func (s *server) handleDeleteOrg(w http.ResponseWriter, r *http.Request) {
+	var req DeleteOrgRequest
+	if !s.decode(w, r, &req) {
+		return
+	}
+	if err := s.orgs.Delete(r.Context(), principal(r), *req.OrganizationName); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	encode(w, http.StatusOK, MessageResponse{Detail: "Organization deleted successfully"})
+}
+
+// timestamp prints a time as the original service did: naive UTC ISO 8601
+// with six fractional digits (MongoDB keeps milliseconds).
+func timestamp(t time.Time) string {
+	return t.UTC().Format("2006-01-02T15:04:05.000000")
+}
+
+func trim(s *string) {
+	if s != nil {
+		*s = strings.TrimSpace(*s)
+	}
+}

@@ -1,0 +1,219 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"reflect"
+	"strings"
+
+	"github.com/go-playground/validator/v10"
+)
+
+// maxBodyBytes bounds every request body.
+const maxBodyBytes = 1 << 20
+
+// FieldError is one validation problem, in FastAPI's shape.
+type FieldError struct {
+	Loc  []any          `json:"loc" swaggertype:"array,string" example:"body,email"`
+	Msg  string         `json:"msg" example:"value is not a valid email address"`
+	Type string         `json:"type" example:"value_error.email"`
+	Ctx  map[string]any `json:"ctx,omitempty" swaggertype:"object"`
+}
+
+// ValidationError is the body of every 422 answer.
+type ValidationError struct {
+	Detail []FieldError `json:"detail"`
+}
+
+// ErrorResponse is the body of every other error answer.
+type ErrorResponse struct {
+	Detail string `json:"detail" example:"Organization not found"`
+}
+
+// encode writes v as JSON with the given status.
+func encode(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status = http.StatusInternalServerError
+		b = []byte(`{"detail":"Internal Server Error"}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// normalizer is implemented by request types that clean their fields (for
+// example, trim a name) before they are validated.
+type normalizer interface{ normalize() }
+
+// decode reads a JSON object body into dst, a pointer to a struct whose
+// fields are *string, and validates it. It follows the original service's
+// rules: a body is parsed as JSON when its Content-Type is absent or JSON;
+// numbers are accepted where a string is expected; unknown fields are
+// ignored; every problem is reported at once. It returns false after
+// writing the error answer.
+func (s *server) decode(w http.ResponseWriter, r *http.Request, dst any) bool {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			encode(w, http.StatusRequestEntityTooLarge, ErrorResponse{Detail: "Request body too large"})
+			return false
+		}
+		encode(w, http.StatusBadRequest, ErrorResponse{Detail: "Could not read request body"})
+		return false
+	}
+	if problems := s.parse(r.Header.Get("Content-Type"), body, dst); len(problems) > 0 {
+		encode(w, http.StatusUnprocessableEntity, ValidationError{Detail: problems})
+		return false
+	}
+	return true
+}
+
+func (s *server) parse(contentType string, body []byte, dst any) []FieldError {
+	if len(body) == 0 {
+		return []FieldError{missing("body")}
+	}
+	if !isJSON(contentType) {
+		return []FieldError{notADict()}
+	}
+	// Unmarshal checks the whole body (trailing data included) and gives
+	// offsets for syntax errors; the decoder then keeps numbers as written.
+	if err := json.Unmarshal(body, new(json.RawMessage)); err != nil {
+		return []FieldError{jsonError(body, err)}
+	}
+	var raw any
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if err := dec.Decode(&raw); err != nil {
+		return []FieldError{jsonError(body, err)}
+	}
+	if raw == nil {
+		return []FieldError{missing("body")}
+	}
+	obj, ok := raw.(map[string]any)
+	if !ok {
+		return []FieldError{notADict()}
+	}
+	v := reflect.ValueOf(dst).Elem()
+	t := v.Type()
+	typeErrs := map[int]FieldError{}
+	for i := range t.NumField() {
+		name := jsonName(t.Field(i))
+		switch val := obj[name].(type) {
+		case nil:
+		case string:
+			v.Field(i).Set(reflect.ValueOf(&val))
+		case json.Number:
+			str := val.String()
+			v.Field(i).Set(reflect.ValueOf(&str))
+		default:
+			typeErrs[i] = FieldError{Loc: []any{"body", name}, Msg: "str type expected", Type: "type_error.str"}
+		}
+	}
+	if n, ok := dst.(normalizer); ok {
+		n.normalize()
+	}
+	byField := make([][]FieldError, t.NumField())
+	for i, fe := range typeErrs {
+		byField[i] = append(byField[i], fe)
+	}
+	var verrs validator.ValidationErrors
+	if err := s.validate.Struct(dst); errors.As(err, &verrs) {
+		for _, fe := range verrs {
+			f, _ := t.FieldByName(fe.StructField())
+			i := f.Index[0]
+			if _, bad := typeErrs[i]; bad {
+				continue
+			}
+			byField[i] = append(byField[i], fieldProblem(fe))
+		}
+	}
+	var out []FieldError
+	for _, p := range byField {
+		out = append(out, p...)
+	}
+	return out
+}
+
+// isJSON mirrors FastAPI: no Content-Type, application/json or any
+// application/*+json is read as JSON.
+func isJSON(contentType string) bool {
+	if contentType == "" {
+		return true
+	}
+	mt, _, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		return false
+	}
+	return mt == "application/json" || (strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"))
+}
+
+func jsonName(f reflect.StructField) string {
+	name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+	if name == "" {
+		return f.Name
+	}
+	return name
+}
+
+func missing(loc ...any) FieldError {
+	return FieldError{Loc: loc, Msg: "field required", Type: "value_error.missing"}
+}
+
+func notADict() FieldError {
+	return FieldError{Loc: []any{"body"}, Msg: "value is not a valid dict", Type: "type_error.dict"}
+}
+
+// jsonError describes a JSON syntax error as FastAPI does, with the
+// character offset in loc and the line and column in ctx.
+func jsonError(body []byte, err error) FieldError {
+	pos := len(body)
+	msg := err.Error()
+	var syn *json.SyntaxError
+	if errors.As(err, &syn) {
+		pos = int(syn.Offset)
+		if msg != "unexpected end of JSON input" && pos > 0 {
+			pos-- // Offset counts the offending byte; FastAPI points at it.
+		}
+	}
+	if pos > len(body) {
+		pos = len(body)
+	}
+	doc := string(body)
+	line := strings.Count(doc[:pos], "\n") + 1
+	col := pos - strings.LastIndexByte(doc[:pos], '\n')
+	if len(doc) > 1024 {
+		doc = doc[:1024]
+	}
+	return FieldError{
+		Loc:  []any{"body", pos},
+		Msg:  msg + ": line " + itoa(line) + " column " + itoa(col) + " (char " + itoa(pos) + ")",
+		Type: "value_error.jsondecode",
+		Ctx:  map[string]any{"msg": msg, "doc": doc, "pos": pos, "lineno": line, "colno": col},
+	}
+}
+
+func fieldProblem(fe validator.FieldError) FieldError {
+	loc := []any{"body", fe.Field()}
+	switch fe.Tag() {
+	case "required":
+		return missing(loc...)
+	case "min":
+		return FieldError{Loc: loc, Msg: "ensure this value has at least " + fe.Param() + " characters", Type: "value_error.any_str.min_length", Ctx: map[string]any{"limit_value": atoi(fe.Param())}}
+	case "max":
+		return FieldError{Loc: loc, Msg: "ensure this value has at most " + fe.Param() + " characters", Type: "value_error.any_str.max_length", Ctx: map[string]any{"limit_value": atoi(fe.Param())}}
+	case "email":
+		return FieldError{Loc: loc, Msg: "value is not a valid email address", Type: "value_error.email"}
+	case "maxbytes":
+		return FieldError{Loc: loc, Msg: "ensure this value has at most " + fe.Param() + " bytes (bcrypt's limit)", Type: "value_error.any_str.max_bytes", Ctx: map[string]any{"limit_value": atoi(fe.Param())}}
+	case "nonul":
+		return FieldError{Loc: loc, Msg: "value must not contain NUL characters", Type: "value_error.str.nul"}
+	default:
+		return FieldError{Loc: loc, Msg: "value is not valid (" + fe.Tag() + ")", Type: "value_error." + fe.Tag()}
+	}
+}

@@ -1,0 +1,77 @@
+package api
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	httpSwagger "github.com/swaggo/http-swagger/v2"
+
+	_ "github.com/orgsvc/orgsvc/docs" // the generated OpenAPI document
+)
+
+// routes is the whole API surface.
+func (s *server) routes() http.Handler {
+	r := chi.NewRouter()
+	r.Use(middleware.Recoverer)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) { s.writeError(w, r, errNotFound) })
+	r.MethodNotAllowed(s.methodNotAllowed(r))
+
+	r.Get("/health", s.handleHealth)
+
+	r.Post("/admin/login", s.handleLogin)
+
+	r.Route("/org", func(r chi.Router) {
+		r.Post("/create", s.handleCreateOrg)
+		r.Get("/get", s.handleGetOrg)
+		r.Group(func(r chi.Router) {
+			r.Use(s.authenticate)
+			// POST too: the original's README documents POST for both.
+			r.Put("/update", s.handleUpdateOrg)
+			r.Post("/update", s.handleUpdateOrg)
+			r.Delete("/delete", s.handleDeleteOrg)
+			r.Post("/delete", s.handleDeleteOrg)
+		})
+	})
+
+	r.Get("/docs", http.RedirectHandler("/docs/index.html", http.StatusMovedPermanently).ServeHTTP)
+	r.Get("/docs/*", httpSwagger.Handler(httpSwagger.URL("/docs/doc.json")))
+
+	return stripSlash(r)
+}
+
+// methodNotAllowed answers 405 in the error shape, with the Allow header
+// listing the methods the path does take.
+func (s *server) methodNotAllowed(mux *chi.Mux) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var allowed []string
+		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+			if mux.Match(chi.NewRouteContext(), m, r.URL.Path) {
+				allowed = append(allowed, m)
+			}
+		}
+		w.Header().Set("Allow", strings.Join(allowed, ", "))
+		s.writeError(w, r, errMethodNotAllowed)
+	}
+}
+
+// stripSlash redirects "/path/" to "/path" with 307, as the original did,
+// when the path without the slash is a route.
+func stripSlash(mux *chi.Mux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		if len(p) > 1 && strings.HasSuffix(p, "/") && !strings.HasPrefix(p, "/docs/") {
+			trimmed := strings.TrimRight(p, "/")
+			if trimmed != "" && mux.Match(chi.NewRouteContext(), r.Method, trimmed) {
+				target := trimmed
+				if r.URL.RawQuery != "" {
+					target += "?" + r.URL.RawQuery
+				}
+				http.Redirect(w, r, target, http.StatusTemporaryRedirect)
+				return
+			}
+		}
+		mux.ServeHTTP(w, r)
+	})
+}

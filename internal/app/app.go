@@ -1,0 +1,145 @@
+// Package app wires the service together: configuration, database,
+// repositories, services and the HTTP server, and its subcommands.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/orgsvc/orgsvc/api"
+	"github.com/orgsvc/orgsvc/internal/config"
+	"github.com/orgsvc/orgsvc/internal/repository"
+	"github.com/orgsvc/orgsvc/internal/security"
+	"github.com/orgsvc/orgsvc/internal/service"
+	"github.com/orgsvc/orgsvc/internal/store"
+)
+
+const usage = `orgsvc: multi-tenant organization management service
+
+Usage:
+  orgsvc [serve]    run the HTTP service (the default)
+  orgsvc help       show this help
+
+Configuration comes from the environment (and a .env file in the working
+directory when present); see .env.example.
+`
+
+// Run runs the program with its arguments (args[0] is the program name) and
+// returns the process exit status. It serves until ctx is cancelled.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cmd := "serve"
+	if len(args) > 1 {
+		cmd = args[1]
+	}
+	switch cmd {
+	case "serve":
+		if len(args) > 2 {
+			fmt.Fprintf(stderr, "orgsvc: serve takes no arguments, got %q\n", args[2:])
+			return 2
+		}
+		if err := serve(ctx, stderr); err != nil {
+			fmt.Fprintf(stderr, "orgsvc: %v\n", err)
+			return 1
+		}
+		return 0
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "orgsvc: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+}
+
+func serve(ctx context.Context, logOut io.Writer) error {
+	cfg, err := config.Load()
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	log := newLogger(logOut, cfg.LogLevel)
+
+	st, err := store.Open(ctx, store.Options{
+		URI: cfg.MongoURI, Database: cfg.MongoDB, DataDir: cfg.DataDir,
+		EmbeddedAddr: cfg.EmbeddedMongoAddr, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	defer st.Close(context.Background())
+	if cfg.Embedded() {
+		log.Info("embedded database started", "addr", strings.TrimSuffix(strings.TrimPrefix(st.URI, "mongodb://"), "/"), "data_dir", cfg.DataDir)
+	}
+
+	secret := []byte(cfg.JWTSecret)
+	if len(secret) == 0 {
+		if secret, err = security.LoadOrCreateSecret(filepath.Join(cfg.DataDir, "jwt_secret")); err != nil {
+			return fmt.Errorf("JWT secret: %w", err)
+		}
+	}
+	handler, err := NewHandler(cfg, st.DB, secret, log)
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("HTTP_ADDR: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("listening", "addr", ln.Addr().String(), "docs", "/docs")
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Warn("shutdown", "err", err)
+	}
+	return nil
+}
+
+// NewHandler builds the repositories, services and HTTP handler over db.
+func NewHandler(cfg config.Config, db *mongo.Database, secret []byte, log *slog.Logger) (http.Handler, error) {
+	tokens, err := security.NewTokens(secret, cfg.JWTAlgorithm, cfg.JWTIssuer, cfg.TokenTTL())
+	if err != nil {
+		return nil, err
+	}
+	passwords, err := security.NewPasswords(cfg.BcryptCost)
+	if err != nil {
+		return nil, err
+	}
+	master := repository.NewMasterRepository(db)
+	tenants := repository.NewTenantRepository(db)
+	auth := service.NewAuthService(master, tokens, passwords)
+	orgs := service.NewOrgService(master, tenants, passwords, auth, log)
+	return api.NewServer(api.Deps{Auth: auth, Orgs: orgs, Logger: log}), nil
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+}

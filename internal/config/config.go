@@ -1,0 +1,102 @@
+// Package config loads the service's settings from the environment.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/joho/godotenv"
+	"github.com/kelseyhightower/envconfig"
+)
+
+// Config holds every setting the service reads from its environment.
+// Each field's envconfig tag names its variable; .env.example lists them all.
+type Config struct {
+	MongoURI          string `envconfig:"MONGO_URI"`
+	MongoDB           string `envconfig:"MONGO_DB" default:"org_master"`
+	JWTSecret         string `envconfig:"JWT_SECRET"`
+	JWTAlgorithm      string `envconfig:"JWT_ALGORITHM" default:"HS256"`
+	JWTExpiresMinutes int    `envconfig:"JWT_EXPIRES_MINUTES" default:"60"`
+	JWTIssuer         string `envconfig:"JWT_ISSUER" default:"orgsvc"`
+	HTTPAddr          string `envconfig:"HTTP_ADDR"`
+	Port              string `envconfig:"PORT"`
+	DataDir           string `envconfig:"DATA_DIR" default:"./data"`
+	BcryptCost        int    `envconfig:"BCRYPT_COST" default:"12"`
+	EmbeddedMongoAddr string `envconfig:"EMBEDDED_MONGO_ADDR"`
+	LogLevel          string `envconfig:"LOG_LEVEL" default:"info"`
+}
+
+// MinSecretBytes is the shortest JWT_SECRET accepted.
+const MinSecretBytes = 32
+
+// Embedded reports whether the service runs its own in-process database.
+func (c Config) Embedded() bool { return c.MongoURI == "" }
+
+// TokenTTL is how long an issued token stays valid.
+func (c Config) TokenTTL() time.Duration {
+	return time.Duration(c.JWTExpiresMinutes) * time.Minute
+}
+
+// Load reads the configuration from the process environment. A file .env in
+// the working directory, when present, fills in variables the environment
+// leaves unset; the environment always wins.
+func Load() (Config, error) {
+	if err := godotenv.Load(".env"); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return Config{}, fmt.Errorf(".env: %w", err)
+	}
+	var c Config
+	if err := envconfig.Process("", &c); err != nil {
+		var perr *envconfig.ParseError
+		if errors.As(err, &perr) {
+			return Config{}, fmt.Errorf("%s: cannot parse %q as %s", perr.KeyName, perr.Value, perr.TypeName)
+		}
+		return Config{}, err
+	}
+	if c.HTTPAddr == "" {
+		c.HTTPAddr = ":8000"
+		if c.Port != "" {
+			c.HTTPAddr = ":" + c.Port
+		}
+	}
+	return c, c.Validate()
+}
+
+// Validate checks values that parse but cannot work, naming the variable.
+func (c Config) Validate() error {
+	var errs []error
+	switch c.JWTAlgorithm {
+	case "HS256", "HS384", "HS512":
+	default:
+		errs = append(errs, fmt.Errorf("JWT_ALGORITHM: %q is not one of HS256, HS384, HS512", c.JWTAlgorithm))
+	}
+	if c.JWTExpiresMinutes < 1 || c.JWTExpiresMinutes > 60*24*30 {
+		errs = append(errs, fmt.Errorf("JWT_EXPIRES_MINUTES: %d is outside 1..43200", c.JWTExpiresMinutes))
+	}
+	if c.BcryptCost < 4 || c.BcryptCost > 16 {
+		errs = append(errs, fmt.Errorf("BCRYPT_COST: %d is outside 4..16", c.BcryptCost))
+	}
+	if c.MongoDB == "" || strings.ContainsAny(c.MongoDB, "/\\. \"$\x00") || len(c.MongoDB) > 63 {
+		errs = append(errs, fmt.Errorf("MONGO_DB: %q is not a valid database name", c.MongoDB))
+	}
+	if c.JWTSecret != "" && len(c.JWTSecret) < MinSecretBytes {
+		errs = append(errs, fmt.Errorf("JWT_SECRET: must be at least %d bytes, got %d", MinSecretBytes, len(c.JWTSecret)))
+	}
+	if !c.Embedded() && c.JWTSecret == "" {
+		errs = append(errs, errors.New("JWT_SECRET: required when MONGO_URI is set"))
+	}
+	if c.Embedded() && c.DataDir == "" {
+		errs = append(errs, errors.New("DATA_DIR: required when MONGO_URI is empty"))
+	}
+	switch strings.ToLower(c.LogLevel) {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("LOG_LEVEL: %q is not one of debug, info, warn, error", c.LogLevel))
+	}
+	if c.JWTIssuer == "" {
+		errs = append(errs, errors.New("JWT_ISSUER: must not be empty"))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,13 @@
+// Package repository holds the queries: the master repository for
+// organizations and admins, and the tenant repository for each
+// organization's own collection.
+package repository
+
+import "errors"
+
+var (
+	// ErrNotFound is returned when no document matches.
+	ErrNotFound = errors.New("not found")
+	// ErrDuplicate is returned when a unique key is already taken.
+	ErrDuplicate = errors.New("duplicate key")
+)

@@ -1,0 +1,201 @@
+package repository
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/orgsvc/orgsvc/internal/model"
+	"github.com/orgsvc/orgsvc/internal/store"
+)
+
+// MasterRepository reads and writes the master database: organizations,
+// admins, and the name and e-mail claims that keep them unique. Every lookup
+// made on a request path is by _id.
+type MasterRepository struct {
+	orgs   *mongo.Collection
+	admins *mongo.Collection
+	names  *mongo.Collection
+	emails *mongo.Collection
+}
+
+// NewMasterRepository returns a repository over db.
+func NewMasterRepository(db *mongo.Database) *MasterRepository {
+	return &MasterRepository{
+		orgs:   db.Collection(store.Organizations),
+		admins: db.Collection(store.Admins),
+		names:  db.Collection(store.NameClaims),
+		emails: db.Collection(store.EmailClaims),
+	}
+}
+
+// ClaimName reserves slug for an organization; ErrDuplicate when taken.
+func (r *MasterRepository) ClaimName(ctx context.Context, slug string, orgID bson.ObjectID) error {
+	return insert(ctx, r.names, model.NameClaim{Slug: slug, OrganizationID: orgID, CreatedAt: now()})
+}
+
+// ReleaseName drops the claim on slug if orgID holds it.
+func (r *MasterRepository) ReleaseName(ctx context.Context, slug string, orgID bson.ObjectID) error {
+	_, err := r.names.DeleteOne(ctx, bson.D{{Key: "_id", Value: slug}, {Key: "organization_id", Value: orgID}})
+	return wrap(err)
+}
+
+// NameOwner returns the organization holding the claim on slug.
+func (r *MasterRepository) NameOwner(ctx context.Context, slug string) (bson.ObjectID, error) {
+	var c model.NameClaim
+	if err := findByID(ctx, r.names, slug, &c); err != nil {
+		return bson.ObjectID{}, err
+	}
+	return c.OrganizationID, nil
+}
+
+// ClaimEmail reserves an e-mail key for an admin; ErrDuplicate when taken.
+func (r *MasterRepository) ClaimEmail(ctx context.Context, key string, adminID bson.ObjectID) error {
+	return insert(ctx, r.emails, model.EmailClaim{Key: key, AdminID: adminID, CreatedAt: now()})
+}
+
+// ReleaseEmail drops the claim on key if adminID holds it.
+func (r *MasterRepository) ReleaseEmail(ctx context.Context, key string, adminID bson.ObjectID) error {
+	_, err := r.emails.DeleteOne(ctx, bson.D{{Key: "_id", Value: key}, {Key: "admin_id", Value: adminID}})
+	return wrap(err)
+}
+
+// EmailOwner returns the admin holding the claim on key.
+func (r *MasterRepository) EmailOwner(ctx context.Context, key string) (bson.ObjectID, error) {
+	var c model.EmailClaim
+	if err := findByID(ctx, r.emails, key, &c); err != nil {
+		return bson.ObjectID{}, err
+	}
+	return c.AdminID, nil
+}
+
+// InsertAdmin stores a new admin.
+func (r *MasterRepository) InsertAdmin(ctx context.Context, a *model.Admin) error {
+	return insert(ctx, r.admins, a)
+}
+
+// Admin returns the admin with the given id.
+func (r *MasterRepository) Admin(ctx context.Context, id bson.ObjectID) (*model.Admin, error) {
+	var a model.Admin
+	if err := findByID(ctx, r.admins, id, &a); err != nil {
+		return nil, err
+	}
+	return &a, nil
+}
+
+// AdminChange is what an update may set on an admin; nil fields stay.
+type AdminChange struct {
+	Email        *string
+	PasswordHash *string
+	// BumpVersion ends every token issued to the admin so far.
+	BumpVersion bool
+}
+
+// UpdateAdmin applies change to the admin and returns it as it now is.
+func (r *MasterRepository) UpdateAdmin(ctx context.Context, id bson.ObjectID, change AdminChange) (*model.Admin, error) {
+	set := bson.D{{Key: "updated_at", Value: now()}}
+	if change.Email != nil {
+		set = append(set, bson.E{Key: "email", Value: *change.Email})
+	}
+	if change.PasswordHash != nil {
+		set = append(set, bson.E{Key: "password_hash", Value: *change.PasswordHash})
+	}
+	update := bson.D{{Key: "$set", Value: set}}
+	if change.BumpVersion {
+		update = append(update, bson.E{Key: "$inc", Value: bson.D{{Key: "token_version", Value: int64(1)}}})
+	}
+	res, err := r.admins.UpdateByID(ctx, id, update)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	if res.MatchedCount == 0 {
+		return nil, ErrNotFound
+	}
+	return r.Admin(ctx, id)
+}
+
+// DeleteAdmin removes an admin.
+func (r *MasterRepository) DeleteAdmin(ctx context.Context, id bson.ObjectID) error {
+	_, err := r.admins.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}})
+	return wrap(err)
+}
+
+// AdminsOf returns the admins of an organization.
+func (r *MasterRepository) AdminsOf(ctx context.Context, orgID bson.ObjectID) ([]model.Admin, error) {
+	cur, err := r.admins.Find(ctx, bson.D{{Key: "organization_id", Value: orgID}})
+	if err != nil {
+		return nil, wrap(err)
+	}
+	var out []model.Admin
+	if err := cur.All(ctx, &out); err != nil {
+		return nil, wrap(err)
+	}
+	return out, nil
+}
+
+// InsertOrganization stores a new organization.
+func (r *MasterRepository) InsertOrganization(ctx context.Context, o *model.Organization) error {
+	return insert(ctx, r.orgs, o)
+}
+
+// Organization returns the organization with the given id.
+func (r *MasterRepository) Organization(ctx context.Context, id bson.ObjectID) (*model.Organization, error) {
+	var o model.Organization
+	if err := findByID(ctx, r.orgs, id, &o); err != nil {
+		return nil, err
+	}
+	return &o, nil
+}
+
+// RenameOrganization sets an organization's name, slug and collection.
+func (r *MasterRepository) RenameOrganization(ctx context.Context, id bson.ObjectID, name, slug, collection string) error {
+	res, err := r.orgs.UpdateByID(ctx, id, bson.D{{Key: "$set", Value: bson.D{
+		{Key: "organization_name", Value: name},
+		{Key: "slug", Value: slug},
+		{Key: "collection_name", Value: collection},
+		{Key: "updated_at", Value: now()},
+	}}})
+	if err != nil {
+		return wrap(err)
+	}
+	if res.MatchedCount == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// DeleteOrganization removes an organization's document.
+func (r *MasterRepository) DeleteOrganization(ctx context.Context, id bson.ObjectID) error {
+	_, err := r.orgs.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}})
+	return wrap(err)
+}
+
+func insert(ctx context.Context, c *mongo.Collection, doc any) error {
+	_, err := c.InsertOne(ctx, doc)
+	return wrap(err)
+}
+
+func findByID(ctx context.Context, c *mongo.Collection, id, out any) error {
+	return wrap(c.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(out))
+}
+
+// wrap turns driver errors into this package's vocabulary.
+func wrap(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, mongo.ErrNoDocuments):
+		return ErrNotFound
+	case mongo.IsDuplicateKeyError(err):
+		return fmt.Errorf("%w: %v", ErrDuplicate, err)
+	default:
+		return err
+	}
+}
+
+// now is the current time at the millisecond precision MongoDB stores.
+func now() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }

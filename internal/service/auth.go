@@ -1,0 +1,129 @@
+package service
+
+import (
+	"context"
+	"errors"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/orgsvc/orgsvc/internal/model"
+	"github.com/orgsvc/orgsvc/internal/repository"
+	"github.com/orgsvc/orgsvc/internal/security"
+)
+
+// Principal is the admin a verified token speaks for.
+type Principal struct {
+	AdminID bson.ObjectID
+	OrgID   bson.ObjectID
+	// Slug names the organization's tenant collection.
+	Slug string
+}
+
+// AuthService logs admins in and verifies their tokens.
+type AuthService struct {
+	master    *repository.MasterRepository
+	tokens    *security.Tokens
+	passwords *security.Passwords
+}
+
+// NewAuthService builds an AuthService.
+func NewAuthService(master *repository.MasterRepository, tokens *security.Tokens, passwords *security.Passwords) *AuthService {
+	return &AuthService{master: master, tokens: tokens, passwords: passwords}
+}
+
+// Login checks an admin's credentials and returns a token. An unknown
+// address costs one bcrypt comparison, as a wrong password does.
+func (s *AuthService) Login(ctx context.Context, email, password string) (string, error) {
+	email = model.NormalizeEmail(email)
+	admin, err := s.adminByEmail(ctx, email)
+	if err != nil {
+		return "", err
+	}
+	hash := ""
+	if admin != nil {
+		hash = admin.PasswordHash
+	}
+	if !s.passwords.Check(hash, password) {
+		return "", ErrInvalidCredentials
+	}
+	org, err := s.master.Organization(ctx, admin.OrganizationID)
+	if errors.Is(err, repository.ErrNotFound) {
+		return "", ErrInvalidCredentials
+	}
+	if err != nil {
+		return "", err
+	}
+	return s.issue(admin, org)
+}
+
+// adminByEmail finds the admin whose address is exactly email (the domain
+// already lower-cased); nil when there is none.
+func (s *AuthService) adminByEmail(ctx context.Context, email string) (*model.Admin, error) {
+	id, err := s.master.EmailOwner(ctx, model.EmailKey(email))
+	if errors.Is(err, repository.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	admin, err := s.master.Admin(ctx, id)
+	if errors.Is(err, repository.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	// The claim is case-insensitive; the address itself, as in the
+	// original service, matches exactly.
+	if admin.Email != email {
+		return nil, nil
+	}
+	return admin, nil
+}
+
+// Authenticate verifies a token and checks it against the master metadata:
+// the admin exists and still belongs to the organization, the token's
+// version is the admin's current one, and the organization still has the
+// slug the token names.
+func (s *AuthService) Authenticate(ctx context.Context, raw string) (Principal, error) {
+	claims, err := s.tokens.Verify(raw)
+	if err != nil {
+		return Principal{}, ErrInvalidToken
+	}
+	adminID, err := bson.ObjectIDFromHex(claims.Subject)
+	if err != nil {
+		return Principal{}, ErrAdminNotFound
+	}
+	orgID, err := bson.ObjectIDFromHex(claims.OrgID)
+	if err != nil {
+		return Principal{}, ErrOrgMismatch
+	}
+	admin, err := s.master.Admin(ctx, adminID)
+	if errors.Is(err, repository.ErrNotFound) {
+		return Principal{}, ErrAdminNotFound
+	}
+	if err != nil {
+		return Principal{}, err
+	}
+	if admin.OrganizationID != orgID {
+		return Principal{}, ErrOrgMismatch
+	}
+	if admin.TokenVersion != claims.Version {
+		return Principal{}, ErrTokenRevoked
+	}
+	org, err := s.master.Organization(ctx, orgID)
+	if errors.Is(err, repository.ErrNotFound) {
+		return Principal{}, ErrTokenRevoked
+	}
+	if err != nil {
+		return Principal{}, err
+	}
+	if org.Slug != claims.Org {
+		return Principal{}, ErrTokenRevoked
+	}
+	return Principal{AdminID: adminID, OrgID: orgID, Slug: org.Slug}, nil
+}
+
+func (s *AuthService) issue(admin *model.Admin, org *model.Organization) (string, error) {
+	return s.tokens.Issue(admin.ID.Hex(), org.ID.Hex(), org.Slug, admin.TokenVersion)
+}

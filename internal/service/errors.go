@@ -1,0 +1,31 @@
+// Package service holds the business rules: signing up and managing
+// organizations, and authenticating their admins. It knows nothing of HTTP.
+package service
+
+import "errors"
+
+// The domain's errors. The HTTP layer maps each to a status and a message in
+// one place; any other error is internal.
+var (
+	ErrOrgExists          = errors.New("organization already exists")
+	ErrOrgNotFound        = errors.New("organization not found")
+	ErrNameConflict       = errors.New("organization name conflict")
+	ErrEmailTaken         = errors.New("email already registered")
+	ErrNotOwnerUpdate     = errors.New("not authorized to update")
+	ErrNotOwnerDelete     = errors.New("not authorized to delete")
+	ErrInvalidCredentials = errors.New("invalid credentials")
+	ErrInvalidToken       = errors.New("invalid token")
+	ErrAdminNotFound      = errors.New("admin not found")
+	ErrOrgMismatch        = errors.New("admin organization mismatch")
+	ErrTokenRevoked       = errors.New("token revoked")
+)
+
+// InvalidError is a request that breaks a rule only the service can check
+// (for example, a name whose slug is empty). Field names the input.
+type InvalidError struct {
+	Field   string
+	Message string
+	Type    string
+}
+
+func (e *InvalidError) Error() string { return e.Field + ": " + e.Message }

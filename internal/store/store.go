@@ -1,0 +1,157 @@
+// Package store connects to MongoDB, or starts the embedded FerretDB when no
+// MongoDB is configured, and prepares the master collections.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/FerretDB/FerretDB/ferretdb"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
+)
+
+// Store is an open connection to the database the service uses.
+type Store struct {
+	Client *mongo.Client
+	DB     *mongo.Database
+	// URI is the connection string the driver used; for the embedded store
+	// it names the loopback address it listens on.
+	URI      string
+	embedded *Embedded
+}
+
+// Options says which database to open.
+type Options struct {
+	// URI of a MongoDB deployment; empty starts the embedded store.
+	URI string
+	// Database is the master database name.
+	Database string
+	// DataDir holds the embedded store's files.
+	DataDir string
+	// EmbeddedAddr is the embedded store's listen address; empty picks a
+	// free loopback port.
+	EmbeddedAddr string
+	Logger       *slog.Logger
+}
+
+// Open connects to the configured database, starting the embedded store
+// first when Options.URI is empty, and makes sure the master indexes exist.
+func Open(ctx context.Context, o Options) (*Store, error) {
+	s := &Store{URI: o.URI}
+	if o.URI == "" {
+		e, err := StartEmbedded(o.DataDir, o.EmbeddedAddr, o.Logger)
+		if err != nil {
+			return nil, err
+		}
+		s.embedded = e
+		s.URI = e.URI()
+	}
+	client, err := mongo.Connect(options.Client().ApplyURI(s.URI).SetServerSelectionTimeout(10 * time.Second))
+	if err == nil {
+		s.Client = client
+		pingCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		err = client.Ping(pingCtx, readpref.Primary())
+		cancel()
+	}
+	if err != nil {
+		s.Close(context.Background())
+		return nil, fmt.Errorf("connect to database: %w", err)
+	}
+	s.DB = client.Database(o.Database)
+	if err := EnsureIndexes(ctx, s.DB); err != nil {
+		s.Close(context.Background())
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close disconnects the driver and stops the embedded store.
+func (s *Store) Close(ctx context.Context) error {
+	var errs []error
+	if s.Client != nil {
+		errs = append(errs, s.Client.Disconnect(ctx))
+	}
+	if s.embedded != nil {
+		s.embedded.Stop()
+	}
+	return errors.Join(errs...)
+}
+
+// Embedded is an in-process FerretDB with SQLite storage.
+type Embedded struct {
+	db     *ferretdb.FerretDB
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// StartEmbedded starts FerretDB storing its files under dir, listening on
+// addr (a free loopback port when empty).
+func StartEmbedded(dir, addr string, logger *slog.Logger) (*Embedded, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("DATA_DIR: %w", err)
+	}
+	if err := os.MkdirAll(abs, 0o700); err != nil {
+		return nil, fmt.Errorf("DATA_DIR: %w", err)
+	}
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	f, err := ferretdb.New(&ferretdb.Config{
+		Listener:  ferretdb.ListenerConfig{TCP: addr},
+		Handler:   "sqlite",
+		SQLiteURL: "file:" + abs + "/",
+		Logger:    quiet(logger.With("component", "ferretdb")),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start embedded database: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e := &Embedded{db: f, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(e.done)
+		_ = f.Run(ctx)
+	}()
+	return e, nil
+}
+
+// URI is the connection string of the embedded store.
+func (e *Embedded) URI() string { return e.db.MongoDBURI() }
+
+// Stop shuts the embedded store down and waits for it.
+func (e *Embedded) Stop() {
+	e.cancel()
+	<-e.done
+}
+
+// quiet keeps FerretDB's own chatter to errors: it logs every refused command (a duplicate key, say) as a warning.
+func quiet(l *slog.Logger) *slog.Logger {
+	return slog.New(minLevel{Handler: l.Handler(), level: slog.LevelError})
+}
+
+type minLevel struct {
+	slog.Handler
+	level slog.Level
+}
+
+func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.level && h.Handler.Enabled(ctx, l)
+}
+
+func (h minLevel) WithAttrs(a []slog.Attr) slog.Handler {
+	return minLevel{Handler: h.Handler.WithAttrs(a), level: h.level}
+}
+
+func (h minLevel) WithGroup(n string) slog.Handler {
+	return minLevel{Handler: h.Handler.WithGroup(n), level: h.level}
+}

@@ -1,0 +1,73 @@
+// Package storetest starts the embedded store once per test package and
+// hands each test a database of its own on it.
+package storetest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"testing"
+
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/orgsvc/orgsvc/internal/store"
+)
+
+var (
+	uri    string
+	client *mongo.Client
+)
+
+// Main starts the embedded FerretDB in a temporary directory, runs the
+// package's tests, stops the store and exits. Call it from TestMain.
+func Main(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "orgsvc-store-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	e, err := store.StartEmbedded(dir, "", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer e.Stop()
+	uri = e.URI()
+	client, err = mongo.Connect(options.Client().ApplyURI(uri))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer client.Disconnect(context.Background())
+	return m.Run()
+}
+
+// URI is the connection string of the package's embedded store.
+func URI() string { return uri }
+
+// Database returns a new, empty database with the master indexes, dropped
+// when the test ends.
+func Database(t testing.TB) *mongo.Database {
+	t.Helper()
+	if client == nil {
+		t.Fatal("storetest: call storetest.Main from TestMain")
+	}
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	db := client.Database("t_" + hex.EncodeToString(b))
+	if err := store.EnsureIndexes(context.Background(), db); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Drop(context.Background()) })
+	return db
+}
