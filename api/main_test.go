@@ -1,0 +1,202 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"testing"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/orgsvc/orgsvc/internal/app"
+	"github.com/orgsvc/orgsvc/internal/config"
+	"github.com/orgsvc/orgsvc/internal/storetest"
+)
+
+func TestMain(m *testing.M) { storetest.Main(m) }
+
+// testSecret signs every token in these tests.
+var testSecret = []byte("test-secret-that-is-at-least-32-bytes-long")
+
+// env is the whole service over a fresh database, served over real HTTP.
+type env struct {
+	t   *testing.T
+	srv *httptest.Server
+	db  *mongo.Database
+	cfg config.Config
+}
+
+func testConfig() config.Config {
+	return config.Config{
+		MongoDB: "unused", JWTAlgorithm: "HS256", JWTExpiresMinutes: 60,
+		JWTIssuer: "orgsvc", BcryptCost: 4, LogLevel: "info",
+	}
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	db := storetest.Database(t)
+	cfg := testConfig()
+	h, err := app.NewHandler(cfg, db, testSecret, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return &env{t: t, srv: srv, db: db, cfg: cfg}
+}
+
+// response is one answer, with its body decoded as JSON when it is JSON.
+type response struct {
+	status int
+	header http.Header
+	raw    []byte
+	body   any
+}
+
+// obj is the body as a JSON object.
+func (r response) obj() map[string]any {
+	m, _ := r.body.(map[string]any)
+	return m
+}
+
+// detail is the "detail" string of an error answer.
+func (r response) detail() string {
+	s, _ := r.obj()["detail"].(string)
+	return s
+}
+
+// problems is the "detail" list of a 422 answer.
+func (r response) problems() []map[string]any {
+	list, _ := r.obj()["detail"].([]any)
+	out := make([]map[string]any, 0, len(list))
+	for _, p := range list {
+		m, _ := p.(map[string]any)
+		out = append(out, m)
+	}
+	return out
+}
+
+var noRedirect = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+// request sends a request with a raw body and headers.
+func (e *env) request(method, path string, body []byte, headers map[string]string) response {
+	e.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequest(method, e.srv.URL+path, rd)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	res, err := noRedirect.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	r := response{status: res.StatusCode, header: res.Header, raw: raw}
+	if strings.HasPrefix(res.Header.Get("Content-Type"), "application/json") {
+		if err := json.Unmarshal(raw, &r.body); err != nil {
+			e.t.Fatalf("%s %s: answer is not JSON: %v: %s", method, path, err, raw)
+		}
+	}
+	return r
+}
+
+// call sends body as JSON, with a Bearer token when token is not empty.
+func (e *env) call(method, path, token string, body any) response {
+	e.t.Helper()
+	headers := map[string]string{}
+	var raw []byte
+	if body != nil {
+		var err error
+		if raw, err = json.Marshal(body); err != nil {
+			e.t.Fatal(err)
+		}
+		headers["Content-Type"] = "application/json"
+	}
+	if token != "" {
+		headers["Authorization"] = "Bearer " + token
+	}
+	return e.request(method, path, raw, headers)
+}
+
+// org is an organization a test signed up, with its admin's credentials.
+type org struct {
+	name, email, password string
+	adminID, token        string
+}
+
+var nonHost = regexp.MustCompile(`[^a-z0-9]+`)
+
+// signUp creates an organization and logs its admin in.
+func (e *env) signUp(name string) *org {
+	e.t.Helper()
+	slug := strings.Trim(nonHost.ReplaceAllString(strings.ToLower(name), "-"), "-")
+	o := &org{name: name, email: "admin@" + slug + ".example.com", password: name + "-pass-1"}
+	r := e.call("POST", "/org/create", "", map[string]any{"organization_name": o.name, "email": o.email, "password": o.password})
+	if r.status != http.StatusCreated {
+		e.t.Fatalf("create %q: %d %s", name, r.status, r.raw)
+	}
+	o.adminID, _ = r.obj()["admin_id"].(string)
+	o.token = e.login(o.email, o.password)
+	return o
+}
+
+// login returns a token for the credentials, failing the test otherwise.
+func (e *env) login(email, password string) string {
+	e.t.Helper()
+	r := e.call("POST", "/admin/login", "", map[string]any{"email": email, "password": password})
+	if r.status != http.StatusOK {
+		e.t.Fatalf("login %s: %d %s", email, r.status, r.raw)
+	}
+	tok, _ := r.obj()["access_token"].(string)
+	return tok
+}
+
+// collections lists the database's collections.
+func (e *env) collections() []string {
+	e.t.Helper()
+	names, err := e.db.ListCollectionNames(context.Background(), bson.D{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return names
+}
+
+// hasCollection reports whether the database has the named collection.
+func (e *env) hasCollection(name string) bool {
+	for _, n := range e.collections() {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}
+
+// expect fails the test unless the answer has the status and, when detail
+// is not empty, that detail.
+func expect(t *testing.T, r response, status int, detail string) {
+	t.Helper()
+	if r.status != status {
+		t.Fatalf("status: got %d, want %d (%s)", r.status, status, r.raw)
+	}
+	if detail != "" && r.detail() != detail {
+		t.Fatalf("detail: got %q, want %q", r.detail(), detail)
+	}
+}

@@ -1,0 +1,165 @@
+package security
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+var secret = []byte("0123456789abcdef0123456789abcdef")
+
+func newTokens(t *testing.T) *Tokens {
+	t.Helper()
+	tk, err := NewTokens(secret, "HS256", "orgsvc", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tk
+}
+
+func TestTokenRoundTrip(t *testing.T) {
+	tk := newTokens(t)
+	raw, err := tk.Issue("admin", "org-id", "slug", 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := tk.Verify(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Subject != "admin" || c.OrgID != "org-id" || c.Org != "slug" || c.Version != 7 || c.Issuer != "orgsvc" {
+		t.Fatalf("claims: %+v", c)
+	}
+}
+
+func TestForgedTokensAreRefused(t *testing.T) {
+	tk := newTokens(t)
+	now := time.Now()
+	good := func() jwt.MapClaims {
+		return jwt.MapClaims{"sub": "a", "org_id": "o", "org": "s", "ver": 0, "iss": "orgsvc", "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
+	}
+	sign := func(m jwt.SigningMethod, key any, claims jwt.MapClaims) string {
+		s, err := jwt.NewWithClaims(m, claims).SignedString(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	without := func(k string) jwt.MapClaims { c := good(); delete(c, k); return c }
+	with := func(k string, v any) jwt.MapClaims { c := good(); c[k] = v; return c }
+	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
+	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	none := sign(jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, good())
+	valid := sign(jwt.SigningMethodHS256, secret, good())
+
+	cases := map[string]string{
+		"alg none":        none,
+		"HS384":           sign(jwt.SigningMethodHS384, secret, good()),
+		"HS512":           sign(jwt.SigningMethodHS512, secret, good()),
+		"RS256":           sign(jwt.SigningMethodRS256, rsaKey, good()),
+		"ES256":           sign(jwt.SigningMethodES256, ecKey, good()),
+		"wrong secret":    sign(jwt.SigningMethodHS256, []byte("another-secret-another-secret-xx"), good()),
+		"expired":         sign(jwt.SigningMethodHS256, secret, with("exp", now.Add(-time.Minute).Unix())),
+		"no exp":          sign(jwt.SigningMethodHS256, secret, without("exp")),
+		"no iat":          sign(jwt.SigningMethodHS256, secret, without("iat")),
+		"iat in future":   sign(jwt.SigningMethodHS256, secret, with("iat", now.Add(time.Hour).Unix())),
+		"no iss":          sign(jwt.SigningMethodHS256, secret, without("iss")),
+		"foreign iss":     sign(jwt.SigningMethodHS256, secret, with("iss", "someone-else")),
+		"no sub":          sign(jwt.SigningMethodHS256, secret, without("sub")),
+		"no org":          sign(jwt.SigningMethodHS256, secret, without("org")),
+		"tampered claims": tamper(valid),
+		"garbage":         "not-a-jwt",
+		"empty":           "",
+	}
+	for name, raw := range cases {
+		t.Run(name, func(t *testing.T) {
+			if _, err := tk.Verify(raw); !errors.Is(err, ErrInvalidToken) {
+				t.Fatalf("got %v, want ErrInvalidToken", err)
+			}
+		})
+	}
+	if _, err := tk.Verify(valid); err != nil {
+		t.Fatalf("the untampered token fails: %v", err)
+	}
+	// Within the leeway an expired token still passes; past it, not.
+	if _, err := tk.Verify(sign(jwt.SigningMethodHS256, secret, with("exp", now.Add(-10*time.Second).Unix()))); err != nil {
+		t.Fatalf("10 s past exp is within the leeway: %v", err)
+	}
+}
+
+func tamper(token string) string {
+	parts := strings.Split(token, ".")
+	// Flip one character of the payload.
+	b := []byte(parts[1])
+	if b[5] == 'A' {
+		b[5] = 'B'
+	} else {
+		b[5] = 'A'
+	}
+	parts[1] = string(b)
+	return strings.Join(parts, ".")
+}
+
+func TestNewTokensRefusesNonHMAC(t *testing.T) {
+	for _, alg := range []string{"RS256", "none", "ES256", ""} {
+		if _, err := NewTokens(secret, alg, "orgsvc", time.Hour); err == nil {
+			t.Errorf("NewTokens accepted %q", alg)
+		}
+	}
+}
+
+func TestPasswords(t *testing.T) {
+	p, err := NewPasswords(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := p.Hash("correct-horse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.Check(h, "correct-horse") || p.Check(h, "wrong-horse") {
+		t.Fatal("Check does not tell right from wrong")
+	}
+	if p.Check("", "correct-horse") || p.Check("", "orgsvc-dummy-password") {
+		t.Fatal("an unknown account matched")
+	}
+	long := strings.Repeat("x", 72)
+	h, err = p.Hash(long)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.Check(h, long) || p.Check(h, long+"y") {
+		t.Fatal("72 bytes must match exactly and 73 never")
+	}
+	if _, err := p.Hash(long + "y"); !errors.Is(err, ErrPasswordTooLong) {
+		t.Fatalf("Hash of 73 bytes: %v", err)
+	}
+}
+
+func TestLoadOrCreateSecret(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "jwt_secret")
+	a, err := LoadOrCreateSecret(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := LoadOrCreateSecret(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(a) != string(b) || len(a) < 32 {
+		t.Fatalf("secret not kept: %q vs %q", a, b)
+	}
+	st, err := os.Stat(path)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("mode: %v %v", st.Mode(), err)
+	}
+}
