@@ -27,6 +27,9 @@ var problems = map[error]problem{
 	service.ErrAdminNotFound:      {http.StatusUnauthorized, "Admin not found"},
 	service.ErrOrgMismatch:        {http.StatusUnauthorized, "Admin organization mismatch"},
 	service.ErrTokenRevoked:       {http.StatusUnauthorized, "Token has been revoked"},
+	service.ErrDocumentNotFound:   {http.StatusNotFound, "Document not found"},
+	service.ErrDocumentTooLarge:   {http.StatusRequestEntityTooLarge, "Document too large"},
+	service.ErrDocumentChanged:    {http.StatusConflict, "Document changed concurrently; retry"},
 	errNotAuthenticated:           {http.StatusUnauthorized, "Not authenticated"},
 	errBadScheme:                  {http.StatusUnauthorized, "Invalid authentication credentials"},
 	errNotFound:                   {http.StatusNotFound, "Not Found"},
@@ -45,9 +48,18 @@ var (
 func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var invalid *service.InvalidError
 	if errors.As(err, &invalid) {
+		in := invalid.In
+		if in == "" {
+			in = "body"
+		}
 		encode(w, http.StatusUnprocessableEntity, ValidationError{Detail: []FieldError{{
-			Loc: []any{"body", invalid.Field}, Msg: invalid.Message, Type: invalid.Type,
+			Loc: []any{in, invalid.Field}, Msg: invalid.Message, Type: invalid.Type,
 		}}})
+		return
+	}
+	var refused *service.ProblemsError
+	if errors.As(err, &refused) {
+		encode(w, http.StatusUnprocessableEntity, ValidationError{Detail: docProblems(refused.Where, refused.Problems)})
 		return
 	}
 	if errors.Is(err, security.ErrPasswordTooLong) {

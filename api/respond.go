@@ -57,14 +57,8 @@ type normalizer interface{ normalize() }
 // ignored; every problem is reported at once. It returns false after
 // writing the error answer.
 func (s *server) decode(w http.ResponseWriter, r *http.Request, dst any) bool {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			encode(w, http.StatusRequestEntityTooLarge, ErrorResponse{Detail: "Request body too large"})
-			return false
-		}
-		encode(w, http.StatusBadRequest, ErrorResponse{Detail: "Could not read request body"})
+	body, ok := readBody(w, r, maxBodyBytes)
+	if !ok {
 		return false
 	}
 	if problems := s.parse(r.Header.Get("Content-Type"), body, dst); len(problems) > 0 {
@@ -72,6 +66,22 @@ func (s *server) decode(w http.ResponseWriter, r *http.Request, dst any) bool {
 		return false
 	}
 	return true
+}
+
+// readBody reads the request body, up to limit bytes; over that it answers
+// 413 and returns false.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			encode(w, http.StatusRequestEntityTooLarge, ErrorResponse{Detail: "Request body too large"})
+			return nil, false
+		}
+		encode(w, http.StatusBadRequest, ErrorResponse{Detail: "Could not read request body"})
+		return nil, false
+	}
+	return body, true
 }
 
 func (s *server) parse(contentType string, body []byte, dst any) []FieldError {

@@ -5,7 +5,6 @@ import (
 	"strings"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/go-chi/chi/v5/middleware"
 	httpSwagger "github.com/swaggo/http-swagger/v2"
 
 	_ "github.com/orgsvc/orgsvc/docs" // the generated OpenAPI document
@@ -14,7 +13,7 @@ import (
 // routes is the whole API surface.
 func (s *server) routes() http.Handler {
 	r := chi.NewRouter()
-	r.Use(middleware.Recoverer)
+	r.Use(s.recoverPanics)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) { s.writeError(w, r, errNotFound) })
 	r.MethodNotAllowed(s.methodNotAllowed(r))
 
@@ -32,6 +31,13 @@ func (s *server) routes() http.Handler {
 			r.Post("/update", s.handleUpdateOrg)
 			r.Delete("/delete", s.handleDeleteOrg)
 			r.Post("/delete", s.handleDeleteOrg)
+
+			r.Post("/documents", s.handleCreateDocument)
+			r.Get("/documents", s.handleListDocuments)
+			r.Get("/documents/{id}", s.handleGetDocument)
+			r.Put("/documents/{id}", s.handleReplaceDocument)
+			r.Patch("/documents/{id}", s.handlePatchDocument)
+			r.Delete("/documents/{id}", s.handleDeleteDocument)
 		})
 	})
 

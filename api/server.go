@@ -24,14 +24,20 @@ import (
 type Deps struct {
 	Auth   *service.AuthService
 	Orgs   *service.OrgService
+	Docs   *service.DocumentService
 	Logger *slog.Logger
+	// MaxDocumentBytes bounds a document body.
+	MaxDocumentBytes int64
 }
 
 type server struct {
 	auth     *service.AuthService
 	orgs     *service.OrgService
+	docs     *service.DocumentService
 	log      *slog.Logger
 	validate *validator.Validate
+
+	maxDocumentBytes int64
 }
 
 // NewServer returns the service's HTTP handler.
@@ -39,8 +45,11 @@ func NewServer(d Deps) http.Handler {
 	s := &server{
 		auth:     d.Auth,
 		orgs:     d.Orgs,
+		docs:     d.Docs,
 		log:      d.Logger,
 		validate: newValidator(),
+
+		maxDocumentBytes: d.MaxDocumentBytes,
 	}
 	if s.log == nil {
 		s.log = slog.Default()

@@ -135,7 +135,8 @@ func NewHandler(cfg config.Config, db *mongo.Database, secret []byte, log *slog.
 	tenants := repository.NewTenantRepository(db)
 	auth := service.NewAuthService(master, tokens, passwords)
 	orgs := service.NewOrgService(master, tenants, passwords, auth, log)
-	return api.NewServer(api.Deps{Auth: auth, Orgs: orgs, Logger: log}), nil
+	docs := service.NewDocumentService(tenants, int(cfg.MaxDocumentBytes))
+	return api.NewServer(api.Deps{Auth: auth, Orgs: orgs, Docs: docs, Logger: log, MaxDocumentBytes: cfg.MaxDocumentBytes}), nil
 }
 
 func newLogger(w io.Writer, level string) *slog.Logger {

@@ -27,6 +27,7 @@ type Config struct {
 	BcryptCost        int    `envconfig:"BCRYPT_COST" default:"12"`
 	EmbeddedMongoAddr string `envconfig:"EMBEDDED_MONGO_ADDR"`
 	LogLevel          string `envconfig:"LOG_LEVEL" default:"info"`
+	MaxDocumentBytes  int64  `envconfig:"MAX_DOCUMENT_BYTES" default:"1048576"`
 }
 
 // MinSecretBytes is the shortest JWT_SECRET accepted.
@@ -94,6 +95,9 @@ func (c Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		errs = append(errs, fmt.Errorf("LOG_LEVEL: %q is not one of debug, info, warn, error", c.LogLevel))
+	}
+	if c.MaxDocumentBytes < 1024 || c.MaxDocumentBytes > 16<<20-1024 {
+		errs = append(errs, fmt.Errorf("MAX_DOCUMENT_BYTES: %d is outside 1024..%d (MongoDB's 16 MiB document limit)", c.MaxDocumentBytes, 16<<20-1024))
 	}
 	if c.JWTIssuer == "" {
 		errs = append(errs, errors.New("JWT_ISSUER: must not be empty"))

@@ -51,3 +51,16 @@ type EmailClaim struct {
 	AdminID   bson.ObjectID `bson:"admin_id"`
 	CreatedAt time.Time     `bson:"created_at"`
 }
+
+// Document is one client document in an organization's tenant collection.
+// The client's JSON is kept as text, exactly as sent, because no BSON
+// encoding round-trips every JSON value on both MongoDB and FerretDB
+// (arrays directly inside arrays, integers beyond int64, -0). Fields holds
+// the top-level scalar members again, for equality filters.
+type Document struct {
+	ID        bson.ObjectID `bson:"_id"`
+	JSON      string        `bson:"data_json"`
+	Fields    bson.D        `bson:"fields"`
+	CreatedAt time.Time     `bson:"created_at"`
+	UpdatedAt time.Time     `bson:"updated_at"`
+}

@@ -21,8 +21,10 @@ var (
 )
 
 // InvalidError is a request that breaks a rule only the service can check
-// (for example, a name whose slug is empty). Field names the input.
+// (for example, a name whose slug is empty). Field names the input, In
+// where it came from: "body" (the default) or "query".
 type InvalidError struct {
+	In      string
 	Field   string
 	Message string
 	Type    string

@@ -1,0 +1,280 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/orgsvc/orgsvc/internal/jsondoc"
+	"github.com/orgsvc/orgsvc/internal/model"
+)
+
+// Listing limits.
+const (
+	defaultPageSize = 50
+	maxPageSize     = 500
+)
+
+// DocumentResponse is a stored document in its envelope.
+type DocumentResponse struct {
+	ID        string          `json:"id" example:"665f1b2c9d3e4a0012345679"`
+	Data      json.RawMessage `json:"data" swaggertype:"object"`
+	CreatedAt string          `json:"created_at" example:"2026-11-28T21:59:07.528Z"`
+	UpdatedAt string          `json:"updated_at" example:"2026-11-28T21:59:07.528Z"`
+}
+
+// DocumentPage is one page of a listing.
+type DocumentPage struct {
+	Items []DocumentResponse `json:"items"`
+	// Next is the cursor to pass as after for the following page; null on
+	// the last page.
+	Next *string `json:"next" example:"665f1b2c9d3e4a0012345679"`
+}
+
+func envelope(d *model.Document) DocumentResponse {
+	return DocumentResponse{
+		ID:        d.ID.Hex(),
+		Data:      json.RawMessage(d.JSON),
+		CreatedAt: d.CreatedAt.UTC().Format(rfc3339Millis),
+		UpdatedAt: d.UpdatedAt.UTC().Format(rfc3339Millis),
+	}
+}
+
+const rfc3339Millis = "2006-01-02T15:04:05.000Z07:00"
+
+// readDocument reads and checks a document (or merge patch) body.
+func (s *server) readDocument(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	body, ok := readBody(w, r, s.maxDocumentBytes)
+	if !ok {
+		return nil, false
+	}
+	switch {
+	case len(body) == 0:
+		encode(w, http.StatusUnprocessableEntity, ValidationError{Detail: []FieldError{missing("body")}})
+		return nil, false
+	case !isJSON(r.Header.Get("Content-Type")):
+		encode(w, http.StatusUnprocessableEntity, ValidationError{Detail: []FieldError{notADict()}})
+		return nil, false
+	}
+	return body, true
+}
+
+// docProblems turns a document's problems into 422 details under where.
+func docProblems(where []any, problems []jsondoc.Problem) []FieldError {
+	out := make([]FieldError, 0, len(problems))
+	for _, p := range problems {
+		loc := append(append([]any{}, where...), p.Path...)
+		out = append(out, FieldError{Loc: loc, Msg: p.Msg, Type: p.Type})
+	}
+	return out
+}
+
+func (s *server) refuse(w http.ResponseWriter, where []any, problems []jsondoc.Problem) {
+	encode(w, http.StatusUnprocessableEntity, ValidationError{Detail: docProblems(where, problems)})
+}
+
+// handleCreateDocument godoc
+//
+//	@Summary		Store a document
+//	@Description	Stores any JSON object as a new document of the caller's organization. Keys may not start with "$" or contain "." or NUL, and nesting may not go deeper than 32 levels. Numbers, strings and key order come back exactly as sent.
+//	@Tags			documents
+//	@Accept			json
+//	@Produce		json
+//	@Security		BearerAuth
+//	@Param			body	body		object	true	"The document's data: any JSON object"
+//	@Success		201		{object}	DocumentResponse
+//	@Failure		401		{object}	ErrorResponse	"Missing, invalid or revoked token"
+//	@Failure		413		{object}	ErrorResponse	"Body over MAX_DOCUMENT_BYTES"
+//	@Failure		422		{object}	ValidationError
+//	@Failure		500		{object}	ErrorResponse
+//	@Router			/org/documents [post]
+func (s *server) handleCreateDocument(w http.ResponseWriter, r *http.Request) {
+	body, ok := s.readDocument(w, r)
+	if !ok {
+		return
+	}
+	doc, problems := jsondoc.Parse(body)
+	if len(problems) > 0 {
+		s.refuse(w, []any{"body"}, problems)
+		return
+	}
+	d, err := s.docs.Create(r.Context(), principal(r), doc)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	encode(w, http.StatusCreated, envelope(d))
+}
+
+// handleGetDocument godoc
+//
+//	@Summary		Read a document
+//	@Description	Returns one document of the caller's organization. An unknown or malformed id, or another organization's, is 404.
+//	@Tags			documents
+//	@Produce		json
+//	@Security		BearerAuth
+//	@Param			id	path		string	true	"Document id (24 hex digits)"
+//	@Success		200	{object}	DocumentResponse
+//	@Failure		401	{object}	ErrorResponse	"Missing, invalid or revoked token"
+//	@Failure		404	{object}	ErrorResponse	"Document not found"
+//	@Failure		500	{object}	ErrorResponse
+//	@Router			/org/documents/{id} [get]
+func (s *server) handleGetDocument(w http.ResponseWriter, r *http.Request) {
+	d, err := s.docs.Get(r.Context(), principal(r), chi.URLParam(r, "id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	encode(w, http.StatusOK, envelope(d))
+}
+
+// handleReplaceDocument godoc
+//
+//	@Summary		Replace a document's data
+//	@Description	Replaces the data of one document of the caller's organization; created_at stays, updated_at moves. Same rules as creating.
+//	@Tags			documents
+//	@Accept			json
+//	@Produce		json
+//	@Security		BearerAuth
+//	@Param			id		path		string	true	"Document id (24 hex digits)"
+//	@Param			body	body		object	true	"The new data: any JSON object"
+//	@Success		200		{object}	DocumentResponse
+//	@Failure		401		{object}	ErrorResponse	"Missing, invalid or revoked token"
+//	@Failure		404		{object}	ErrorResponse	"Document not found"
+//	@Failure		413		{object}	ErrorResponse	"Body over MAX_DOCUMENT_BYTES"
+//	@Failure		422		{object}	ValidationError
+//	@Failure		500		{object}	ErrorResponse
+//	@Router			/org/documents/{id} [put]
+func (s *server) handleReplaceDocument(w http.ResponseWriter, r *http.Request) {
+	body, ok := s.readDocument(w, r)
+	if !ok {
+		return
+	}
+	doc, problems := jsondoc.Parse(body)
+	if len(problems) > 0 {
+		s.refuse(w, []any{"body"}, problems)
+		return
+	}
+	d, err := s.docs.Replace(r.Context(), principal(r), chi.URLParam(r, "id"), doc)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	encode(w, http.StatusOK, envelope(d))
+}
+
+// handlePatchDocument godoc
+//
+//	@Summary		Merge-patch a document's data
+//	@Description	Applies a JSON Merge Patch (RFC 7396) to the data of one document: members set to null are removed, objects merge, anything else replaces. The result must follow the same rules as a created document. 409 when the document changed between read and write: retry.
+//	@Tags			documents
+//	@Accept			json
+//	@Accept			application/merge-patch+json
+//	@Produce		json
+//	@Security		BearerAuth
+//	@Param			id		path		string	true	"Document id (24 hex digits)"
+//	@Param			body	body		object	true	"The merge patch"
+//	@Success		200		{object}	DocumentResponse
+//	@Failure		401		{object}	ErrorResponse	"Missing, invalid or revoked token"
+//	@Failure		404		{object}	ErrorResponse	"Document not found"
+//	@Failure		409		{object}	ErrorResponse	"Changed concurrently; retry"
+//	@Failure		413		{object}	ErrorResponse	"Body or result over MAX_DOCUMENT_BYTES"
+//	@Failure		422		{object}	ValidationError
+//	@Failure		500		{object}	ErrorResponse
+//	@Router			/org/documents/{id} [patch]
+func (s *server) handlePatchDocument(w http.ResponseWriter, r *http.Request) {
+	body, ok := s.readDocument(w, r)
+	if !ok {
+		return
+	}
+	patch, problems := jsondoc.ParsePatch(body)
+	if len(problems) > 0 {
+		s.refuse(w, []any{"body"}, problems)
+		return
+	}
+	d, err := s.docs.Patch(r.Context(), principal(r), chi.URLParam(r, "id"), patch)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	encode(w, http.StatusOK, envelope(d))
+}
+
+// handleDeleteDocument godoc
+//
+//	@Summary		Delete a document
+//	@Description	Deletes one document of the caller's organization.
+//	@Tags			documents
+//	@Produce		json
+//	@Security		BearerAuth
+//	@Param			id	path	string	true	"Document id (24 hex digits)"
+//	@Success		204	"Deleted"
+//	@Failure		401	{object}	ErrorResponse	"Missing, invalid or revoked token"
+//	@Failure		404	{object}	ErrorResponse	"Document not found"
+//	@Failure		500	{object}	ErrorResponse
+//	@Router			/org/documents/{id} [delete]
+func (s *server) handleDeleteDocument(w http.ResponseWriter, r *http.Request) {
+	if err := s.docs.Delete(r.Context(), principal(r), chi.URLParam(r, "id")); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// handleListDocuments godoc
+//
+//	@Summary		List documents
+//	@Description	Lists the caller's documents in id order, a page at a time. Pass the answer's next as after to get the following page; next is null on the last page. filter is a JSON object of equality conditions on top-level data fields, with string, number, boolean or null values; operators are refused.
+//	@Tags			documents
+//	@Produce		json
+//	@Security		BearerAuth
+//	@Param			limit	query		int		false	"Page size, 1 to 500"	default(50)	minimum(1)	maximum(500)
+//	@Param			after	query		string	false	"Cursor: the previous page's next"
+//	@Param			filter	query		string	false	"Equality filter, e.g. {&quot;kind&quot;:&quot;invoice&quot;,&quot;paid&quot;:false}"
+//	@Success		200		{object}	DocumentPage
+//	@Failure		401		{object}	ErrorResponse	"Missing, invalid or revoked token"
+//	@Failure		422		{object}	ValidationError
+//	@Failure		500		{object}	ErrorResponse
+//	@Router			/org/documents [get]
+func (s *server) handleListDocuments(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	limit := defaultPageSize
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		switch {
+		case err != nil:
+			encode(w, http.StatusUnprocessableEntity, ValidationError{Detail: []FieldError{{Loc: []any{"query", "limit"}, Msg: "value is not a valid integer", Type: "type_error.integer"}}})
+			return
+		case n < 1:
+			encode(w, http.StatusUnprocessableEntity, ValidationError{Detail: []FieldError{{Loc: []any{"query", "limit"}, Msg: "ensure this value is greater than or equal to 1", Type: "value_error.number.not_ge", Ctx: map[string]any{"limit_value": 1}}}})
+			return
+		case n > maxPageSize:
+			encode(w, http.StatusUnprocessableEntity, ValidationError{Detail: []FieldError{{Loc: []any{"query", "limit"}, Msg: "ensure this value is less than or equal to " + strconv.Itoa(maxPageSize), Type: "value_error.number.not_le", Ctx: map[string]any{"limit_value": maxPageSize}}}})
+			return
+		}
+		limit = n
+	}
+	var where []jsondoc.Condition
+	if v := q.Get("filter"); v != "" {
+		var problems []jsondoc.Problem
+		if where, problems = jsondoc.ParseFilter(v); len(problems) > 0 {
+			s.refuse(w, []any{"query", "filter"}, problems)
+			return
+		}
+	}
+	page, err := s.docs.List(r.Context(), principal(r), q.Get("after"), where, limit)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := DocumentPage{Items: make([]DocumentResponse, 0, len(page.Items))}
+	for i := range page.Items {
+		out.Items = append(out.Items, envelope(&page.Items[i]))
+	}
+	if page.Next != "" {
+		out.Next = &page.Next
+	}
+	encode(w, http.StatusOK, out)
+}

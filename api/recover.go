@@ -1,0 +1,25 @@
+package api
+
+import (
+	"net/http"
+	"runtime/debug"
+)
+
+// recoverPanics turns a panic into a 500 in the error shape; the stack goes
+// to the log, never to the client.
+func (s *server) recoverPanics(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			v := recover()
+			if v == nil {
+				return
+			}
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.log.ErrorContext(r.Context(), "panic", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+			encode(w, http.StatusInternalServerError, ErrorResponse{Detail: "Internal Server Error"})
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
