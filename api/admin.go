@@ -1,7 +1,11 @@
 package api
 
 import (
+	"errors"
 	"net/http"
+
+	"github.com/orgsvc/orgsvc/internal/model"
+	"github.com/orgsvc/orgsvc/internal/service"
 )
 
 // LoginRequest is the body of POST /admin/login.
@@ -26,19 +30,66 @@ type TokenResponse struct {
 //	@Param			body	body		LoginRequest	true	"Credentials"
 //	@Success		200		{object}	TokenResponse
 //	@Failure		401		{object}	ErrorResponse	"Invalid credentials"
-//	@Failure		413		{object}	ErrorResponse	"Body over 1 MiB"
+//	@Failure		413		{object}	ErrorResponse	"Body over MAX_BODY_BYTES"
+//	@Failure		415		{object}	ErrorResponse	"Content-Type is not JSON"
 //	@Failure		422		{object}	ValidationError
+//	@Failure		429		{object}	ErrorResponse	"Too many attempts from this address or for this e-mail (Retry-After says when to retry)"
 //	@Failure		500		{object}	ErrorResponse
+//	@Failure		503		{object}	ErrorResponse	"Password checks saturated or database unavailable (Retry-After)"
 //	@Router			/admin/login [post]
 func (s *server) handleLogin(w http.ResponseWriter, r *http.Request) {
+	if s.limited(w, r, s.limits.loginAddress, "login_address", s.clientAddr(r)) {
+		return
+	}
 	var req LoginRequest
 	if !s.decode(w, r, &req) {
 		return
 	}
+	if s.limited(w, r, s.limits.loginEmail, "login_email", model.EmailKey(*req.Email)) {
+		return
+	}
 	token, err := s.auth.Login(r.Context(), *req.Email, *req.Password)
+	s.countLogin(err)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	encode(w, http.StatusOK, TokenResponse{AccessToken: token, TokenType: "bearer"})
+}
+
+func (s *server) countLogin(err error) {
+	if s.metrics == nil {
+		return
+	}
+	outcome := "success"
+	switch {
+	case err == nil:
+	case errors.Is(err, service.ErrInvalidCredentials):
+		outcome = "invalid"
+	case errors.Is(err, service.ErrBusy):
+		outcome = "busy"
+	default:
+		outcome = "error"
+	}
+	s.metrics.Logins.WithLabelValues(outcome).Inc()
+}
+
+// handleLogout godoc
+//
+//	@Summary		Log out everywhere
+//	@Description	Ends every token of the calling admin, this one included. Log in again for a new one.
+//	@Tags			admin
+//	@Produce		json
+//	@Security		BearerAuth
+//	@Success		200	{object}	MessageResponse
+//	@Failure		401	{object}	ErrorResponse	"Missing, invalid or revoked token"
+//	@Failure		500	{object}	ErrorResponse
+//	@Failure		503	{object}	ErrorResponse	"database unavailable"
+//	@Router			/admin/logout [post]
+func (s *server) handleLogout(w http.ResponseWriter, r *http.Request) {
+	if err := s.auth.Logout(r.Context(), principal(r)); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	encode(w, http.StatusOK, MessageResponse{Detail: "Logged out"})
 }

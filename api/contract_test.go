@@ -239,6 +239,10 @@ var overrides = map[int]override{
 	121: detail(400, "Email already registered", "alpha's admin already has that e-mail"),
 	138: detail(401, "Invalid credentials", "zeta was never created (step 121 was refused)"),
 
+	// Content types.
+	16: detail(415, "Unsupported Media Type: send application/json", "a body that is not JSON is 415, not 422"),
+	47: detail(415, "Unsupported Media Type: send application/json", "a body that is not JSON is 415, not 422"),
+
 	// Routing.
 	143: answer(200, fmt.Sprintf(updated, "beta"), "POST /org/update is accepted, as the original's README documents"),
 	144: detail(200, "Organization deleted successfully", "POST /org/delete is accepted, as the original's README documents (this deletes beta)"),

@@ -30,7 +30,7 @@ type DocumentPage struct {
 	Items []DocumentResponse `json:"items"`
 	// Next is the cursor to pass as after for the following page; null on
 	// the last page.
-	Next *string `json:"next" example:"665f1b2c9d3e4a0012345679"`
+	Next *string `json:"next" example:"665f1b2c9d3e4a0012345679" extensions:"x-nullable"`
 }
 
 func envelope(d *model.Document) DocumentResponse {
@@ -46,19 +46,12 @@ const rfc3339Millis = "2006-01-02T15:04:05.000Z07:00"
 
 // readDocument reads and checks a document (or merge patch) body.
 func (s *server) readDocument(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
-	body, ok := readBody(w, r, s.maxDocumentBytes)
-	if !ok {
-		return nil, false
-	}
-	switch {
-	case len(body) == 0:
+	body, ok := readJSONBody(w, r, s.maxDocumentBytes)
+	if ok && len(body) == 0 {
 		encode(w, http.StatusUnprocessableEntity, ValidationError{Detail: []FieldError{missing("body")}})
 		return nil, false
-	case !isJSON(r.Header.Get("Content-Type")):
-		encode(w, http.StatusUnprocessableEntity, ValidationError{Detail: []FieldError{notADict()}})
-		return nil, false
 	}
-	return body, true
+	return body, ok
 }
 
 // docProblems turns a document's problems into 422 details under where.
@@ -81,6 +74,7 @@ func (s *server) refuse(w http.ResponseWriter, where []any, problems []jsondoc.P
 //	@Description	Stores any JSON object as a new document of the caller's organization. Keys may not start with "$" or contain "." or NUL, and nesting may not go deeper than 32 levels. Numbers, strings and key order come back exactly as sent.
 //	@Tags			documents
 //	@Accept			json
+//	@Accept			application/merge-patch+json
 //	@Produce		json
 //	@Security		BearerAuth
 //	@Param			body	body		object	true	"The document's data: any JSON object"
@@ -89,6 +83,8 @@ func (s *server) refuse(w http.ResponseWriter, where []any, problems []jsondoc.P
 //	@Failure		413		{object}	ErrorResponse	"Body over MAX_DOCUMENT_BYTES"
 //	@Failure		422		{object}	ValidationError
 //	@Failure		500		{object}	ErrorResponse
+//	@Failure		415		{object}	ErrorResponse	"Content-Type is not JSON"
+//	@Failure		503		{object}	ErrorResponse	"database unavailable (Retry-After)"
 //	@Router			/org/documents [post]
 func (s *server) handleCreateDocument(w http.ResponseWriter, r *http.Request) {
 	body, ok := s.readDocument(w, r)
@@ -120,6 +116,7 @@ func (s *server) handleCreateDocument(w http.ResponseWriter, r *http.Request) {
 //	@Failure		401	{object}	ErrorResponse	"Missing, invalid or revoked token"
 //	@Failure		404	{object}	ErrorResponse	"Document not found"
 //	@Failure		500	{object}	ErrorResponse
+//	@Failure		503		{object}	ErrorResponse	"database unavailable (Retry-After)"
 //	@Router			/org/documents/{id} [get]
 func (s *server) handleGetDocument(w http.ResponseWriter, r *http.Request) {
 	d, err := s.docs.Get(r.Context(), principal(r), chi.URLParam(r, "id"))
@@ -136,6 +133,7 @@ func (s *server) handleGetDocument(w http.ResponseWriter, r *http.Request) {
 //	@Description	Replaces the data of one document of the caller's organization; created_at stays, updated_at moves. Same rules as creating.
 //	@Tags			documents
 //	@Accept			json
+//	@Accept			application/merge-patch+json
 //	@Produce		json
 //	@Security		BearerAuth
 //	@Param			id		path		string	true	"Document id (24 hex digits)"
@@ -146,6 +144,8 @@ func (s *server) handleGetDocument(w http.ResponseWriter, r *http.Request) {
 //	@Failure		413		{object}	ErrorResponse	"Body over MAX_DOCUMENT_BYTES"
 //	@Failure		422		{object}	ValidationError
 //	@Failure		500		{object}	ErrorResponse
+//	@Failure		415		{object}	ErrorResponse	"Content-Type is not JSON"
+//	@Failure		503		{object}	ErrorResponse	"database unavailable (Retry-After)"
 //	@Router			/org/documents/{id} [put]
 func (s *server) handleReplaceDocument(w http.ResponseWriter, r *http.Request) {
 	body, ok := s.readDocument(w, r)
@@ -183,6 +183,8 @@ func (s *server) handleReplaceDocument(w http.ResponseWriter, r *http.Request) {
 //	@Failure		413		{object}	ErrorResponse	"Body or result over MAX_DOCUMENT_BYTES"
 //	@Failure		422		{object}	ValidationError
 //	@Failure		500		{object}	ErrorResponse
+//	@Failure		415		{object}	ErrorResponse	"Content-Type is not JSON"
+//	@Failure		503		{object}	ErrorResponse	"database unavailable (Retry-After)"
 //	@Router			/org/documents/{id} [patch]
 func (s *server) handlePatchDocument(w http.ResponseWriter, r *http.Request) {
 	body, ok := s.readDocument(w, r)
@@ -214,6 +216,7 @@ func (s *server) handlePatchDocument(w http.ResponseWriter, r *http.Request) {
 //	@Failure		401	{object}	ErrorResponse	"Missing, invalid or revoked token"
 //	@Failure		404	{object}	ErrorResponse	"Document not found"
 //	@Failure		500	{object}	ErrorResponse
+//	@Failure		503		{object}	ErrorResponse	"database unavailable (Retry-After)"
 //	@Router			/org/documents/{id} [delete]
 func (s *server) handleDeleteDocument(w http.ResponseWriter, r *http.Request) {
 	if err := s.docs.Delete(r.Context(), principal(r), chi.URLParam(r, "id")); err != nil {
@@ -237,6 +240,7 @@ func (s *server) handleDeleteDocument(w http.ResponseWriter, r *http.Request) {
 //	@Failure		401		{object}	ErrorResponse	"Missing, invalid or revoked token"
 //	@Failure		422		{object}	ValidationError
 //	@Failure		500		{object}	ErrorResponse
+//	@Failure		503		{object}	ErrorResponse	"database unavailable (Retry-After)"
 //	@Router			/org/documents [get]
 func (s *server) handleListDocuments(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net/http"
 
-	"github.com/orgsvc/orgsvc/internal/security"
 	"github.com/orgsvc/orgsvc/internal/service"
 )
 
@@ -32,6 +31,8 @@ var problems = map[error]problem{
 	service.ErrDocumentChanged:    {http.StatusConflict, "Document changed concurrently; retry"},
 	errNotAuthenticated:           {http.StatusUnauthorized, "Not authenticated"},
 	errBadScheme:                  {http.StatusUnauthorized, "Invalid authentication credentials"},
+	service.ErrBusy:               {http.StatusServiceUnavailable, "Server busy; retry later"},
+	service.ErrUnavailable:        {http.StatusServiceUnavailable, "database unavailable"},
 	errNotFound:                   {http.StatusNotFound, "Not Found"},
 	errMethodNotAllowed:           {http.StatusMethodNotAllowed, "Method Not Allowed"},
 }
@@ -62,7 +63,7 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		encode(w, http.StatusUnprocessableEntity, ValidationError{Detail: docProblems(refused.Where, refused.Problems)})
 		return
 	}
-	if errors.Is(err, security.ErrPasswordTooLong) {
+	if errors.Is(err, service.ErrPasswordTooLong) {
 		encode(w, http.StatusUnprocessableEntity, ValidationError{Detail: []FieldError{{
 			Loc: []any{"body", "password"}, Msg: "ensure this value has at most 72 bytes (bcrypt's limit)", Type: "value_error.any_str.max_bytes",
 		}}})
@@ -70,13 +71,16 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	for target, p := range problems {
 		if errors.Is(err, target) {
-			if p.status == http.StatusUnauthorized {
+			switch p.status {
+			case http.StatusUnauthorized:
 				w.Header().Set("WWW-Authenticate", "Bearer")
+			case http.StatusServiceUnavailable:
+				w.Header().Set("Retry-After", "1")
 			}
 			encode(w, p.status, ErrorResponse{Detail: p.detail})
 			return
 		}
 	}
-	s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	s.log.ErrorContext(r.Context(), "request failed", "request_id", info(r.Context()).id, "method", r.Method, "path", r.URL.Path, "err", err)
 	encode(w, http.StatusInternalServerError, ErrorResponse{Detail: "Internal Server Error"})
 }

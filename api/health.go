@@ -1,6 +1,12 @@
 package api
 
-import "net/http"
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
 
 // HealthResponse is the liveness answer.
 type HealthResponse struct {
@@ -14,7 +20,44 @@ type HealthResponse struct {
 //	@Tags			health
 //	@Produce		json
 //	@Success		200	{object}	HealthResponse
+//	@Failure		500	{object}	ErrorResponse
 //	@Router			/health [get]
 func (s *server) handleHealth(w http.ResponseWriter, _ *http.Request) {
 	encode(w, http.StatusOK, HealthResponse{Status: "ok"})
+}
+
+// handleReady godoc
+//
+//	@Summary		Readiness
+//	@Description	Answers 200 while the database answers a ping, 503 while it does not: take the instance out of rotation, it recovers by itself.
+//	@Tags			health
+//	@Produce		json
+//	@Success		200	{object}	HealthResponse
+//	@Failure		500	{object}	ErrorResponse
+//	@Failure		503	{object}	ErrorResponse	"database unavailable"
+//	@Router			/ready [get]
+func (s *server) handleReady(w http.ResponseWriter, r *http.Request) {
+	if s.ready != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := s.ready(ctx); err != nil {
+			w.Header().Set("Retry-After", "1")
+			encode(w, http.StatusServiceUnavailable, ErrorResponse{Detail: "database unavailable"})
+			return
+		}
+	}
+	encode(w, http.StatusOK, HealthResponse{Status: "ready"})
+}
+
+// handleMetrics godoc
+//
+//	@Summary		Prometheus metrics
+//	@Description	Request counts and latency by route, login outcomes, rate-limit refusals, the bcrypt queue, database errors, Go runtime and process metrics, and build information, in Prometheus text format. Keep it off the public internet.
+//	@Tags			health
+//	@Produce		plain
+//	@Success		200	{string}	string	"Prometheus text exposition"
+//	@Failure		500	{object}	ErrorResponse
+//	@Router			/metrics [get]
+func (s *server) handleMetrics(w http.ResponseWriter, r *http.Request) {
+	promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{}).ServeHTTP(w, r)
 }

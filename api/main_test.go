@@ -5,18 +5,21 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/orgsvc/orgsvc/internal/app"
 	"github.com/orgsvc/orgsvc/internal/config"
+	"github.com/orgsvc/orgsvc/internal/metrics"
+	"github.com/orgsvc/orgsvc/internal/security"
 	"github.com/orgsvc/orgsvc/internal/storetest"
 )
 
@@ -27,30 +30,72 @@ var testSecret = []byte("test-secret-that-is-at-least-32-bytes-long")
 
 // env is the whole service over a fresh database, served over real HTTP.
 type env struct {
-	t   *testing.T
-	srv *httptest.Server
-	db  *mongo.Database
-	cfg config.Config
+	t       *testing.T
+	srv     *httptest.Server
+	db      *mongo.Database
+	cfg     config.Config
+	logs    *syncBuffer
+	metrics *metrics.Metrics
 }
 
 func testConfig() config.Config {
 	return config.Config{
 		MongoDB: "unused", JWTAlgorithm: "HS256", JWTExpiresMinutes: 60,
-		JWTIssuer: "orgsvc", BcryptCost: 4, LogLevel: "info", MaxDocumentBytes: 1 << 20,
+		JWTIssuer: "orgsvc", BcryptCost: 4, BcryptQueue: 64, LogLevel: "info", LogFormat: "json",
+		MaxDocumentBytes: 1 << 20, MaxBodyBytes: 1 << 20, RequestTimeout: 10 * time.Second,
 	}
 }
 
-func newEnv(t *testing.T) *env {
+// newEnv starts the service with the test configuration, changed by each
+// option in turn. The service's log goes to env.logs.
+func newEnv(t *testing.T, options ...func(*config.Config)) *env {
 	t.Helper()
 	db := storetest.Database(t)
+	return startEnv(t, db, func(ctx context.Context) error { return db.Client().Ping(ctx, nil) }, options...)
+}
+
+// startEnv serves the service over db, with ready as its readiness check.
+func startEnv(t *testing.T, db *mongo.Database, ready func(context.Context) error, options ...func(*config.Config)) *env {
+	t.Helper()
 	cfg := testConfig()
-	h, err := app.NewHandler(cfg, db, testSecret, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	for _, o := range options {
+		o(&cfg)
+	}
+	logs := &syncBuffer{}
+	log := app.NewLogger(logs, "debug", "json")
+	passwords, err := security.NewPasswords(cfg.BcryptCost, cfg.BcryptWorkers, cfg.BcryptQueue)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := metrics.New(passwords)
+	h, err := app.NewHandler(cfg, app.Components{
+		DB: db, Secret: testSecret, Logger: log, Passwords: passwords, Metrics: m,
+		Ready: ready,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
-	return &env{t: t, srv: srv, db: db, cfg: cfg}
+	return &env{t: t, srv: srv, db: db, cfg: cfg, logs: logs, metrics: m}
+}
+
+// syncBuffer is a bytes.Buffer safe for the server's goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // response is one answer, with its body decoded as JSON when it is JSON.
@@ -123,6 +168,7 @@ func (e *env) request(method, path string, body []byte, headers map[string]strin
 			e.t.Fatalf("%s %s: answer is not JSON: %v: %s", method, path, err, raw)
 		}
 	}
+	e.checkSpec(req, body, r)
 	return r
 }
 

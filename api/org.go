@@ -71,11 +71,17 @@ type MessageResponse struct {
 //	@Param			body	body		CreateOrgRequest	true	"Organization and its admin"
 //	@Success		201		{object}	CreateOrgResponse
 //	@Failure		400		{object}	ErrorResponse	"Organization already exists, or Email already registered"
-//	@Failure		413		{object}	ErrorResponse	"Body over 1 MiB"
+//	@Failure		413		{object}	ErrorResponse	"Body over MAX_BODY_BYTES"
 //	@Failure		422		{object}	ValidationError
 //	@Failure		500		{object}	ErrorResponse
+//	@Failure		415		{object}	ErrorResponse	"Content-Type is not JSON"
+//	@Failure		429		{object}	ErrorResponse	"Too many sign-ups from this address (Retry-After)"
+//	@Failure		503		{object}	ErrorResponse	"database unavailable (Retry-After)"
 //	@Router			/org/create [post]
 func (s *server) handleCreateOrg(w http.ResponseWriter, r *http.Request) {
+	if s.limited(w, r, s.limits.createAddr, "create_address", s.clientAddr(r)) {
+		return
+	}
 	var req CreateOrgRequest
 	if !s.decode(w, r, &req) {
 		return
@@ -106,6 +112,7 @@ func (s *server) handleCreateOrg(w http.ResponseWriter, r *http.Request) {
 //	@Failure		404					{object}	ErrorResponse	"Organization not found"
 //	@Failure		422					{object}	ValidationError
 //	@Failure		500					{object}	ErrorResponse
+//	@Failure		503		{object}	ErrorResponse	"database unavailable (Retry-After)"
 //	@Router			/org/get [get]
 func (s *server) handleGetOrg(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
@@ -142,9 +149,11 @@ func (s *server) handleGetOrg(w http.ResponseWriter, r *http.Request) {
 //	@Failure		403		{object}	ErrorResponse	"Not authorized to update"
 //	@Failure		404		{object}	ErrorResponse	"Organization not found"
 //	@Failure		409		{object}	ErrorResponse	"Organization name conflict"
-//	@Failure		413		{object}	ErrorResponse	"Body over 1 MiB"
+//	@Failure		413		{object}	ErrorResponse	"Body over MAX_BODY_BYTES"
 //	@Failure		422		{object}	ValidationError
 //	@Failure		500		{object}	ErrorResponse
+//	@Failure		415		{object}	ErrorResponse	"Content-Type is not JSON"
+//	@Failure		503		{object}	ErrorResponse	"database unavailable (Retry-After)"
 //	@Router			/org/update [put]
 //	@Router			/org/update [post]
 func (s *server) handleUpdateOrg(w http.ResponseWriter, r *http.Request) {
@@ -178,9 +187,11 @@ func (s *server) handleUpdateOrg(w http.ResponseWriter, r *http.Request) {
 //	@Failure		401		{object}	ErrorResponse	"Missing, invalid or revoked token"
 //	@Failure		403		{object}	ErrorResponse	"Not authorized to delete"
 //	@Failure		404		{object}	ErrorResponse	"Organization not found"
-//	@Failure		413		{object}	ErrorResponse	"Body over 1 MiB"
+//	@Failure		413		{object}	ErrorResponse	"Body over MAX_BODY_BYTES"
 //	@Failure		422		{object}	ValidationError
 //	@Failure		500		{object}	ErrorResponse
+//	@Failure		415		{object}	ErrorResponse	"Content-Type is not JSON"
+//	@Failure		503		{object}	ErrorResponse	"database unavailable (Retry-After)"
 //	@Router			/org/delete [delete]
 //	@Router			/org/delete [post]
 func (s *server) handleDeleteOrg(w http.ResponseWriter, r *http.Request) {

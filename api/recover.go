@@ -17,7 +17,7 @@ func (s *server) recoverPanics(next http.Handler) http.Handler {
 			if v == http.ErrAbortHandler {
 				panic(v)
 			}
-			s.log.ErrorContext(r.Context(), "panic", "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
+			s.log.ErrorContext(r.Context(), "panic", "request_id", info(r.Context()).id, "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
 			encode(w, http.StatusInternalServerError, ErrorResponse{Detail: "Internal Server Error"})
 		}()
 		next.ServeHTTP(w, r)

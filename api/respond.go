@@ -13,12 +13,9 @@ import (
 	"github.com/go-playground/validator/v10"
 )
 
-// maxBodyBytes bounds every request body.
-const maxBodyBytes = 1 << 20
-
 // FieldError is one validation problem, in FastAPI's shape.
 type FieldError struct {
-	Loc  []any          `json:"loc" swaggertype:"array,string" example:"body,email"`
+	Loc  []any          `json:"loc"`
 	Msg  string         `json:"msg" example:"value is not a valid email address"`
 	Type string         `json:"type" example:"value_error.email"`
 	Ctx  map[string]any `json:"ctx,omitempty" swaggertype:"object"`
@@ -57,20 +54,25 @@ type normalizer interface{ normalize() }
 // ignored; every problem is reported at once. It returns false after
 // writing the error answer.
 func (s *server) decode(w http.ResponseWriter, r *http.Request, dst any) bool {
-	body, ok := readBody(w, r, maxBodyBytes)
+	body, ok := readJSONBody(w, r, s.maxBodyBytes)
 	if !ok {
 		return false
 	}
-	if problems := s.parse(r.Header.Get("Content-Type"), body, dst); len(problems) > 0 {
+	if problems := s.parse(body, dst); len(problems) > 0 {
 		encode(w, http.StatusUnprocessableEntity, ValidationError{Detail: problems})
 		return false
 	}
 	return true
 }
 
-// readBody reads the request body, up to limit bytes; over that it answers
-// 413 and returns false.
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool) {
+// readJSONBody reads a JSON request body, up to limit bytes. A Content-Type
+// other than JSON is a 415 and a larger body a 413; it answers and returns
+// false. A body without Content-Type is read as JSON, as FastAPI did.
+func readJSONBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool) {
+	if !isJSON(r.Header.Get("Content-Type")) {
+		encode(w, http.StatusUnsupportedMediaType, ErrorResponse{Detail: "Unsupported Media Type: send application/json"})
+		return nil, false
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -84,12 +86,10 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool
 	return body, true
 }
 
-func (s *server) parse(contentType string, body []byte, dst any) []FieldError {
+// parse decodes a JSON body into dst and validates it.
+func (s *server) parse(body []byte, dst any) []FieldError {
 	if len(body) == 0 {
 		return []FieldError{missing("body")}
-	}
-	if !isJSON(contentType) {
-		return []FieldError{notADict()}
 	}
 	// Unmarshal checks the whole body (trailing data included) and gives
 	// offsets for syntax errors; the decoder then keeps numbers as written.

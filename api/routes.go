@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/cors"
 	httpSwagger "github.com/swaggo/http-swagger/v2"
 
 	_ "github.com/orgsvc/orgsvc/docs" // the generated OpenAPI document
@@ -13,13 +14,27 @@ import (
 // routes is the whole API surface.
 func (s *server) routes() http.Handler {
 	r := chi.NewRouter()
-	r.Use(s.recoverPanics)
+	r.Use(s.observe, s.recoverPanics, secureHeaders)
+	if len(s.corsOrigins) > 0 {
+		r.Use(cors.Handler(cors.Options{
+			AllowedOrigins: s.corsOrigins,
+			AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete},
+			AllowedHeaders: []string{"Authorization", "Content-Type", "X-Request-ID"},
+			ExposedHeaders: []string{"X-Request-ID", "Retry-After"},
+			MaxAge:         600,
+		}))
+	}
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) { s.writeError(w, r, errNotFound) })
 	r.MethodNotAllowed(s.methodNotAllowed(r))
 
 	r.Get("/health", s.handleHealth)
+	r.Get("/ready", s.handleReady)
+	if s.metrics != nil {
+		r.Get("/metrics", s.handleMetrics)
+	}
 
 	r.Post("/admin/login", s.handleLogin)
+	r.With(s.authenticate).Post("/admin/logout", s.handleLogout)
 
 	r.Route("/org", func(r chi.Router) {
 		r.Post("/create", s.handleCreateOrg)

@@ -12,11 +12,14 @@
 package api
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/go-playground/validator/v10"
 
+	"github.com/orgsvc/orgsvc/internal/metrics"
 	"github.com/orgsvc/orgsvc/internal/service"
 )
 
@@ -26,8 +29,20 @@ type Deps struct {
 	Orgs   *service.OrgService
 	Docs   *service.DocumentService
 	Logger *slog.Logger
-	// MaxDocumentBytes bounds a document body.
+	// Metrics, when set, are kept and served at /metrics.
+	Metrics *metrics.Metrics
+	// Ready checks the database for /ready.
+	Ready func(context.Context) error
+
+	Limits Limits
+	// CORSOrigins are the origins allowed to call from a browser; none
+	// turns CORS off.
+	CORSOrigins []string
+	// MaxBodyBytes bounds a JSON request body; MaxDocumentBytes a document.
+	MaxBodyBytes     int64
 	MaxDocumentBytes int64
+	// RequestTimeout is every request's deadline, database calls included.
+	RequestTimeout time.Duration
 }
 
 type server struct {
@@ -35,9 +50,16 @@ type server struct {
 	orgs     *service.OrgService
 	docs     *service.DocumentService
 	log      *slog.Logger
+	metrics  *metrics.Metrics
+	ready    func(context.Context) error
 	validate *validator.Validate
+	limits   limiters
 
+	trustProxy       int
+	corsOrigins      []string
+	maxBodyBytes     int64
 	maxDocumentBytes int64
+	requestTimeout   time.Duration
 }
 
 // NewServer returns the service's HTTP handler.
@@ -47,12 +69,25 @@ func NewServer(d Deps) http.Handler {
 		orgs:     d.Orgs,
 		docs:     d.Docs,
 		log:      d.Logger,
+		metrics:  d.Metrics,
+		ready:    d.Ready,
 		validate: newValidator(),
+		limits:   newLimiters(d.Limits),
 
+		trustProxy:       d.Limits.TrustProxy,
+		corsOrigins:      d.CORSOrigins,
+		maxBodyBytes:     d.MaxBodyBytes,
 		maxDocumentBytes: d.MaxDocumentBytes,
+		requestTimeout:   d.RequestTimeout,
 	}
 	if s.log == nil {
 		s.log = slog.Default()
+	}
+	if s.maxBodyBytes <= 0 {
+		s.maxBodyBytes = 1 << 20
+	}
+	if s.maxDocumentBytes <= 0 {
+		s.maxDocumentBytes = 1 << 20
 	}
 	return s.routes()
 }

@@ -53,7 +53,13 @@ const docTemplate = `{
                         }
                     },
                     "413": {
-                        "description": "Body over 1 MiB",
+                        "description": "Body over MAX_BODY_BYTES",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "415": {
+                        "description": "Content-Type is not JSON",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
@@ -64,8 +70,63 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.ValidationError"
                         }
                     },
+                    "429": {
+                        "description": "Too many attempts from this address or for this e-mail (Retry-After says when to retry)",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
                     "500": {
                         "description": "Internal Server Error",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "503": {
+                        "description": "Password checks saturated or database unavailable (Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    }
+                }
+            }
+        },
+        "/admin/logout": {
+            "post": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "Ends every token of the calling admin, this one included. Log in again for a new one.",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "admin"
+                ],
+                "summary": "Log out everywhere",
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/api.MessageResponse"
+                        }
+                    },
+                    "401": {
+                        "description": "Missing, invalid or revoked token",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "500": {
+                        "description": "Internal Server Error",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "503": {
+                        "description": "database unavailable",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
@@ -88,6 +149,38 @@ const docTemplate = `{
                         "description": "OK",
                         "schema": {
                             "$ref": "#/definitions/api.HealthResponse"
+                        }
+                    },
+                    "500": {
+                        "description": "Internal Server Error",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    }
+                }
+            }
+        },
+        "/metrics": {
+            "get": {
+                "description": "Request counts and latency by route, login outcomes, rate-limit refusals, the bcrypt queue, database errors, Go runtime and process metrics, and build information, in Prometheus text format. Keep it off the public internet.",
+                "produces": [
+                    "text/plain"
+                ],
+                "tags": [
+                    "health"
+                ],
+                "summary": "Prometheus metrics",
+                "responses": {
+                    "200": {
+                        "description": "Prometheus text exposition",
+                        "schema": {
+                            "type": "string"
+                        }
+                    },
+                    "500": {
+                        "description": "Internal Server Error",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
                         }
                     }
                 }
@@ -131,7 +224,13 @@ const docTemplate = `{
                         }
                     },
                     "413": {
-                        "description": "Body over 1 MiB",
+                        "description": "Body over MAX_BODY_BYTES",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "415": {
+                        "description": "Content-Type is not JSON",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
@@ -142,8 +241,20 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.ValidationError"
                         }
                     },
+                    "429": {
+                        "description": "Too many sign-ups from this address (Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
                     "500": {
                         "description": "Internal Server Error",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "503": {
+                        "description": "database unavailable (Retry-After)",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
@@ -206,7 +317,13 @@ const docTemplate = `{
                         }
                     },
                     "413": {
-                        "description": "Body over 1 MiB",
+                        "description": "Body over MAX_BODY_BYTES",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "415": {
+                        "description": "Content-Type is not JSON",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
@@ -219,6 +336,12 @@ const docTemplate = `{
                     },
                     "500": {
                         "description": "Internal Server Error",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "503": {
+                        "description": "database unavailable (Retry-After)",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
@@ -279,7 +402,13 @@ const docTemplate = `{
                         }
                     },
                     "413": {
-                        "description": "Body over 1 MiB",
+                        "description": "Body over MAX_BODY_BYTES",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "415": {
+                        "description": "Content-Type is not JSON",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
@@ -292,6 +421,12 @@ const docTemplate = `{
                     },
                     "500": {
                         "description": "Internal Server Error",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "503": {
+                        "description": "database unavailable (Retry-After)",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
@@ -361,6 +496,12 @@ const docTemplate = `{
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
+                    },
+                    "503": {
+                        "description": "database unavailable (Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
                     }
                 }
             },
@@ -372,7 +513,8 @@ const docTemplate = `{
                 ],
                 "description": "Stores any JSON object as a new document of the caller's organization. Keys may not start with \"$\" or contain \".\" or NUL, and nesting may not go deeper than 32 levels. Numbers, strings and key order come back exactly as sent.",
                 "consumes": [
-                    "application/json"
+                    "application/json",
+                    "application/merge-patch+json"
                 ],
                 "produces": [
                     "application/json"
@@ -411,6 +553,12 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
                     },
+                    "415": {
+                        "description": "Content-Type is not JSON",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
                     "422": {
                         "description": "Unprocessable Entity",
                         "schema": {
@@ -419,6 +567,12 @@ const docTemplate = `{
                     },
                     "500": {
                         "description": "Internal Server Error",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "503": {
+                        "description": "database unavailable (Retry-After)",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
@@ -474,6 +628,12 @@ const docTemplate = `{
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
+                    },
+                    "503": {
+                        "description": "database unavailable (Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
                     }
                 }
             },
@@ -485,7 +645,8 @@ const docTemplate = `{
                 ],
                 "description": "Replaces the data of one document of the caller's organization; created_at stays, updated_at moves. Same rules as creating.",
                 "consumes": [
-                    "application/json"
+                    "application/json",
+                    "application/merge-patch+json"
                 ],
                 "produces": [
                     "application/json"
@@ -537,6 +698,12 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
                     },
+                    "415": {
+                        "description": "Content-Type is not JSON",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
                     "422": {
                         "description": "Unprocessable Entity",
                         "schema": {
@@ -545,6 +712,12 @@ const docTemplate = `{
                     },
                     "500": {
                         "description": "Internal Server Error",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "503": {
+                        "description": "database unavailable (Retry-After)",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
@@ -592,6 +765,12 @@ const docTemplate = `{
                     },
                     "500": {
                         "description": "Internal Server Error",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "503": {
+                        "description": "database unavailable (Retry-After)",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
@@ -665,6 +844,12 @@ const docTemplate = `{
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
                     },
+                    "415": {
+                        "description": "Content-Type is not JSON",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
                     "422": {
                         "description": "Unprocessable Entity",
                         "schema": {
@@ -673,6 +858,12 @@ const docTemplate = `{
                     },
                     "500": {
                         "description": "Internal Server Error",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "503": {
+                        "description": "database unavailable (Retry-After)",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
@@ -720,6 +911,12 @@ const docTemplate = `{
                     },
                     "500": {
                         "description": "Internal Server Error",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "503": {
+                        "description": "database unavailable (Retry-After)",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
@@ -794,7 +991,13 @@ const docTemplate = `{
                         }
                     },
                     "413": {
-                        "description": "Body over 1 MiB",
+                        "description": "Body over MAX_BODY_BYTES",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "415": {
+                        "description": "Content-Type is not JSON",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
@@ -807,6 +1010,12 @@ const docTemplate = `{
                     },
                     "500": {
                         "description": "Internal Server Error",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "503": {
+                        "description": "database unavailable (Retry-After)",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
@@ -879,7 +1088,13 @@ const docTemplate = `{
                         }
                     },
                     "413": {
-                        "description": "Body over 1 MiB",
+                        "description": "Body over MAX_BODY_BYTES",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "415": {
+                        "description": "Content-Type is not JSON",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
@@ -892,6 +1107,44 @@ const docTemplate = `{
                     },
                     "500": {
                         "description": "Internal Server Error",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "503": {
+                        "description": "database unavailable (Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    }
+                }
+            }
+        },
+        "/ready": {
+            "get": {
+                "description": "Answers 200 while the database answers a ping, 503 while it does not: take the instance out of rotation, it recovers by itself.",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "health"
+                ],
+                "summary": "Readiness",
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/api.HealthResponse"
+                        }
+                    },
+                    "500": {
+                        "description": "Internal Server Error",
+                        "schema": {
+                            "$ref": "#/definitions/api.ErrorResponse"
+                        }
+                    },
+                    "503": {
+                        "description": "database unavailable",
                         "schema": {
                             "$ref": "#/definitions/api.ErrorResponse"
                         }
@@ -974,6 +1227,7 @@ const docTemplate = `{
                 "next": {
                     "description": "Next is the cursor to pass as after for the following page; null on\nthe last page.",
                     "type": "string",
+                    "x-nullable": true,
                     "example": "665f1b2c9d3e4a0012345679"
                 }
             }
@@ -1015,13 +1269,7 @@ const docTemplate = `{
                 },
                 "loc": {
                     "type": "array",
-                    "items": {
-                        "type": "string"
-                    },
-                    "example": [
-                        "body",
-                        "email"
-                    ]
+                    "items": {}
                 },
                 "msg": {
                     "type": "string",

@@ -18,6 +18,7 @@ import (
 
 	"github.com/orgsvc/orgsvc/api"
 	"github.com/orgsvc/orgsvc/internal/config"
+	"github.com/orgsvc/orgsvc/internal/metrics"
 	"github.com/orgsvc/orgsvc/internal/repository"
 	"github.com/orgsvc/orgsvc/internal/security"
 	"github.com/orgsvc/orgsvc/internal/service"
@@ -66,16 +67,29 @@ func serve(ctx context.Context, logOut io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
-	log := newLogger(logOut, cfg.LogLevel)
+	log := NewLogger(logOut, cfg.LogLevel, cfg.LogFormat)
+
+	passwords, err := security.NewPasswords(cfg.BcryptCost, cfg.BcryptWorkers, cfg.BcryptQueue)
+	if err != nil {
+		return err
+	}
+	m := metrics.New(passwords)
 
 	st, err := store.Open(ctx, store.Options{
 		URI: cfg.MongoURI, Database: cfg.MongoDB, DataDir: cfg.DataDir,
 		EmbeddedAddr: cfg.EmbeddedMongoAddr, Logger: log,
+		ConnectTimeout:  cfg.DBConnectTimeout,
+		OnCommandFailed: func(cmd string) { m.DBErrors.WithLabelValues(cmd).Inc() },
 	})
 	if err != nil {
 		return err
 	}
-	defer st.Close(context.Background())
+	defer func() {
+		if err := st.Close(context.Background()); err != nil {
+			log.Warn("close database", "err", err)
+		}
+		log.Info("database closed")
+	}()
 	if cfg.Embedded() {
 		log.Info("embedded database started", "addr", strings.TrimSuffix(strings.TrimPrefix(st.URI, "mongodb://"), "/"), "data_dir", cfg.DataDir)
 	}
@@ -86,7 +100,9 @@ func serve(ctx context.Context, logOut io.Writer) error {
 			return fmt.Errorf("JWT secret: %w", err)
 		}
 	}
-	handler, err := NewHandler(cfg, st.DB, secret, log)
+	handler, err := NewHandler(cfg, Components{
+		DB: st.DB, Secret: secret, Logger: log, Passwords: passwords, Metrics: m, Ready: st.Ping,
+	})
 	if err != nil {
 		return err
 	}
@@ -99,7 +115,7 @@ func serve(ctx context.Context, logOut io.Writer) error {
 		Handler:           handler,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
+		WriteTimeout:      cfg.RequestTimeout + 5*time.Second,
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
@@ -112,35 +128,67 @@ func serve(ctx context.Context, logOut io.Writer) error {
 		return err
 	case <-ctx.Done():
 	}
-	log.Info("shutting down")
-	shutCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	// Stop accepting, let in-flight requests finish, then close the
+	// database (deferred above).
+	log.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
+	shutCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(shutCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		log.Warn("shutdown", "err", err)
+		log.Warn("shutdown: requests still running were cut off", "err", err)
 	}
 	return nil
 }
 
-// NewHandler builds the repositories, services and HTTP handler over db.
-func NewHandler(cfg config.Config, db *mongo.Database, secret []byte, log *slog.Logger) (http.Handler, error) {
-	tokens, err := security.NewTokens(secret, cfg.JWTAlgorithm, cfg.JWTIssuer, cfg.TokenTTL())
-	if err != nil {
-		return nil, err
-	}
-	passwords, err := security.NewPasswords(cfg.BcryptCost)
-	if err != nil {
-		return nil, err
-	}
-	master := repository.NewMasterRepository(db)
-	tenants := repository.NewTenantRepository(db)
-	auth := service.NewAuthService(master, tokens, passwords)
-	orgs := service.NewOrgService(master, tenants, passwords, auth, log)
-	docs := service.NewDocumentService(tenants, int(cfg.MaxDocumentBytes))
-	return api.NewServer(api.Deps{Auth: auth, Orgs: orgs, Docs: docs, Logger: log, MaxDocumentBytes: cfg.MaxDocumentBytes}), nil
+// Components are what NewHandler wires together beside the configuration.
+type Components struct {
+	DB     *mongo.Database
+	Secret []byte
+	Logger *slog.Logger
+	// Passwords, when nil, is made from the configuration.
+	Passwords *security.Passwords
+	// Metrics and Ready are optional.
+	Metrics *metrics.Metrics
+	Ready   func(context.Context) error
 }
 
-func newLogger(w io.Writer, level string) *slog.Logger {
+// NewHandler builds the repositories, services and HTTP handler.
+func NewHandler(cfg config.Config, c Components) (http.Handler, error) {
+	tokens, err := security.NewTokens(c.Secret, cfg.JWTAlgorithm, cfg.JWTIssuer, cfg.TokenTTL())
+	if err != nil {
+		return nil, err
+	}
+	passwords := c.Passwords
+	if passwords == nil {
+		if passwords, err = security.NewPasswords(cfg.BcryptCost, cfg.BcryptWorkers, cfg.BcryptQueue); err != nil {
+			return nil, err
+		}
+	}
+	master := repository.NewMasterRepository(c.DB)
+	tenants := repository.NewTenantRepository(c.DB)
+	auth := service.NewAuthService(master, tokens, passwords)
+	orgs := service.NewOrgService(master, tenants, passwords, auth, c.Logger)
+	docs := service.NewDocumentService(tenants, int(cfg.MaxDocumentBytes))
+	return api.NewServer(api.Deps{
+		Auth: auth, Orgs: orgs, Docs: docs, Logger: c.Logger, Metrics: c.Metrics, Ready: c.Ready,
+		Limits: api.Limits{
+			LoginPerEmail: cfg.LoginRatePerEmail, LoginPerAddress: cfg.LoginRatePerAddress,
+			CreatePerAddress: cfg.CreateRatePerAddress, TrustProxy: cfg.TrustProxy,
+		},
+		CORSOrigins:      cfg.CORSOrigins,
+		MaxBodyBytes:     cfg.MaxBodyBytes,
+		MaxDocumentBytes: cfg.MaxDocumentBytes,
+		RequestTimeout:   cfg.RequestTimeout,
+	}), nil
+}
+
+// NewLogger returns the service's logger: JSON lines, or text with format
+// "text", at the given level.
+func NewLogger(w io.Writer, level, format string) *slog.Logger {
 	var l slog.Level
 	_ = l.UnmarshalText([]byte(level))
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+	opts := &slog.HandlerOptions{Level: l}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
 }

@@ -27,7 +27,30 @@ type Config struct {
 	BcryptCost        int    `envconfig:"BCRYPT_COST" default:"12"`
 	EmbeddedMongoAddr string `envconfig:"EMBEDDED_MONGO_ADDR"`
 	LogLevel          string `envconfig:"LOG_LEVEL" default:"info"`
+	LogFormat         string `envconfig:"LOG_FORMAT" default:"json"`
 	MaxDocumentBytes  int64  `envconfig:"MAX_DOCUMENT_BYTES" default:"1048576"`
+	MaxBodyBytes      int64  `envconfig:"MAX_BODY_BYTES" default:"1048576"`
+
+	// Abuse limits, per minute; 0 turns a limit off.
+	LoginRatePerEmail    int `envconfig:"LOGIN_RATE_PER_EMAIL" default:"10"`
+	LoginRatePerAddress  int `envconfig:"LOGIN_RATE_PER_ADDRESS" default:"30"`
+	CreateRatePerAddress int `envconfig:"CREATE_RATE_PER_ADDRESS" default:"10"`
+	// TrustProxy is how many reverse proxies stand in front of the service:
+	// the client address is taken that many entries from the right of
+	// X-Forwarded-For. 0 ignores the header.
+	TrustProxy int `envconfig:"TRUST_PROXY" default:"0"`
+	// CORSOrigins lists the origins allowed to call the API from a browser,
+	// comma-separated; empty turns CORS off.
+	CORSOrigins []string `envconfig:"CORS_ORIGINS"`
+
+	// BcryptWorkers bounds concurrent bcrypt work (0: one per core);
+	// BcryptQueue is how many more may wait before answers are 503.
+	BcryptWorkers int `envconfig:"BCRYPT_WORKERS" default:"0"`
+	BcryptQueue   int `envconfig:"BCRYPT_QUEUE" default:"32"`
+
+	RequestTimeout   time.Duration `envconfig:"REQUEST_TIMEOUT" default:"10s"`
+	ShutdownTimeout  time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"15s"`
+	DBConnectTimeout time.Duration `envconfig:"DB_CONNECT_TIMEOUT" default:"30s"`
 }
 
 // MinSecretBytes is the shortest JWT_SECRET accepted.
@@ -98,6 +121,36 @@ func (c Config) Validate() error {
 	}
 	if c.MaxDocumentBytes < 1024 || c.MaxDocumentBytes > 16<<20-1024 {
 		errs = append(errs, fmt.Errorf("MAX_DOCUMENT_BYTES: %d is outside 1024..%d (MongoDB's 16 MiB document limit)", c.MaxDocumentBytes, 16<<20-1024))
+	}
+	if c.MaxBodyBytes < 1024 || c.MaxBodyBytes > 64<<20 {
+		errs = append(errs, fmt.Errorf("MAX_BODY_BYTES: %d is outside 1024..%d", c.MaxBodyBytes, 64<<20))
+	}
+	switch c.LogFormat {
+	case "json", "text":
+	default:
+		errs = append(errs, fmt.Errorf("LOG_FORMAT: %q is not json or text", c.LogFormat))
+	}
+	for _, v := range []struct {
+		name string
+		n    int
+	}{
+		{"LOGIN_RATE_PER_EMAIL", c.LoginRatePerEmail}, {"LOGIN_RATE_PER_ADDRESS", c.LoginRatePerAddress},
+		{"CREATE_RATE_PER_ADDRESS", c.CreateRatePerAddress}, {"TRUST_PROXY", c.TrustProxy},
+		{"BCRYPT_WORKERS", c.BcryptWorkers}, {"BCRYPT_QUEUE", c.BcryptQueue},
+	} {
+		if v.n < 0 {
+			errs = append(errs, fmt.Errorf("%s: %d must not be negative", v.name, v.n))
+		}
+	}
+	for _, v := range []struct {
+		name string
+		d    time.Duration
+	}{
+		{"REQUEST_TIMEOUT", c.RequestTimeout}, {"SHUTDOWN_TIMEOUT", c.ShutdownTimeout}, {"DB_CONNECT_TIMEOUT", c.DBConnectTimeout},
+	} {
+		if v.d <= 0 {
+			errs = append(errs, fmt.Errorf("%s: %s must be positive", v.name, v.d))
+		}
 	}
 	if c.JWTIssuer == "" {
 		errs = append(errs, errors.New("JWT_ISSUER: must not be empty"))

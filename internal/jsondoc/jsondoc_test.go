@@ -32,19 +32,19 @@ func TestParseKeepsTextAndLiftsScalars(t *testing.T) {
 
 func TestParseRefuses(t *testing.T) {
 	cases := map[string]string{
-		`{"$set":1}`:           "value_error.key.dollar",
-		`{"a":{"$gt":1}}`:      "value_error.key.dollar",
-		`{"a":[{"$ne":1}]}`:    "value_error.key.dollar",
-		`{"a.b":1}`:            "value_error.key.dot",
-		"{\"a\\u0000\":1}":     "value_error.key.nul",
-		`{"a":1,"a":1}`:        "value_error.key.duplicate",
-		`[1]`:                  "type_error.dict",
-		`1`:                    "type_error.dict",
-		`null`:                 "type_error.dict",
-		`{"a":`:                "value_error.jsondecode",
-		`{} []`:                "value_error.jsondecode",
-		"{\"a\":\"\xff\"}":     "value_error.utf8",
-		nest(33, `{"a":`, "}"): "value_error.depth",
+		`{"$set":1}`:                       "value_error.key.dollar",
+		`{"a":{"$gt":1}}`:                  "value_error.key.dollar",
+		`{"a":[{"$ne":1}]}`:                "value_error.key.dollar",
+		`{"a.b":1}`:                        "value_error.key.dot",
+		"{\"a\\u0000\":1}":                 "value_error.key.nul",
+		`{"a":1,"a":1}`:                    "value_error.key.duplicate",
+		`[1]`:                              "type_error.dict",
+		`1`:                                "type_error.dict",
+		`null`:                             "type_error.dict",
+		`{"a":`:                            "value_error.jsondecode",
+		`{} []`:                            "value_error.jsondecode",
+		"{\"a\":\"\xff\"}":                 "value_error.utf8",
+		nest(33, `{"a":`, "}"):             "value_error.depth",
 		`{"a":` + nest(32, "[", "]") + `}`: "value_error.depth",
 	}
 	for in, typ := range cases {

@@ -10,4 +10,7 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrDuplicate is returned when a unique key is already taken.
 	ErrDuplicate = errors.New("duplicate key")
+	// ErrUnavailable is returned when the database cannot be reached in
+	// time; the request may be retried.
+	ErrUnavailable = errors.New("database unavailable")
 )

@@ -8,6 +8,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/topology"
 
 	"github.com/orgsvc/orgsvc/internal/model"
 	"github.com/orgsvc/orgsvc/internal/store"
@@ -192,9 +193,19 @@ func wrap(err error) error {
 		return ErrNotFound
 	case mongo.IsDuplicateKeyError(err):
 		return fmt.Errorf("%w: %v", ErrDuplicate, err)
+	case unavailable(err):
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	default:
 		return err
 	}
+}
+
+// unavailable reports whether err means the database could not be reached
+// (down, unreachable, or too slow for the request's deadline).
+func unavailable(err error) bool {
+	var sel topology.ServerSelectionError
+	return errors.As(err, &sel) || mongo.IsNetworkError(err) || mongo.IsTimeout(err) ||
+		errors.Is(err, mongo.ErrClientDisconnected) || errors.Is(err, context.Canceled)
 }
 
 // now is the current time at the millisecond precision MongoDB stores.

@@ -40,7 +40,7 @@ func (r *TenantRepository) Create(ctx context.Context, slug string) error {
 		err = r.db.CreateCollection(ctx, name)
 	}
 	if err != nil {
-		return fmt.Errorf("create tenant collection %s: %w", name, err)
+		return fmt.Errorf("create tenant collection %s: %w", name, wrap(err))
 	}
 	return nil
 }
@@ -54,7 +54,7 @@ func (r *TenantRepository) Rename(ctx context.Context, from, to string) error {
 		{Key: "dropTarget", Value: false},
 	}
 	if err := r.db.Client().Database("admin").RunCommand(ctx, cmd).Err(); err != nil {
-		return fmt.Errorf("rename tenant collection %s to %s: %w", CollectionName(from), CollectionName(to), err)
+		return fmt.Errorf("rename tenant collection %s to %s: %w", CollectionName(from), CollectionName(to), wrap(err))
 	}
 	return nil
 }
@@ -62,14 +62,14 @@ func (r *TenantRepository) Rename(ctx context.Context, from, to string) error {
 // Drop removes the tenant collection of slug; dropping a missing one is no
 // error.
 func (r *TenantRepository) Drop(ctx context.Context, slug string) error {
-	return r.db.Collection(CollectionName(slug)).Drop(ctx)
+	return wrap(r.db.Collection(CollectionName(slug)).Drop(ctx))
 }
 
 // Exists reports whether the tenant collection of slug exists.
 func (r *TenantRepository) Exists(ctx context.Context, slug string) (bool, error) {
 	names, err := r.db.ListCollectionNames(ctx, bson.D{{Key: "name", Value: CollectionName(slug)}})
 	if err != nil {
-		return false, err
+		return false, wrap(err)
 	}
 	return len(names) == 1, nil
 }

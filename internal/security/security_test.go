@@ -1,11 +1,14 @@
 package security
 
 import (
+	"context"
+
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"errors"
+	"golang.org/x/crypto/bcrypt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -118,30 +121,88 @@ func TestNewTokensRefusesNonHMAC(t *testing.T) {
 }
 
 func TestPasswords(t *testing.T) {
-	p, err := NewPasswords(4)
+	ctx := context.Background()
+	p, err := NewPasswords(4, 0, 4)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := p.Hash("correct-horse")
+	check := func(hash, pw string) bool {
+		t.Helper()
+		ok, err := p.Check(ctx, hash, pw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	h, err := p.Hash(ctx, "correct-horse")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !p.Check(h, "correct-horse") || p.Check(h, "wrong-horse") {
+	if !check(h, "correct-horse") || check(h, "wrong-horse") {
 		t.Fatal("Check does not tell right from wrong")
 	}
-	if p.Check("", "correct-horse") || p.Check("", "orgsvc-dummy-password") {
+	if check("", "correct-horse") || check("", "orgsvc-dummy-password") {
 		t.Fatal("an unknown account matched")
 	}
 	long := strings.Repeat("x", 72)
-	h, err = p.Hash(long)
+	h, err = p.Hash(ctx, long)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !p.Check(h, long) || p.Check(h, long+"y") {
+	if !check(h, long) || check(h, long+"y") {
 		t.Fatal("72 bytes must match exactly and 73 never")
 	}
-	if _, err := p.Hash(long + "y"); !errors.Is(err, ErrPasswordTooLong) {
+	if _, err := p.Hash(ctx, long+"y"); !errors.Is(err, ErrPasswordTooLong) {
 		t.Fatalf("Hash of 73 bytes: %v", err)
+	}
+}
+
+func TestPasswordPoolTurnsAwayWhenFull(t *testing.T) {
+	p, err := NewPasswords(4, 1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash, _ := bcrypt.GenerateFromPassword([]byte("pw"), 4)
+	ctx := context.Background()
+	// The only worker is taken (as by a long bcrypt call).
+	p.admit <- struct{}{}
+	p.run <- struct{}{}
+
+	queued := make(chan error, 1)
+	go func() {
+		ok, err := p.Check(ctx, string(hash), "pw")
+		if err == nil && !ok {
+			err = errors.New("queued check did not match")
+		}
+		queued <- err
+	}()
+	for p.Waiting() != 1 {
+		time.Sleep(time.Millisecond)
+	}
+	// The queue is full: the next call is turned away at once.
+	if _, err := p.Check(ctx, string(hash), "pw"); !errors.Is(err, ErrBusy) {
+		t.Fatalf("full pool: %v, want ErrBusy", err)
+	}
+	if _, err := p.Hash(ctx, "pw"); !errors.Is(err, ErrBusy) {
+		t.Fatalf("full pool: %v, want ErrBusy", err)
+	}
+	// A waiter whose context ends gives up... (the queue slot is taken, so
+	// try with a fresh pool)
+	p2, _ := NewPasswords(4, 1, 4)
+	p2.run <- struct{}{}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := p2.Check(cctx, string(hash), "pw"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled waiter: %v", err)
+	}
+	// Freeing the worker lets the queued call through.
+	<-p.run
+	<-p.admit
+	if err := <-queued; err != nil {
+		t.Fatal(err)
+	}
+	if p.Waiting() != 0 || p.Running() != 0 {
+		t.Fatalf("waiting %d running %d after the burst", p.Waiting(), p.Running())
 	}
 }
 

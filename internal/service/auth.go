@@ -43,7 +43,11 @@ func (s *AuthService) Login(ctx context.Context, email, password string) (string
 	if admin != nil {
 		hash = admin.PasswordHash
 	}
-	if !s.passwords.Check(hash, password) {
+	ok, err := s.passwords.Check(ctx, hash, password)
+	if err != nil {
+		return "", err
+	}
+	if !ok {
 		return "", ErrInvalidCredentials
 	}
 	org, err := s.master.Organization(ctx, admin.OrganizationID)
@@ -122,6 +126,16 @@ func (s *AuthService) Authenticate(ctx context.Context, raw string) (Principal, 
 		return Principal{}, ErrTokenRevoked
 	}
 	return Principal{AdminID: adminID, OrgID: orgID, Slug: org.Slug}, nil
+}
+
+// Logout ends every token of the principal's admin, by moving its token
+// version on.
+func (s *AuthService) Logout(ctx context.Context, p Principal) error {
+	_, err := s.master.UpdateAdmin(ctx, p.AdminID, repository.AdminChange{BumpVersion: true})
+	if errors.Is(err, repository.ErrNotFound) {
+		return ErrAdminNotFound
+	}
+	return err
 }
 
 func (s *AuthService) issue(admin *model.Admin, org *model.Organization) (string, error) {

@@ -2,7 +2,12 @@
 // organizations, and authenticating their admins. It knows nothing of HTTP.
 package service
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/orgsvc/orgsvc/internal/repository"
+	"github.com/orgsvc/orgsvc/internal/security"
+)
 
 // The domain's errors. The HTTP layer maps each to a status and a message in
 // one place; any other error is internal.
@@ -18,6 +23,13 @@ var (
 	ErrAdminNotFound      = errors.New("admin not found")
 	ErrOrgMismatch        = errors.New("admin organization mismatch")
 	ErrTokenRevoked       = errors.New("token revoked")
+
+	// ErrUnavailable: the database could not be reached; retry later.
+	ErrUnavailable = repository.ErrUnavailable
+	// ErrBusy: every password worker is busy and the queue is full.
+	ErrBusy = security.ErrBusy
+	// ErrPasswordTooLong: over bcrypt's 72 bytes.
+	ErrPasswordTooLong = security.ErrPasswordTooLong
 )
 
 // InvalidError is a request that breaks a rule only the service can check

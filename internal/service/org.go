@@ -46,7 +46,7 @@ func (s *OrgService) Create(ctx context.Context, in CreateOrg) (*model.Organizat
 		return nil, err
 	}
 	email := model.NormalizeEmail(in.Email)
-	hash, err := s.passwords.Hash(in.Password)
+	hash, err := s.passwords.Hash(ctx, in.Password)
 	if err != nil {
 		return nil, err
 	}
@@ -125,7 +125,7 @@ func (s *OrgService) Update(ctx context.Context, p Principal, in UpdateOrg) (str
 	// Everything that can be refused is checked before anything is written.
 	var change repository.AdminChange
 	if in.Password != nil {
-		hash, err := s.passwords.Hash(*in.Password)
+		hash, err := s.passwords.Hash(ctx, *in.Password)
 		if err != nil {
 			return "", err
 		}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
+	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
@@ -39,7 +40,18 @@ type Options struct {
 	// free loopback port.
 	EmbeddedAddr string
 	Logger       *slog.Logger
+	// ConnectTimeout bounds how long Open keeps trying to reach the
+	// database (with backoff) before it gives up.
+	ConnectTimeout time.Duration
+	// OnCommandFailed, when set, is called for every database command that
+	// fails (for metrics).
+	OnCommandFailed func(command string)
 }
+
+// ServerSelectionTimeout is how long a request waits for a reachable
+// database before it fails with ErrUnavailable: short, so that requests
+// fail fast while the database is down.
+const ServerSelectionTimeout = 2 * time.Second
 
 // Open connects to the configured database, starting the embedded store
 // first when Options.URI is empty, and makes sure the master indexes exist.
@@ -53,16 +65,24 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		s.embedded = e
 		s.URI = e.URI()
 	}
-	client, err := mongo.Connect(options.Client().ApplyURI(s.URI).SetServerSelectionTimeout(10 * time.Second))
-	if err == nil {
-		s.Client = client
-		pingCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		err = client.Ping(pingCtx, readpref.Primary())
-		cancel()
+	opts := options.Client().ApplyURI(s.URI).
+		SetServerSelectionTimeout(ServerSelectionTimeout).
+		SetConnectTimeout(5 * time.Second).
+		SetHeartbeatInterval(2 * time.Second)
+	if o.OnCommandFailed != nil {
+		opts.SetMonitor(&event.CommandMonitor{Failed: func(_ context.Context, e *event.CommandFailedEvent) {
+			o.OnCommandFailed(e.CommandName)
+		}})
 	}
+	client, err := mongo.Connect(opts)
 	if err != nil {
 		s.Close(context.Background())
-		return nil, fmt.Errorf("connect to database: %w", err)
+		return nil, fmt.Errorf("MONGO_URI: %w", err)
+	}
+	s.Client = client
+	if err := waitReachable(ctx, client, o.ConnectTimeout, o.Logger); err != nil {
+		s.Close(context.Background())
+		return nil, err
 	}
 	s.DB = client.Database(o.Database)
 	if err := EnsureIndexes(ctx, s.DB); err != nil {
@@ -70,6 +90,44 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// waitReachable pings the database until it answers, backing off from
+// 250 ms up to 5 s between tries, for at most limit.
+func waitReachable(ctx context.Context, client *mongo.Client, limit time.Duration, log *slog.Logger) error {
+	if limit <= 0 {
+		limit = 30 * time.Second
+	}
+	deadline := time.Now().Add(limit)
+	wait := 250 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		pingCtx, cancel := context.WithTimeout(ctx, ServerSelectionTimeout)
+		err := client.Ping(pingCtx, readpref.Primary())
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if time.Now().Add(wait).After(deadline) {
+			return fmt.Errorf("database unreachable after %s (%d attempts): %w", limit, attempt, err)
+		}
+		if log != nil {
+			log.Warn("database not reachable yet; retrying", "attempt", attempt, "retry_in", wait.String(), "err", err)
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		wait = min(wait*2, 5*time.Second)
+	}
+}
+
+// Ping checks that the database answers, for readiness probes.
+func (s *Store) Ping(ctx context.Context) error {
+	return s.Client.Ping(ctx, readpref.Primary())
 }
 
 // Close disconnects the driver and stops the embedded store.
