@@ -30,7 +30,7 @@ var testSecret = []byte("test-secret-that-is-at-least-32-bytes-long")
 
 // env is the whole service over a fresh database, served over real HTTP.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	srv     *httptest.Server
 	db      *mongo.Database
 	cfg     config.Config
@@ -48,14 +48,14 @@ func testConfig() config.Config {
 
 // newEnv starts the service with the test configuration, changed by each
 // option in turn. The service's log goes to env.logs.
-func newEnv(t *testing.T, options ...func(*config.Config)) *env {
+func newEnv(t testing.TB, options ...func(*config.Config)) *env {
 	t.Helper()
 	db := storetest.Database(t)
 	return startEnv(t, db, func(ctx context.Context) error { return db.Client().Ping(ctx, nil) }, options...)
 }
 
 // startEnv serves the service over db, with ready as its readiness check.
-func startEnv(t *testing.T, db *mongo.Database, ready func(context.Context) error, options ...func(*config.Config)) *env {
+func startEnv(t testing.TB, db *mongo.Database, ready func(context.Context) error, options ...func(*config.Config)) *env {
 	t.Helper()
 	cfg := testConfig()
 	for _, o := range options {
@@ -245,7 +245,7 @@ func (e *env) hasCollection(name string) bool {
 
 // expect fails the test unless the answer has the status and, when detail
 // is not empty, that detail.
-func expect(t *testing.T, r response, status int, detail string) {
+func expect(t testing.TB, r response, status int, detail string) {
 	t.Helper()
 	if r.status != status {
 		t.Fatalf("status: got %d, want %d (%s)", r.status, status, r.raw)
