@@ -44,14 +44,37 @@ func envelope(d *model.Document) DocumentResponse {
 
 const rfc3339Millis = "2006-01-02T15:04:05.000Z07:00"
 
-// readDocument reads and checks a document (or merge patch) body.
-func (s *server) readDocument(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+// readDocumentBody reads a document (or merge patch) body.
+func (s *server) readDocumentBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
 	body, ok := readJSONBody(w, r, s.maxDocumentBytes)
 	if ok && len(body) == 0 {
 		encode(w, http.StatusUnprocessableEntity, ValidationError{Detail: []FieldError{missing("body")}})
 		return nil, false
 	}
 	return body, ok
+}
+
+// readDocument reads and checks a document body; false after answering.
+func (s *server) readDocument(w http.ResponseWriter, r *http.Request) (jsondoc.Doc, bool) {
+	body, ok := s.readDocumentBody(w, r)
+	if !ok {
+		return jsondoc.Doc{}, false
+	}
+	doc, problems := jsondoc.Parse(body)
+	if len(problems) > 0 {
+		s.refuse(w, []any{"body"}, problems)
+		return jsondoc.Doc{}, false
+	}
+	return doc, true
+}
+
+// answerDocument answers with the document's envelope, or with err.
+func (s *server) answerDocument(w http.ResponseWriter, r *http.Request, status int, d *model.Document, err error) {
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	encode(w, status, envelope(d))
 }
 
 // docProblems turns a document's problems into 422 details under where.
@@ -87,21 +110,10 @@ func (s *server) refuse(w http.ResponseWriter, where []any, problems []jsondoc.P
 //	@Failure		503		{object}	ErrorResponse	"database unavailable (Retry-After)"
 //	@Router			/org/documents [post]
 func (s *server) handleCreateDocument(w http.ResponseWriter, r *http.Request) {
-	body, ok := s.readDocument(w, r)
-	if !ok {
-		return
+	if doc, ok := s.readDocument(w, r); ok {
+		d, err := s.docs.Create(r.Context(), principal(r), doc)
+		s.answerDocument(w, r, http.StatusCreated, d, err)
 	}
-	doc, problems := jsondoc.Parse(body)
-	if len(problems) > 0 {
-		s.refuse(w, []any{"body"}, problems)
-		return
-	}
-	d, err := s.docs.Create(r.Context(), principal(r), doc)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	encode(w, http.StatusCreated, envelope(d))
 }
 
 // handleGetDocument godoc
@@ -120,11 +132,7 @@ func (s *server) handleCreateDocument(w http.ResponseWriter, r *http.Request) {
 //	@Router			/org/documents/{id} [get]
 func (s *server) handleGetDocument(w http.ResponseWriter, r *http.Request) {
 	d, err := s.docs.Get(r.Context(), principal(r), chi.URLParam(r, "id"))
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	encode(w, http.StatusOK, envelope(d))
+	s.answerDocument(w, r, http.StatusOK, d, err)
 }
 
 // handleReplaceDocument godoc
@@ -148,21 +156,10 @@ func (s *server) handleGetDocument(w http.ResponseWriter, r *http.Request) {
 //	@Failure		503		{object}	ErrorResponse	"database unavailable (Retry-After)"
 //	@Router			/org/documents/{id} [put]
 func (s *server) handleReplaceDocument(w http.ResponseWriter, r *http.Request) {
-	body, ok := s.readDocument(w, r)
-	if !ok {
-		return
+	if doc, ok := s.readDocument(w, r); ok {
+		d, err := s.docs.Replace(r.Context(), principal(r), chi.URLParam(r, "id"), doc)
+		s.answerDocument(w, r, http.StatusOK, d, err)
 	}
-	doc, problems := jsondoc.Parse(body)
-	if len(problems) > 0 {
-		s.refuse(w, []any{"body"}, problems)
-		return
-	}
-	d, err := s.docs.Replace(r.Context(), principal(r), chi.URLParam(r, "id"), doc)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	encode(w, http.StatusOK, envelope(d))
 }
 
 // handlePatchDocument godoc
@@ -187,7 +184,7 @@ func (s *server) handleReplaceDocument(w http.ResponseWriter, r *http.Request) {
 //	@Failure		503		{object}	ErrorResponse	"database unavailable (Retry-After)"
 //	@Router			/org/documents/{id} [patch]
 func (s *server) handlePatchDocument(w http.ResponseWriter, r *http.Request) {
-	body, ok := s.readDocument(w, r)
+	body, ok := s.readDocumentBody(w, r)
 	if !ok {
 		return
 	}
@@ -197,11 +194,7 @@ func (s *server) handlePatchDocument(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d, err := s.docs.Patch(r.Context(), principal(r), chi.URLParam(r, "id"), patch)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	encode(w, http.StatusOK, envelope(d))
+	s.answerDocument(w, r, http.StatusOK, d, err)
 }
 
 // handleDeleteDocument godoc
