@@ -12,13 +12,13 @@ import (
 type LoginRequest struct {
 	Email    *string `json:"email" validate:"required,email,max=254" example:"admin@acme.example.com" swaggertype:"string"`
 	Password *string `json:"password" validate:"required,min=1" example:"correct-horse-1" swaggertype:"string"`
-}
+} //	@name	LoginRequest
 
 // TokenResponse carries an access token.
 type TokenResponse struct {
 	AccessToken string `json:"access_token" example:"eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9..."`
 	TokenType   string `json:"token_type" example:"bearer"`
-}
+} //	@name	TokenResponse
 
 // handleLogin godoc
 //

@@ -23,7 +23,7 @@ type DocumentResponse struct {
 	Data      json.RawMessage `json:"data" swaggertype:"object"`
 	CreatedAt string          `json:"created_at" example:"2026-11-28T21:59:07.528Z"`
 	UpdatedAt string          `json:"updated_at" example:"2026-11-28T21:59:07.528Z"`
-}
+} //	@name	DocumentResponse
 
 // DocumentPage is one page of a listing.
 type DocumentPage struct {
@@ -31,7 +31,7 @@ type DocumentPage struct {
 	// Next is the cursor to pass as after for the following page; null on
 	// the last page.
 	Next *string `json:"next" example:"665f1b2c9d3e4a0012345679" extensions:"x-nullable"`
-}
+} //	@name	DocumentPage
 
 func envelope(d *model.Document) DocumentResponse {
 	return DocumentResponse{
@@ -100,7 +100,7 @@ func (s *server) refuse(w http.ResponseWriter, where []any, problems []jsondoc.P
 //	@Accept			application/merge-patch+json
 //	@Produce		json
 //	@Security		BearerAuth
-//	@Param			body	body		object	true	"The document's data: any JSON object"
+//	@Param			body	body		object	true	"The document's data: any JSON object, e.g. {&quot;kind&quot;:&quot;invoice&quot;,&quot;total&quot;:120.5,&quot;lines&quot;:[[1,2],[3]]}"
 //	@Success		201		{object}	DocumentResponse
 //	@Failure		401		{object}	ErrorResponse	"Missing, invalid or revoked token"
 //	@Failure		413		{object}	ErrorResponse	"Body over MAX_DOCUMENT_BYTES"
@@ -145,7 +145,7 @@ func (s *server) handleGetDocument(w http.ResponseWriter, r *http.Request) {
 //	@Produce		json
 //	@Security		BearerAuth
 //	@Param			id		path		string	true	"Document id (24 hex digits)"
-//	@Param			body	body		object	true	"The new data: any JSON object"
+//	@Param			body	body		object	true	"The new data: any JSON object, e.g. {&quot;kind&quot;:&quot;receipt&quot;,&quot;paid&quot;:true}"
 //	@Success		200		{object}	DocumentResponse
 //	@Failure		401		{object}	ErrorResponse	"Missing, invalid or revoked token"
 //	@Failure		404		{object}	ErrorResponse	"Document not found"
@@ -172,7 +172,7 @@ func (s *server) handleReplaceDocument(w http.ResponseWriter, r *http.Request) {
 //	@Produce		json
 //	@Security		BearerAuth
 //	@Param			id		path		string	true	"Document id (24 hex digits)"
-//	@Param			body	body		object	true	"The merge patch"
+//	@Param			body	body		object	true	"The merge patch: members set to null are removed, e.g. {&quot;paid&quot;:true,&quot;lines&quot;:null}"
 //	@Success		200		{object}	DocumentResponse
 //	@Failure		401		{object}	ErrorResponse	"Missing, invalid or revoked token"
 //	@Failure		404		{object}	ErrorResponse	"Document not found"

@@ -11,7 +11,7 @@ import (
 // HealthResponse is the liveness answer.
 type HealthResponse struct {
 	Status string `json:"status" example:"ok"`
-}
+} //	@name	HealthResponse
 
 // handleHealth godoc
 //

@@ -13,7 +13,7 @@ type CreateOrgRequest struct {
 	OrganizationName *string `json:"organization_name" validate:"required,min=2,max=50" example:"Acme Inc" swaggertype:"string" minLength:"2" maxLength:"50"`
 	Email            *string `json:"email" validate:"required,email,max=254" example:"admin@acme.example.com" swaggertype:"string"`
 	Password         *string `json:"password" validate:"required,min=8,maxbytes=72,nonul" example:"correct-horse-1" swaggertype:"string" minLength:"8"`
-}
+} //	@name	CreateOrgRequest
 
 func (c *CreateOrgRequest) normalize() { trim(c.OrganizationName) }
 
@@ -23,7 +23,7 @@ type CreateOrgResponse struct {
 	CollectionName   string `json:"collection_name" example:"org_acme_inc"`
 	AdminID          string `json:"admin_id" example:"665f1b2c9d3e4a0012345678"`
 	CreatedAt        string `json:"created_at" example:"2026-11-28T21:59:07.528000"`
-}
+} //	@name	CreateOrgResponse
 
 // OrgResponse is an organization's public metadata.
 type OrgResponse struct {
@@ -32,7 +32,7 @@ type OrgResponse struct {
 	CollectionName   string `json:"collection_name" example:"org_acme_inc"`
 	AdminID          string `json:"admin_id" example:"665f1b2c9d3e4a0012345678"`
 	CreatedAt        string `json:"created_at" example:"2026-11-28T21:59:07.528000"`
-}
+} //	@name	OrgResponse
 
 // UpdateOrgRequest is the body of PUT /org/update.
 type UpdateOrgRequest struct {
@@ -40,7 +40,7 @@ type UpdateOrgRequest struct {
 	NewOrganizationName *string `json:"new_organization_name,omitempty" validate:"omitempty,min=2,max=50" example:"Acme Group" swaggertype:"string" minLength:"2" maxLength:"50"`
 	Email               *string `json:"email,omitempty" validate:"omitempty,email,max=254" example:"owner@acme.example.com" swaggertype:"string"`
 	Password            *string `json:"password,omitempty" validate:"omitempty,min=8,maxbytes=72,nonul" example:"new-horse-battery-2" swaggertype:"string" minLength:"8"`
-}
+} //	@name	UpdateOrgRequest
 
 func (u *UpdateOrgRequest) normalize() { trim(u.NewOrganizationName) }
 
@@ -49,22 +49,22 @@ type UpdateOrgResponse struct {
 	Detail      string `json:"detail" example:"Organization updated successfully"`
 	AccessToken string `json:"access_token" example:"eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9..."`
 	TokenType   string `json:"token_type" example:"bearer"`
-}
+} //	@name	UpdateOrgResponse
 
 // DeleteOrgRequest is the body of DELETE /org/delete.
 type DeleteOrgRequest struct {
 	OrganizationName *string `json:"organization_name" validate:"required,min=2,max=50" example:"Acme Inc" swaggertype:"string" minLength:"2" maxLength:"50"`
-}
+} //	@name	DeleteOrgRequest
 
 // MessageResponse is a plain confirmation.
 type MessageResponse struct {
 	Detail string `json:"detail" example:"Organization deleted successfully"`
-}
+} //	@name	MessageResponse
 
 // handleCreateOrg godoc
 //
 //	@Summary		Sign up an organization
-//	@Description	Creates an organization, its admin and its tenant collection org_<slug>. The name is trimmed; its slug is the name lower-cased with every run of characters outside [a-z0-9_] turned into "_". Two names with one slug are the same organization. Admin e-mails are unique without regard to case. No token is needed.
+//	@Description	Creates an organization, its admin and its tenant collection org_{slug}. The name is trimmed; its slug is the name lower-cased with every run of characters outside [a-z0-9_] turned into "_". Two names with one slug are the same organization. Admin e-mails are unique without regard to case. No token is needed.
 //	@Tags			organization
 //	@Accept			json
 //	@Produce		json

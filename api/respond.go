@@ -19,17 +19,17 @@ type FieldError struct {
 	Msg  string         `json:"msg" example:"value is not a valid email address"`
 	Type string         `json:"type" example:"value_error.email"`
 	Ctx  map[string]any `json:"ctx,omitempty" swaggertype:"object"`
-}
+} //	@name	FieldError
 
 // ValidationError is the body of every 422 answer.
 type ValidationError struct {
 	Detail []FieldError `json:"detail"`
-}
+} //	@name	ValidationError
 
 // ErrorResponse is the body of every other error answer.
 type ErrorResponse struct {
 	Detail string `json:"detail" example:"Organization not found"`
-}
+} //	@name	ErrorResponse
 
 // encode writes v as JSON with the given status.
 func encode(w http.ResponseWriter, status int, v any) {

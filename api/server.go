@@ -3,7 +3,7 @@
 //
 //	@title						orgsvc
 //	@version					1.0
-//	@description				Multi-tenant organization management: sign up an organization, log its admin in, and manage it with a Bearer token. Each organization's data lives in its own collection org_<slug>.
+//	@description				Multi-tenant organization management: sign up an organization, log its admin in, and manage it with a Bearer token. Each organization's data lives in its own collection org_{slug}.
 //	@BasePath					/
 //	@securityDefinitions.apikey	BearerAuth
 //	@in							header

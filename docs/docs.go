@@ -35,7 +35,7 @@ const docTemplate = `{
                         "in": "body",
                         "required": true,
                         "schema": {
-                            "$ref": "#/definitions/api.LoginRequest"
+                            "$ref": "#/definitions/LoginRequest"
                         }
                     }
                 ],
@@ -43,49 +43,49 @@ const docTemplate = `{
                     "200": {
                         "description": "OK",
                         "schema": {
-                            "$ref": "#/definitions/api.TokenResponse"
+                            "$ref": "#/definitions/TokenResponse"
                         }
                     },
                     "401": {
                         "description": "Invalid credentials",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "413": {
                         "description": "Body over MAX_BODY_BYTES",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "415": {
                         "description": "Content-Type is not JSON",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "422": {
                         "description": "Unprocessable Entity",
                         "schema": {
-                            "$ref": "#/definitions/api.ValidationError"
+                            "$ref": "#/definitions/ValidationError"
                         }
                     },
                     "429": {
                         "description": "Too many attempts from this address or for this e-mail (Retry-After says when to retry)",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "500": {
                         "description": "Internal Server Error",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "503": {
                         "description": "Password checks saturated or database unavailable (Retry-After)",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     }
                 }
@@ -110,25 +110,25 @@ const docTemplate = `{
                     "200": {
                         "description": "OK",
                         "schema": {
-                            "$ref": "#/definitions/api.MessageResponse"
+                            "$ref": "#/definitions/MessageResponse"
                         }
                     },
                     "401": {
                         "description": "Missing, invalid or revoked token",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "500": {
                         "description": "Internal Server Error",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "503": {
                         "description": "database unavailable",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     }
                 }
@@ -148,13 +148,13 @@ const docTemplate = `{
                     "200": {
                         "description": "OK",
                         "schema": {
-                            "$ref": "#/definitions/api.HealthResponse"
+                            "$ref": "#/definitions/HealthResponse"
                         }
                     },
                     "500": {
                         "description": "Internal Server Error",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     }
                 }
@@ -180,7 +180,7 @@ const docTemplate = `{
                     "500": {
                         "description": "Internal Server Error",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     }
                 }
@@ -188,7 +188,7 @@ const docTemplate = `{
         },
         "/org/create": {
             "post": {
-                "description": "Creates an organization, its admin and its tenant collection org_\u003cslug\u003e. The name is trimmed; its slug is the name lower-cased with every run of characters outside [a-z0-9_] turned into \"_\". Two names with one slug are the same organization. Admin e-mails are unique without regard to case. No token is needed.",
+                "description": "Creates an organization, its admin and its tenant collection org_{slug}. The name is trimmed; its slug is the name lower-cased with every run of characters outside [a-z0-9_] turned into \"_\". Two names with one slug are the same organization. Admin e-mails are unique without regard to case. No token is needed.",
                 "consumes": [
                     "application/json"
                 ],
@@ -206,7 +206,7 @@ const docTemplate = `{
                         "in": "body",
                         "required": true,
                         "schema": {
-                            "$ref": "#/definitions/api.CreateOrgRequest"
+                            "$ref": "#/definitions/CreateOrgRequest"
                         }
                     }
                 ],
@@ -214,49 +214,49 @@ const docTemplate = `{
                     "201": {
                         "description": "Created",
                         "schema": {
-                            "$ref": "#/definitions/api.CreateOrgResponse"
+                            "$ref": "#/definitions/CreateOrgResponse"
                         }
                     },
                     "400": {
                         "description": "Organization already exists, or Email already registered",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "413": {
                         "description": "Body over MAX_BODY_BYTES",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "415": {
                         "description": "Content-Type is not JSON",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "422": {
                         "description": "Unprocessable Entity",
                         "schema": {
-                            "$ref": "#/definitions/api.ValidationError"
+                            "$ref": "#/definitions/ValidationError"
                         }
                     },
                     "429": {
                         "description": "Too many sign-ups from this address (Retry-After)",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "500": {
                         "description": "Internal Server Error",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "503": {
                         "description": "database unavailable (Retry-After)",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     }
                 }
@@ -287,7 +287,7 @@ const docTemplate = `{
                         "in": "body",
                         "required": true,
                         "schema": {
-                            "$ref": "#/definitions/api.DeleteOrgRequest"
+                            "$ref": "#/definitions/DeleteOrgRequest"
                         }
                     }
                 ],
@@ -295,55 +295,55 @@ const docTemplate = `{
                     "200": {
                         "description": "OK",
                         "schema": {
-                            "$ref": "#/definitions/api.MessageResponse"
+                            "$ref": "#/definitions/MessageResponse"
                         }
                     },
                     "401": {
                         "description": "Missing, invalid or revoked token",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "403": {
                         "description": "Not authorized to delete",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "404": {
                         "description": "Organization not found",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "413": {
                         "description": "Body over MAX_BODY_BYTES",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "415": {
                         "description": "Content-Type is not JSON",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "422": {
                         "description": "Unprocessable Entity",
                         "schema": {
-                            "$ref": "#/definitions/api.ValidationError"
+                            "$ref": "#/definitions/ValidationError"
                         }
                     },
                     "500": {
                         "description": "Internal Server Error",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "503": {
                         "description": "database unavailable (Retry-After)",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     }
                 }
@@ -372,7 +372,7 @@ const docTemplate = `{
                         "in": "body",
                         "required": true,
                         "schema": {
-                            "$ref": "#/definitions/api.DeleteOrgRequest"
+                            "$ref": "#/definitions/DeleteOrgRequest"
                         }
                     }
                 ],
@@ -380,55 +380,55 @@ const docTemplate = `{
                     "200": {
                         "description": "OK",
                         "schema": {
-                            "$ref": "#/definitions/api.MessageResponse"
+                            "$ref": "#/definitions/MessageResponse"
                         }
                     },
                     "401": {
                         "description": "Missing, invalid or revoked token",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "403": {
                         "description": "Not authorized to delete",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "404": {
                         "description": "Organization not found",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "413": {
                         "description": "Body over MAX_BODY_BYTES",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "415": {
                         "description": "Content-Type is not JSON",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "422": {
                         "description": "Unprocessable Entity",
                         "schema": {
-                            "$ref": "#/definitions/api.ValidationError"
+                            "$ref": "#/definitions/ValidationError"
                         }
                     },
                     "500": {
                         "description": "Internal Server Error",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "503": {
                         "description": "database unavailable (Retry-After)",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     }
                 }
@@ -476,31 +476,31 @@ const docTemplate = `{
                     "200": {
                         "description": "OK",
                         "schema": {
-                            "$ref": "#/definitions/api.DocumentPage"
+                            "$ref": "#/definitions/DocumentPage"
                         }
                     },
                     "401": {
                         "description": "Missing, invalid or revoked token",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "422": {
                         "description": "Unprocessable Entity",
                         "schema": {
-                            "$ref": "#/definitions/api.ValidationError"
+                            "$ref": "#/definitions/ValidationError"
                         }
                     },
                     "500": {
                         "description": "Internal Server Error",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "503": {
                         "description": "database unavailable (Retry-After)",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     }
                 }
@@ -525,7 +525,7 @@ const docTemplate = `{
                 "summary": "Store a document",
                 "parameters": [
                     {
-                        "description": "The document's data: any JSON object",
+                        "description": "The document's data: any JSON object, e.g. {\u0026quot;kind\u0026quot;:\u0026quot;invoice\u0026quot;,\u0026quot;total\u0026quot;:120.5,\u0026quot;lines\u0026quot;:[[1,2],[3]]}",
                         "name": "body",
                         "in": "body",
                         "required": true,
@@ -538,43 +538,43 @@ const docTemplate = `{
                     "201": {
                         "description": "Created",
                         "schema": {
-                            "$ref": "#/definitions/api.DocumentResponse"
+                            "$ref": "#/definitions/DocumentResponse"
                         }
                     },
                     "401": {
                         "description": "Missing, invalid or revoked token",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "413": {
                         "description": "Body over MAX_DOCUMENT_BYTES",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "415": {
                         "description": "Content-Type is not JSON",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "422": {
                         "description": "Unprocessable Entity",
                         "schema": {
-                            "$ref": "#/definitions/api.ValidationError"
+                            "$ref": "#/definitions/ValidationError"
                         }
                     },
                     "500": {
                         "description": "Internal Server Error",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "503": {
                         "description": "database unavailable (Retry-After)",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     }
                 }
@@ -608,31 +608,31 @@ const docTemplate = `{
                     "200": {
                         "description": "OK",
                         "schema": {
-                            "$ref": "#/definitions/api.DocumentResponse"
+                            "$ref": "#/definitions/DocumentResponse"
                         }
                     },
                     "401": {
                         "description": "Missing, invalid or revoked token",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "404": {
                         "description": "Document not found",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "500": {
                         "description": "Internal Server Error",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "503": {
                         "description": "database unavailable (Retry-After)",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     }
                 }
@@ -664,7 +664,7 @@ const docTemplate = `{
                         "required": true
                     },
                     {
-                        "description": "The new data: any JSON object",
+                        "description": "The new data: any JSON object, e.g. {\u0026quot;kind\u0026quot;:\u0026quot;receipt\u0026quot;,\u0026quot;paid\u0026quot;:true}",
                         "name": "body",
                         "in": "body",
                         "required": true,
@@ -677,49 +677,49 @@ const docTemplate = `{
                     "200": {
                         "description": "OK",
                         "schema": {
-                            "$ref": "#/definitions/api.DocumentResponse"
+                            "$ref": "#/definitions/DocumentResponse"
                         }
                     },
                     "401": {
                         "description": "Missing, invalid or revoked token",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "404": {
                         "description": "Document not found",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "413": {
                         "description": "Body over MAX_DOCUMENT_BYTES",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "415": {
                         "description": "Content-Type is not JSON",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "422": {
                         "description": "Unprocessable Entity",
                         "schema": {
-                            "$ref": "#/definitions/api.ValidationError"
+                            "$ref": "#/definitions/ValidationError"
                         }
                     },
                     "500": {
                         "description": "Internal Server Error",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "503": {
                         "description": "database unavailable (Retry-After)",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     }
                 }
@@ -754,25 +754,25 @@ const docTemplate = `{
                     "401": {
                         "description": "Missing, invalid or revoked token",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "404": {
                         "description": "Document not found",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "500": {
                         "description": "Internal Server Error",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "503": {
                         "description": "database unavailable (Retry-After)",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     }
                 }
@@ -804,7 +804,7 @@ const docTemplate = `{
                         "required": true
                     },
                     {
-                        "description": "The merge patch",
+                        "description": "The merge patch: members set to null are removed, e.g. {\u0026quot;paid\u0026quot;:true,\u0026quot;lines\u0026quot;:null}",
                         "name": "body",
                         "in": "body",
                         "required": true,
@@ -817,55 +817,55 @@ const docTemplate = `{
                     "200": {
                         "description": "OK",
                         "schema": {
-                            "$ref": "#/definitions/api.DocumentResponse"
+                            "$ref": "#/definitions/DocumentResponse"
                         }
                     },
                     "401": {
                         "description": "Missing, invalid or revoked token",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "404": {
                         "description": "Document not found",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "409": {
                         "description": "Changed concurrently; retry",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "413": {
                         "description": "Body or result over MAX_DOCUMENT_BYTES",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "415": {
                         "description": "Content-Type is not JSON",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "422": {
                         "description": "Unprocessable Entity",
                         "schema": {
-                            "$ref": "#/definitions/api.ValidationError"
+                            "$ref": "#/definitions/ValidationError"
                         }
                     },
                     "500": {
                         "description": "Internal Server Error",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "503": {
                         "description": "database unavailable (Retry-After)",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     }
                 }
@@ -894,31 +894,31 @@ const docTemplate = `{
                     "200": {
                         "description": "OK",
                         "schema": {
-                            "$ref": "#/definitions/api.OrgResponse"
+                            "$ref": "#/definitions/OrgResponse"
                         }
                     },
                     "404": {
                         "description": "Organization not found",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "422": {
                         "description": "Unprocessable Entity",
                         "schema": {
-                            "$ref": "#/definitions/api.ValidationError"
+                            "$ref": "#/definitions/ValidationError"
                         }
                     },
                     "500": {
                         "description": "Internal Server Error",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "503": {
                         "description": "database unavailable (Retry-After)",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     }
                 }
@@ -949,7 +949,7 @@ const docTemplate = `{
                         "in": "body",
                         "required": true,
                         "schema": {
-                            "$ref": "#/definitions/api.UpdateOrgRequest"
+                            "$ref": "#/definitions/UpdateOrgRequest"
                         }
                     }
                 ],
@@ -957,67 +957,67 @@ const docTemplate = `{
                     "200": {
                         "description": "OK",
                         "schema": {
-                            "$ref": "#/definitions/api.UpdateOrgResponse"
+                            "$ref": "#/definitions/UpdateOrgResponse"
                         }
                     },
                     "400": {
                         "description": "Email already registered",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "401": {
                         "description": "Missing, invalid or revoked token",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "403": {
                         "description": "Not authorized to update",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "404": {
                         "description": "Organization not found",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "409": {
                         "description": "Organization name conflict",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "413": {
                         "description": "Body over MAX_BODY_BYTES",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "415": {
                         "description": "Content-Type is not JSON",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "422": {
                         "description": "Unprocessable Entity",
                         "schema": {
-                            "$ref": "#/definitions/api.ValidationError"
+                            "$ref": "#/definitions/ValidationError"
                         }
                     },
                     "500": {
                         "description": "Internal Server Error",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "503": {
                         "description": "database unavailable (Retry-After)",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     }
                 }
@@ -1046,7 +1046,7 @@ const docTemplate = `{
                         "in": "body",
                         "required": true,
                         "schema": {
-                            "$ref": "#/definitions/api.UpdateOrgRequest"
+                            "$ref": "#/definitions/UpdateOrgRequest"
                         }
                     }
                 ],
@@ -1054,67 +1054,67 @@ const docTemplate = `{
                     "200": {
                         "description": "OK",
                         "schema": {
-                            "$ref": "#/definitions/api.UpdateOrgResponse"
+                            "$ref": "#/definitions/UpdateOrgResponse"
                         }
                     },
                     "400": {
                         "description": "Email already registered",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "401": {
                         "description": "Missing, invalid or revoked token",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "403": {
                         "description": "Not authorized to update",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "404": {
                         "description": "Organization not found",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "409": {
                         "description": "Organization name conflict",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "413": {
                         "description": "Body over MAX_BODY_BYTES",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "415": {
                         "description": "Content-Type is not JSON",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "422": {
                         "description": "Unprocessable Entity",
                         "schema": {
-                            "$ref": "#/definitions/api.ValidationError"
+                            "$ref": "#/definitions/ValidationError"
                         }
                     },
                     "500": {
                         "description": "Internal Server Error",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "503": {
                         "description": "database unavailable (Retry-After)",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     }
                 }
@@ -1134,19 +1134,19 @@ const docTemplate = `{
                     "200": {
                         "description": "OK",
                         "schema": {
-                            "$ref": "#/definitions/api.HealthResponse"
+                            "$ref": "#/definitions/HealthResponse"
                         }
                     },
                     "500": {
                         "description": "Internal Server Error",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "503": {
                         "description": "database unavailable",
                         "schema": {
-                            "$ref": "#/definitions/api.ErrorResponse"
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     }
                 }
@@ -1154,7 +1154,7 @@ const docTemplate = `{
         }
     },
     "definitions": {
-        "api.CreateOrgRequest": {
+        "CreateOrgRequest": {
             "type": "object",
             "required": [
                 "email",
@@ -1180,7 +1180,7 @@ const docTemplate = `{
                 }
             }
         },
-        "api.CreateOrgResponse": {
+        "CreateOrgResponse": {
             "type": "object",
             "properties": {
                 "admin_id": {
@@ -1201,7 +1201,7 @@ const docTemplate = `{
                 }
             }
         },
-        "api.DeleteOrgRequest": {
+        "DeleteOrgRequest": {
             "type": "object",
             "required": [
                 "organization_name"
@@ -1215,13 +1215,13 @@ const docTemplate = `{
                 }
             }
         },
-        "api.DocumentPage": {
+        "DocumentPage": {
             "type": "object",
             "properties": {
                 "items": {
                     "type": "array",
                     "items": {
-                        "$ref": "#/definitions/api.DocumentResponse"
+                        "$ref": "#/definitions/DocumentResponse"
                     }
                 },
                 "next": {
@@ -1232,7 +1232,7 @@ const docTemplate = `{
                 }
             }
         },
-        "api.DocumentResponse": {
+        "DocumentResponse": {
             "type": "object",
             "properties": {
                 "created_at": {
@@ -1252,7 +1252,7 @@ const docTemplate = `{
                 }
             }
         },
-        "api.ErrorResponse": {
+        "ErrorResponse": {
             "type": "object",
             "properties": {
                 "detail": {
@@ -1261,7 +1261,7 @@ const docTemplate = `{
                 }
             }
         },
-        "api.FieldError": {
+        "FieldError": {
             "type": "object",
             "properties": {
                 "ctx": {
@@ -1281,7 +1281,7 @@ const docTemplate = `{
                 }
             }
         },
-        "api.HealthResponse": {
+        "HealthResponse": {
             "type": "object",
             "properties": {
                 "status": {
@@ -1290,7 +1290,7 @@ const docTemplate = `{
                 }
             }
         },
-        "api.LoginRequest": {
+        "LoginRequest": {
             "type": "object",
             "required": [
                 "email",
@@ -1309,7 +1309,7 @@ const docTemplate = `{
                 }
             }
         },
-        "api.MessageResponse": {
+        "MessageResponse": {
             "type": "object",
             "properties": {
                 "detail": {
@@ -1318,7 +1318,7 @@ const docTemplate = `{
                 }
             }
         },
-        "api.OrgResponse": {
+        "OrgResponse": {
             "type": "object",
             "properties": {
                 "_id": {
@@ -1343,7 +1343,7 @@ const docTemplate = `{
                 }
             }
         },
-        "api.TokenResponse": {
+        "TokenResponse": {
             "type": "object",
             "properties": {
                 "access_token": {
@@ -1356,7 +1356,7 @@ const docTemplate = `{
                 }
             }
         },
-        "api.UpdateOrgRequest": {
+        "UpdateOrgRequest": {
             "type": "object",
             "required": [
                 "organization_name"
@@ -1386,7 +1386,7 @@ const docTemplate = `{
                 }
             }
         },
-        "api.UpdateOrgResponse": {
+        "UpdateOrgResponse": {
             "type": "object",
             "properties": {
                 "access_token": {
@@ -1403,13 +1403,13 @@ const docTemplate = `{
                 }
             }
         },
-        "api.ValidationError": {
+        "ValidationError": {
             "type": "object",
             "properties": {
                 "detail": {
                     "type": "array",
                     "items": {
-                        "$ref": "#/definitions/api.FieldError"
+                        "$ref": "#/definitions/FieldError"
                     }
                 }
             }
@@ -1432,7 +1432,7 @@ var SwaggerInfo = &swag.Spec{
 	BasePath:         "/",
 	Schemes:          []string{},
 	Title:            "orgsvc",
-	Description:      "Multi-tenant organization management: sign up an organization, log its admin in, and manage it with a Bearer token. Each organization's data lives in its own collection org_<slug>.",
+	Description:      "Multi-tenant organization management: sign up an organization, log its admin in, and manage it with a Bearer token. Each organization's data lives in its own collection org_{slug}.",
 	InfoInstanceName: "swagger",
 	SwaggerTemplate:  docTemplate,
 	LeftDelim:        "{{",

@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# A walk through the orgsvc API with curl: sign up an organization, log in,
+# look it up, store, read, list, patch, replace and delete a document,
+# rename the organization (with the fresh token the rename returns), and
+# delete it. Every call's status is checked; the script stops with a
+# message and a non-zero exit at the first unexpected answer.
+#
+#   BASE_URL=http://localhost:8000 examples/quickstart.sh
+#
+# BASE_URL defaults to http://localhost:8000 (`make run`). Each run signs up
+# an organization of its own, so it can run again and again against the same
+# server. It uses jq when it is installed, and a grep/sed fallback otherwise
+# (NO_JQ=1 forces the fallback).
+set -euo pipefail
+
+BASE_URL="${BASE_URL:-http://localhost:8000}"
+BASE_URL="${BASE_URL%/}"
+
+die() {
+	printf 'quickstart: %s\n' "$*" >&2
+	exit 1
+}
+
+command -v curl >/dev/null 2>&1 || die "curl is needed (apt-get install -y curl)"
+use_jq=0
+if [ "${NO_JQ:-0}" != 1 ] && command -v jq >/dev/null 2>&1; then
+	use_jq=1
+fi
+
+body="$(mktemp)"
+trap 'rm -f "$body"' EXIT
+
+# call STEP WANT METHOD PATH [CURL-ARGS...]: sends the request, prints the
+# step and the status, and stops unless the status is WANT. The answer's
+# body is left in $body.
+call() {
+	local step="$1" want="$2" method="$3" path="$4" status
+	shift 4
+	if ! status="$(curl -sS -o "$body" -w '%{http_code}' -X "$method" "$@" "$BASE_URL$path")"; then
+		die "$step: no answer from $BASE_URL (is the service running? start it with 'make run')"
+	fi
+	printf '%-44s %s %s -> %s\n' "$step" "$method" "${path%%\?*}" "$status"
+	if [ "$status" != "$want" ]; then
+		printf 'quickstart: %s: got status %s, want %s. Answer:\n' "$step" "$status" "$want" >&2
+		cat "$body" >&2
+		printf '\n' >&2
+		exit 1
+	fi
+}
+
+# field NAME: the top-level string member NAME of the last answer.
+field() {
+	local v
+	if [ "$use_jq" = 1 ]; then
+		v="$(jq -r --arg f "$1" '.[$f] // empty | strings' "$body")"
+	else
+		# The first "NAME":"value" pair: top-level members come first in
+		# every answer this script reads.
+		v="$(grep -o "\"$1\"[[:space:]]*:[[:space:]]*\"[^\"]*\"" "$body" | head -n 1 |
+			sed 's/^.*:[[:space:]]*"\(.*\)"$/\1/')" || true
+	fi
+	[ -n "$v" ] || die "the answer has no \"$1\": $(cat "$body")"
+	printf '%s' "$v"
+}
+
+# expect_in TEXT WHAT: stops unless the last answer contains TEXT.
+expect_in() {
+	grep -qF -- "$1" "$body" || die "$2: the answer does not contain $1: $(cat "$body")"
+}
+
+JSON='Content-Type: application/json'
+run="$(date +%s)-${RANDOM}"
+name="Quickstart ${run}"
+new_name="Quickstart Renamed ${run}"
+email="admin+${run}@quickstart.example.com"
+password="correct-horse-${RANDOM}"
+
+printf 'orgsvc quickstart against %s (organization "%s")\n\n' "$BASE_URL" "$name"
+
+call "health" 200 GET /health
+
+call "sign up an organization (no token)" 201 POST /org/create -H "$JSON" \
+	-d "{\"organization_name\":\"$name\",\"email\":\"$email\",\"password\":\"$password\"}"
+collection="$(field collection_name)"
+printf '    collection: %s\n' "$collection"
+
+call "look it up by name" 200 GET /org/get -G --data-urlencode "organization_name=$name"
+expect_in "\"$name\"" "look it up by name"
+
+call "log in" 200 POST /admin/login -H "$JSON" \
+	-d "{\"email\":\"$email\",\"password\":\"$password\"}"
+token="$(field access_token)"
+AUTH="Authorization: Bearer $token"
+
+call "store a document" 201 POST /org/documents -H "$AUTH" -H "$JSON" \
+	-d '{"kind":"invoice","total":120,"lines":[[1,2],[3]]}'
+id="$(field id)"
+printf '    id: %s\n' "$id"
+
+call "read it" 200 GET "/org/documents/$id" -H "$AUTH"
+expect_in '"kind":"invoice"' "read it"
+
+call "list documents with a filter" 200 GET /org/documents -H "$AUTH" -G \
+	--data-urlencode 'filter={"kind":"invoice"}' --data-urlencode limit=10
+expect_in "\"$id\"" "list documents with a filter"
+
+call "merge-patch it" 200 PATCH "/org/documents/$id" -H "$AUTH" -H "$JSON" \
+	-d '{"paid":true,"lines":null}'
+expect_in '"paid":true' "merge-patch it"
+
+call "replace its data" 200 PUT "/org/documents/$id" -H "$AUTH" -H "$JSON" \
+	-d '{"kind":"receipt","total":120}'
+expect_in '"kind":"receipt"' "replace its data"
+
+call "delete it" 204 DELETE "/org/documents/$id" -H "$AUTH"
+call "the document is gone" 404 GET "/org/documents/$id" -H "$AUTH"
+
+call "rename the organization" 200 PUT /org/update -H "$AUTH" -H "$JSON" \
+	-d "{\"organization_name\":\"$name\",\"new_organization_name\":\"$new_name\"}"
+old_auth="$AUTH"
+token="$(field access_token)"
+AUTH="Authorization: Bearer $token"
+
+call "the old token no longer works" 401 GET /org/documents -H "$old_auth"
+call "the fresh token does" 200 GET /org/documents -H "$AUTH"
+
+call "delete the organization" 200 DELETE /org/delete -H "$AUTH" -H "$JSON" \
+	-d "{\"organization_name\":\"$new_name\"}"
+call "the organization is gone" 404 GET /org/get -G --data-urlencode "organization_name=$new_name"
+
+printf '\nquickstart: every step answered as expected\n'
