@@ -17,6 +17,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/orgsvc/orgsvc/api"
+	"github.com/orgsvc/orgsvc/internal/buildinfo"
 	"github.com/orgsvc/orgsvc/internal/config"
 	"github.com/orgsvc/orgsvc/internal/metrics"
 	"github.com/orgsvc/orgsvc/internal/repository"
@@ -29,10 +30,12 @@ const usage = `orgsvc: multi-tenant organization management service
 
 Usage:
   orgsvc [serve]    run the HTTP service (the default)
-  orgsvc help       show this help
+  orgsvc version    print the version and the commit it was built from
+  orgsvc help       show this help (also -h, --help)
 
 Configuration comes from the environment (and a .env file in the working
-directory when present); see .env.example.
+directory when present); see .env.example. With no MONGO_URI the service
+runs an embedded database under DATA_DIR (default ./data).
 `
 
 // Run runs the program with its arguments (args[0] is the program name) and
@@ -45,7 +48,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch cmd {
 	case "serve":
 		if len(args) > 2 {
-			fmt.Fprintf(stderr, "orgsvc: serve takes no arguments, got %q\n", args[2:])
+			fmt.Fprintf(stderr, "orgsvc: serve takes no arguments, got %q\n\n%s", args[2:], usage)
 			return 2
 		}
 		if err := serve(ctx, stderr); err != nil {
@@ -53,11 +56,19 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		return 0
+	case "version", "-version", "--version":
+		bi := buildinfo.Read()
+		fmt.Fprintf(stdout, "orgsvc %s (commit %s, %s)\n", bi.Version, bi.Commit, bi.GoVersion)
+		return 0
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
 	default:
-		fmt.Fprintf(stderr, "orgsvc: unknown command %q\n\n%s", cmd, usage)
+		what := "command"
+		if strings.HasPrefix(cmd, "-") {
+			what = "flag"
+		}
+		fmt.Fprintf(stderr, "orgsvc: unknown %s %q\n\n%s", what, cmd, usage)
 		return 2
 	}
 }
