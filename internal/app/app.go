@@ -176,7 +176,7 @@ func NewHandler(cfg config.Config, c Components) (http.Handler, error) {
 	}
 	master := repository.NewMasterRepository(c.DB)
 	tenants := repository.NewTenantRepository(c.DB)
-	auth := service.NewAuthService(master, tokens, passwords)
+	auth := service.NewAuthService(master, tokens, passwords, cfg.AuthCacheTTL)
 	orgs := service.NewOrgService(master, tenants, passwords, auth, c.Logger)
 	docs := service.NewDocumentService(tenants, int(cfg.MaxDocumentBytes))
 	return api.NewServer(api.Deps{

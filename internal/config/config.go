@@ -48,6 +48,10 @@ type Config struct {
 	BcryptWorkers int `envconfig:"BCRYPT_WORKERS" default:"0"`
 	BcryptQueue   int `envconfig:"BCRYPT_QUEUE" default:"32"`
 
+	// AuthCacheTTL is how long an instance trusts a token it verified
+	// against the database; 0 checks every request.
+	AuthCacheTTL time.Duration `envconfig:"AUTH_CACHE_TTL" default:"1s"`
+
 	RequestTimeout   time.Duration `envconfig:"REQUEST_TIMEOUT" default:"10s"`
 	ShutdownTimeout  time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"15s"`
 	DBConnectTimeout time.Duration `envconfig:"DB_CONNECT_TIMEOUT" default:"30s"`
@@ -151,6 +155,9 @@ func (c Config) Validate() error {
 		if v.d <= 0 {
 			errs = append(errs, fmt.Errorf("%s: %s must be positive", v.name, v.d))
 		}
+	}
+	if c.AuthCacheTTL < 0 || c.AuthCacheTTL > 5*time.Second {
+		errs = append(errs, fmt.Errorf("AUTH_CACHE_TTL: %s is outside 0..5s", c.AuthCacheTTL))
 	}
 	if c.JWTIssuer == "" {
 		errs = append(errs, errors.New("JWT_ISSUER: must not be empty"))

@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"errors"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
@@ -24,12 +25,19 @@ type AuthService struct {
 	master    *repository.MasterRepository
 	tokens    *security.Tokens
 	passwords *security.Passwords
+	cache     *principalCache
 }
 
-// NewAuthService builds an AuthService.
-func NewAuthService(master *repository.MasterRepository, tokens *security.Tokens, passwords *security.Passwords) *AuthService {
-	return &AuthService{master: master, tokens: tokens, passwords: passwords}
+// NewAuthService builds an AuthService. cacheTTL is how long a verified
+// token's admin and organization are trusted without asking the database
+// again (0: ask every time); see principalCache.
+func NewAuthService(master *repository.MasterRepository, tokens *security.Tokens, passwords *security.Passwords, cacheTTL time.Duration) *AuthService {
+	return &AuthService{master: master, tokens: tokens, passwords: passwords, cache: newPrincipalCache(cacheTTL)}
 }
+
+// Forget drops what this instance has cached about an admin; every change
+// to an admin's tokens, e-mail, password or organization calls it.
+func (s *AuthService) Forget(admin bson.ObjectID) { s.cache.forget(admin) }
 
 // Login checks an admin's credentials and returns a token. An unknown
 // address costs one bcrypt comparison, as a wrong password does.
@@ -102,6 +110,9 @@ func (s *AuthService) Authenticate(ctx context.Context, raw string) (Principal, 
 	if err != nil {
 		return Principal{}, ErrOrgMismatch
 	}
+	if p, ok := s.cache.get(adminID, claims.Version, orgID, claims.Org); ok {
+		return p, nil
+	}
 	admin, err := s.master.Admin(ctx, adminID)
 	if errors.Is(err, repository.ErrNotFound) {
 		return Principal{}, ErrAdminNotFound
@@ -125,12 +136,15 @@ func (s *AuthService) Authenticate(ctx context.Context, raw string) (Principal, 
 	if org.Slug != claims.Org {
 		return Principal{}, ErrTokenRevoked
 	}
-	return Principal{AdminID: adminID, OrgID: orgID, Slug: org.Slug}, nil
+	p := Principal{AdminID: adminID, OrgID: orgID, Slug: org.Slug}
+	s.cache.put(p, admin.TokenVersion)
+	return p, nil
 }
 
 // Logout ends every token of the principal's admin, by moving its token
 // version on.
 func (s *AuthService) Logout(ctx context.Context, p Principal) error {
+	defer s.Forget(p.AdminID)
 	_, err := s.master.UpdateAdmin(ctx, p.AdminID, repository.AdminChange{BumpVersion: true})
 	if errors.Is(err, repository.ErrNotFound) {
 		return ErrAdminNotFound

@@ -167,6 +167,8 @@ func (s *OrgService) Update(ctx context.Context, p Principal, in UpdateOrg) (str
 
 	change.BumpVersion = in.NewName != nil || change.Email != nil || change.PasswordHash != nil
 	if change.BumpVersion {
+		s.auth.Forget(admin.ID)
+		defer s.auth.Forget(admin.ID)
 		if admin, err = s.master.UpdateAdmin(ctx, admin.ID, change); err != nil {
 			return "", err
 		}
@@ -218,6 +220,7 @@ func (s *OrgService) Delete(ctx context.Context, p Principal, name string) error
 	if org.ID != p.OrgID || org.AdminID != p.AdminID {
 		return ErrNotOwnerDelete
 	}
+	defer s.auth.Forget(org.AdminID)
 	if err := s.tenants.Drop(ctx, org.Slug); err != nil {
 		return err
 	}
