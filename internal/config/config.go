@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"strings"
 	"time"
 
@@ -72,6 +73,16 @@ func (c Config) TokenTTL() time.Duration {
 // the working directory, when present, fills in variables the environment
 // leaves unset; the environment always wins.
 func Load() (Config, error) {
+	// A variable set to "" counts as unset: it takes the .env value or the
+	// default (envconfig would otherwise try to parse the empty string).
+	t := reflect.TypeFor[Config]()
+	for i := range t.NumField() {
+		if name := t.Field(i).Tag.Get("envconfig"); name != "" {
+			if v, ok := os.LookupEnv(name); ok && v == "" {
+				os.Unsetenv(name)
+			}
+		}
+	}
 	if err := godotenv.Load(".env"); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return Config{}, fmt.Errorf(".env: %w", err)
 	}

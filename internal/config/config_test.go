@@ -1,0 +1,415 @@
+package config_test
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/orgsvc/orgsvc/internal/config"
+)
+
+// variable is one setting of config.Config as envconfig sees it.
+type variable struct {
+	name, def string
+}
+
+// variables lists the variables config.Config reads, from its envconfig and
+// default tags.
+func variables(t *testing.T) []variable {
+	t.Helper()
+	var vars []variable
+	typ := reflect.TypeFor[config.Config]()
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		name := f.Tag.Get("envconfig")
+		if name == "" {
+			t.Fatalf("config.Config.%s has no envconfig tag", f.Name)
+		}
+		vars = append(vars, variable{name: name, def: f.Tag.Get("default")})
+	}
+	return vars
+}
+
+// isolate runs the test in an empty directory (no .env) with every variable
+// of config.Config unset, restoring them all when the test ends. Setting a
+// variable to "" is not the same as unsetting it: envconfig then skips the
+// default.
+func isolate(t *testing.T) {
+	t.Helper()
+	t.Chdir(t.TempDir())
+	for _, v := range variables(t) {
+		t.Setenv(v.name, "") // registers the restore
+		os.Unsetenv(v.name)
+	}
+}
+
+// setenv sets each "NAME=value" pair for the rest of the test.
+func setenv(t *testing.T, pairs ...string) {
+	t.Helper()
+	for _, p := range pairs {
+		name, value, ok := strings.Cut(p, "=")
+		if !ok {
+			t.Fatalf("bad pair %q", p)
+		}
+		t.Setenv(name, value)
+	}
+}
+
+var secret32 = strings.Repeat("s", config.MinSecretBytes)
+
+// same reports whether two configurations are equal, a nil list being equal
+// to an empty one (envconfig gives nil for an unset list, empty for "").
+func same(a, b config.Config) bool {
+	return fmt.Sprintf("%+v", a) == fmt.Sprintf("%+v", b)
+}
+
+func TestLoadDefaults(t *testing.T) {
+	isolate(t)
+	c, err := config.Load()
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	for _, f := range []struct {
+		name      string
+		got, want any
+	}{
+		{"MongoURI", c.MongoURI, ""},
+		{"MongoDB", c.MongoDB, "org_master"},
+		{"JWTSecret", c.JWTSecret, ""},
+		{"JWTAlgorithm", c.JWTAlgorithm, "HS256"},
+		{"JWTExpiresMinutes", c.JWTExpiresMinutes, 60},
+		{"JWTIssuer", c.JWTIssuer, "orgsvc"},
+		{"HTTPAddr", c.HTTPAddr, ":8000"},
+		{"Port", c.Port, ""},
+		{"DataDir", c.DataDir, "./data"},
+		{"BcryptCost", c.BcryptCost, 12},
+		{"EmbeddedMongoAddr", c.EmbeddedMongoAddr, ""},
+		{"LogLevel", c.LogLevel, "info"},
+		{"MaxDocumentBytes", c.MaxDocumentBytes, int64(1 << 20)},
+	} {
+		if f.got != f.want {
+			t.Errorf("%s: got %#v, want %#v", f.name, f.got, f.want)
+		}
+	}
+	if !c.Embedded() {
+		t.Error("Embedded: got false, want true with no MONGO_URI")
+	}
+	if got, want := c.TokenTTL(), time.Hour; got != want {
+		t.Errorf("TokenTTL: got %v, want %v", got, want)
+	}
+}
+
+// Every variable left unset loads as if set to its default tag.
+func TestLoadDefaultTags(t *testing.T) {
+	isolate(t)
+	unset, err := config.Load()
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	for _, v := range variables(t) {
+		if v.def != "" {
+			t.Setenv(v.name, v.def)
+		}
+	}
+	set, err := config.Load()
+	if err != nil {
+		t.Fatalf("Load with every default set explicitly: %v", err)
+	}
+	if !same(unset, set) {
+		t.Errorf("unset: %+v\nset:   %+v", unset, set)
+	}
+}
+
+func TestLoadValid(t *testing.T) {
+	tests := []struct {
+		name  string
+		env   []string
+		check func(t *testing.T, c config.Config)
+	}{
+		{
+			name: "PORT honoured when HTTP_ADDR unset",
+			env:  []string{"PORT=9090"},
+			check: func(t *testing.T, c config.Config) {
+				if c.HTTPAddr != ":9090" {
+					t.Errorf("HTTPAddr: got %q, want %q", c.HTTPAddr, ":9090")
+				}
+			},
+		},
+		{
+			name: "HTTP_ADDR wins over PORT",
+			env:  []string{"PORT=9090", "HTTP_ADDR=127.0.0.1:7000"},
+			check: func(t *testing.T, c config.Config) {
+				if c.HTTPAddr != "127.0.0.1:7000" {
+					t.Errorf("HTTPAddr: got %q, want %q", c.HTTPAddr, "127.0.0.1:7000")
+				}
+			},
+		},
+		{
+			name: "MongoDB with a secret of exactly 32 bytes",
+			env:  []string{"MONGO_URI=mongodb://db:27017", "JWT_SECRET=" + secret32},
+			check: func(t *testing.T, c config.Config) {
+				if c.Embedded() {
+					t.Error("Embedded: got true, want false with MONGO_URI set")
+				}
+				if c.JWTSecret != secret32 {
+					t.Errorf("JWTSecret: got %q", c.JWTSecret)
+				}
+			},
+		},
+		{
+			name: "every setting at a bound",
+			env: []string{
+				"MONGO_DB=tenants_1", "JWT_ALGORITHM=HS512", "JWT_EXPIRES_MINUTES=43200",
+				"JWT_ISSUER=issuer", "DATA_DIR=/var/lib/orgsvc", "BCRYPT_COST=4",
+				"EMBEDDED_MONGO_ADDR=127.0.0.1:27018", "LOG_LEVEL=DEBUG", "MAX_DOCUMENT_BYTES=1024",
+			},
+			check: func(t *testing.T, c config.Config) {
+				want := c
+				want.MongoDB, want.JWTAlgorithm, want.JWTExpiresMinutes = "tenants_1", "HS512", 43200
+				want.JWTIssuer, want.HTTPAddr, want.DataDir, want.BcryptCost = "issuer", ":8000", "/var/lib/orgsvc", 4
+				want.EmbeddedMongoAddr, want.LogLevel, want.MaxDocumentBytes = "127.0.0.1:27018", "DEBUG", 1024
+				if !same(c, want) {
+					t.Errorf("got  %+v\nwant %+v", c, want)
+				}
+			},
+		},
+		{
+			name: "upper bounds",
+			env:  []string{"BCRYPT_COST=16", "MAX_DOCUMENT_BYTES=16776192"},
+			check: func(t *testing.T, c config.Config) {
+				if c.BcryptCost != 16 {
+					t.Errorf("BcryptCost: got %d, want 16", c.BcryptCost)
+				}
+				if c.MaxDocumentBytes != 16<<20-1024 {
+					t.Errorf("MaxDocumentBytes: got %d, want %d", c.MaxDocumentBytes, 16<<20-1024)
+				}
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			isolate(t)
+			setenv(t, tt.env...)
+			c, err := config.Load()
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			tt.check(t, c)
+		})
+	}
+}
+
+func TestLoadInvalid(t *testing.T) {
+	tests := []struct {
+		name     string
+		env      []string
+		variable string // the error must name it
+	}{
+		{"JWT_ALGORITHM RS256", []string{"JWT_ALGORITHM=RS256"}, "JWT_ALGORITHM"},
+		{"JWT_ALGORITHM none", []string{"JWT_ALGORITHM=none"}, "JWT_ALGORITHM"},
+		{"BCRYPT_COST 3", []string{"BCRYPT_COST=3"}, "BCRYPT_COST"},
+		{"BCRYPT_COST 17", []string{"BCRYPT_COST=17"}, "BCRYPT_COST"},
+		{"BCRYPT_COST not a number", []string{"BCRYPT_COST=twelve"}, "BCRYPT_COST"},
+		{"JWT_EXPIRES_MINUTES abc", []string{"JWT_EXPIRES_MINUTES=abc"}, "JWT_EXPIRES_MINUTES"},
+		{"JWT_EXPIRES_MINUTES 0", []string{"JWT_EXPIRES_MINUTES=0"}, "JWT_EXPIRES_MINUTES"},
+		{"JWT_EXPIRES_MINUTES over 30 days", []string{"JWT_EXPIRES_MINUTES=43201"}, "JWT_EXPIRES_MINUTES"},
+		{"JWT_SECRET 31 bytes", []string{"JWT_SECRET=" + secret32[1:]}, "JWT_SECRET"},
+		{"JWT_SECRET 31 bytes with MongoDB", []string{"MONGO_URI=mongodb://db:27017", "JWT_SECRET=" + secret32[1:]}, "JWT_SECRET"},
+		{"MONGO_URI without JWT_SECRET", []string{"MONGO_URI=mongodb://db:27017"}, "JWT_SECRET"},
+		{"LOG_LEVEL loud", []string{"LOG_LEVEL=loud"}, "LOG_LEVEL"},
+		{"MONGO_DB with a dot", []string{"MONGO_DB=org.master"}, "MONGO_DB"},
+		{"MONGO_DB over 63 bytes", []string{"MONGO_DB=" + strings.Repeat("d", 64)}, "MONGO_DB"},
+		{"MAX_DOCUMENT_BYTES 1023", []string{"MAX_DOCUMENT_BYTES=1023"}, "MAX_DOCUMENT_BYTES"},
+		{"MAX_DOCUMENT_BYTES over 16 MiB less 1 KiB", []string{"MAX_DOCUMENT_BYTES=16776193"}, "MAX_DOCUMENT_BYTES"},
+		{"MAX_DOCUMENT_BYTES 1MB", []string{"MAX_DOCUMENT_BYTES=1MB"}, "MAX_DOCUMENT_BYTES"},
+		{"MAX_BODY_BYTES 1023", []string{"MAX_BODY_BYTES=1023"}, "MAX_BODY_BYTES"},
+		{"LOG_FORMAT xml", []string{"LOG_FORMAT=xml"}, "LOG_FORMAT"},
+		{"LOGIN_RATE_PER_EMAIL negative", []string{"LOGIN_RATE_PER_EMAIL=-1"}, "LOGIN_RATE_PER_EMAIL"},
+		{"REQUEST_TIMEOUT zero", []string{"REQUEST_TIMEOUT=0s"}, "REQUEST_TIMEOUT"},
+		{"REQUEST_TIMEOUT without a unit", []string{"REQUEST_TIMEOUT=10"}, "REQUEST_TIMEOUT"},
+		{"AUTH_CACHE_TTL over 5s", []string{"AUTH_CACHE_TTL=6s"}, "AUTH_CACHE_TTL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			isolate(t)
+			setenv(t, tt.env...)
+			_, err := config.Load()
+			if err == nil {
+				t.Fatalf("Load: no error, want one naming %s", tt.variable)
+			}
+			if !strings.Contains(err.Error(), tt.variable) {
+				t.Errorf("Load: error %q does not name %s", err, tt.variable)
+			}
+		})
+	}
+}
+
+// Validate reports every problem at once.
+func TestLoadReportsEveryProblem(t *testing.T) {
+	isolate(t)
+	setenv(t, "JWT_ALGORITHM=RS256", "BCRYPT_COST=3", "LOG_LEVEL=loud")
+	_, err := config.Load()
+	if err == nil {
+		t.Fatal("Load: no error")
+	}
+	for _, name := range []string{"JWT_ALGORITHM", "BCRYPT_COST", "LOG_LEVEL"} {
+		if !strings.Contains(err.Error(), name) {
+			t.Errorf("error %q does not name %s", err, name)
+		}
+	}
+}
+
+func TestLoadDotEnv(t *testing.T) {
+	isolate(t)
+	dotenv := strings.Join([]string{
+		"# a comment",
+		"BCRYPT_COST=5",
+		"LOG_LEVEL=debug",
+		"JWT_ISSUER=from-dotenv",
+		"PORT=9999",
+		"",
+	}, "\n")
+	if err := os.WriteFile(".env", []byte(dotenv), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	setenv(t, "BCRYPT_COST=6", "JWT_ISSUER=from-env")
+
+	c, err := config.Load()
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	// The environment wins over .env ...
+	if c.BcryptCost != 6 {
+		t.Errorf("BcryptCost: got %d, want 6 from the environment", c.BcryptCost)
+	}
+	if c.JWTIssuer != "from-env" {
+		t.Errorf("JWTIssuer: got %q, want %q from the environment", c.JWTIssuer, "from-env")
+	}
+	// ... and .env fills in what the environment leaves unset.
+	if c.LogLevel != "debug" {
+		t.Errorf("LogLevel: got %q, want %q from .env", c.LogLevel, "debug")
+	}
+	if c.HTTPAddr != ":9999" {
+		t.Errorf("HTTPAddr: got %q, want %q from PORT in .env", c.HTTPAddr, ":9999")
+	}
+	// Untouched settings keep their defaults.
+	if c.MongoDB != "org_master" {
+		t.Errorf("MongoDB: got %q, want the default", c.MongoDB)
+	}
+}
+
+func TestLoadBadDotEnvValue(t *testing.T) {
+	isolate(t)
+	if err := os.WriteFile(".env", []byte("BCRYPT_COST=99\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := config.Load()
+	if err == nil || !strings.Contains(err.Error(), "BCRYPT_COST") {
+		t.Fatalf("Load: got %v, want an error naming BCRYPT_COST", err)
+	}
+}
+
+// .env.example must list exactly the variables of config.Config, each with
+// its default and a comment line above it.
+func TestEnvExample(t *testing.T) {
+	path := filepath.Join("..", "..", ".env.example")
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+
+	listed := map[string]string{}
+	var order []string
+	prevComment := false
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		switch {
+		case line == "":
+			prevComment = false
+		case strings.HasPrefix(line, "#"):
+			prevComment = true
+		default:
+			name, value, ok := strings.Cut(line, "=")
+			if !ok {
+				t.Errorf("%s:%d: not NAME=value: %q", path, n, line)
+				continue
+			}
+			if _, dup := listed[name]; dup {
+				t.Errorf("%s:%d: %s listed twice", path, n, name)
+			}
+			if !prevComment {
+				t.Errorf("%s:%d: %s has no comment line above it", path, n, name)
+			}
+			listed[name] = value
+			order = append(order, name)
+			prevComment = false
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	want := map[string]bool{}
+	for _, v := range variables(t) {
+		want[v.name] = true
+		value, ok := listed[v.name]
+		if !ok {
+			t.Errorf("%s: %s is missing", path, v.name)
+			continue
+		}
+		if value != v.def {
+			t.Errorf("%s: %s=%q, want the default %q", path, v.name, value, v.def)
+		}
+	}
+	for _, name := range order {
+		if !want[name] {
+			t.Errorf("%s: %s is not a variable of config.Config", path, name)
+		}
+	}
+}
+
+// Copied to .env as it stands, .env.example gives the defaults.
+func TestEnvExampleAsDotEnv(t *testing.T) {
+	example, err := os.ReadFile(filepath.Join("..", "..", ".env.example"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	isolate(t)
+	if err := os.WriteFile(".env", example, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := config.Load()
+	if err != nil {
+		t.Fatalf("Load with .env.example as .env: %v", err)
+	}
+	isolate(t)
+	want, err := config.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !same(got, want) {
+		t.Errorf("got  %+v\nwant %+v (the defaults)", got, want)
+	}
+}
+
+// TestEmptyMeansUnset: a variable set to "" takes its default, as if unset.
+func TestEmptyMeansUnset(t *testing.T) {
+	t.Chdir(t.TempDir())
+	for _, name := range []string{"BCRYPT_COST", "MONGO_DB", "REQUEST_TIMEOUT", "MONGO_URI", "JWT_SECRET"} {
+		t.Setenv(name, "")
+	}
+	c, err := config.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.BcryptCost != 12 || c.MongoDB != "org_master" || c.RequestTimeout.String() != "10s" || !c.Embedded() {
+		t.Fatalf("got %+v", c)
+	}
+}
