@@ -23,13 +23,14 @@ SWAG        := $(GO) run github.com/swaggo/swag/cmd/swag@v1.16.6
 SWAG_INIT    = $(SWAG) init --generalInfo server.go --dir ./api --output $(1) --outputTypes go,json,yaml --quiet
 STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.7.0
 
-.PHONY: help run build test test-race docs docs-check lint docker-build clean
+.PHONY: help run build test test-race bench docs docs-check lint docker-build clean
 
 help:
 	@echo "make run           serve on :8000 (embedded database under ./data when MONGO_URI is empty)"
 	@echo "make build         build $(BINARY) (static, as the Docker image does)"
 	@echo "make test          run every test"
 	@echo "make test-race     run the tests under the race detector (all but internal/app)"
+	@echo "make bench         run the load tool (BENCHFLAGS=-short for a quick run)"
 	@echo "make docs          regenerate the OpenAPI documents in docs/"
 	@echo "make docs-check    fail when docs/ is not what 'make docs' would write"
 	@echo "make lint          gofmt, go vet, staticcheck"
@@ -50,6 +51,14 @@ test:
 # cost: -race slows a hash to about 8 s, past the default request timeout.
 test-race:
 	$(GO) test -count=1 -race $(TESTFLAGS) $$($(GO) list ./... | grep -vx '$(MODULE)/internal/app')
+
+# The load tool (BENCHMARKS.md): starts the service on the embedded store,
+# seeds it, and measures every scenario against its baseline, writing
+# results.md, results.json and charts to bench-results/. A quick run:
+# make bench BENCHFLAGS=-short
+BENCHFLAGS ?=
+bench:
+	$(GO) run ./cmd/orgbench $(BENCHFLAGS)
 
 docs:
 	$(call SWAG_INIT,./docs)

@@ -1,0 +1,220 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"runtime"
+	"sync/atomic"
+	"time"
+
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/orgsvc/orgsvc/internal/jsondoc"
+	"github.com/orgsvc/orgsvc/internal/model"
+)
+
+// baseline measures op at the given concurrency for the scenario duration.
+// The service's RSS is sampled too: the driver baselines load its store.
+func (b *bench) baseline(ctx context.Context, name string, concurrency int, op func(context.Context) error) *Result {
+	b.logf("baseline %s: %d goroutines for %s", name, concurrency, b.opts.duration)
+	r := collect(ctx, b.log, name, "baseline", concurrency, b.opts.duration, runFunc(concurrency, b.opts.duration, op), b.pid)
+	b.add(r)
+	return r
+}
+
+// httpFloor serves a constant {"status":"ok"} from a bare net/http server
+// in this process and loads it with the same vegeta attacker as the
+// scenarios: the most any HTTP handler can do here.
+func (b *bench) httpFloor(ctx context.Context) (*Result, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	body := []byte(`{"status":"ok"}` + "\n")
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write(body)
+		}),
+		ReadHeaderTimeout: 5 * time.Second,
+	}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+	name := "net/http floor"
+	b.logf("baseline %s: %d clients for %s against %s", name, b.opts.concurrency, b.opts.duration, ln.Addr())
+	t := vegeta.Target{Method: http.MethodGet, URL: "http://" + ln.Addr().String() + "/health"}
+	r := collect(ctx, b.log, name, "baseline", b.opts.concurrency, b.opts.duration, attackHTTP(name, roundRobin([]vegeta.Target{t}), b.opts.concurrency, b.opts.duration, nil), 0)
+	r.Note = "constant JSON from net/http in the tool's process"
+	b.add(r)
+	return r, nil
+}
+
+// bcryptCompare checks a password against a hash of the given cost on as
+// many goroutines as cores: the most logins per second the machine allows.
+func (b *bench) bcryptCompare(ctx context.Context, cost int) *Result {
+	hash, err := bcrypt.GenerateFromPassword([]byte("bench-password-1"), cost)
+	if err != nil {
+		panic(err) // the cost was checked
+	}
+	r := b.baseline(ctx, fmt.Sprintf("bcrypt compare (cost %d)", cost), runtime.NumCPU(), func(context.Context) error {
+		return bcrypt.CompareHashAndPassword(hash, []byte("bench-password-1"))
+	})
+	r.Note = "bcrypt.CompareHashAndPassword on runtime.NumCPU() goroutines"
+	return r
+}
+
+// bcryptHash hashes passwords at the given cost on as many goroutines as
+// cores: the most sign-ups per second the machine allows.
+func (b *bench) bcryptHash(ctx context.Context, cost int) *Result {
+	r := b.baseline(ctx, fmt.Sprintf("bcrypt hash (cost %d)", cost), runtime.NumCPU(), func(context.Context) error {
+		_, err := bcrypt.GenerateFromPassword([]byte("bench-password-1"), cost)
+		return err
+	})
+	r.Note = "bcrypt.GenerateFromPassword on runtime.NumCPU() goroutines"
+	return r
+}
+
+// driverOrgGet does what GET /org/get does in the database: the name claim
+// by _id, then the organization by _id.
+func (b *bench) driverOrgGet(ctx context.Context, name, orgName string) *Result {
+	names, orgs := b.db.Collection(colNames), b.db.Collection(colOrganizations)
+	slug := model.Slug(orgName)
+	r := b.baseline(ctx, name, b.opts.concurrency, func(ctx context.Context) error {
+		var c model.NameClaim
+		if err := names.FindOne(ctx, bson.D{{Key: "_id", Value: slug}}).Decode(&c); err != nil {
+			return err
+		}
+		var o model.Organization
+		return orgs.FindOne(ctx, bson.D{{Key: "_id", Value: c.OrganizationID}}).Decode(&o)
+	})
+	r.Note = "FindOne names by _id, then organizations by _id"
+	return r
+}
+
+// driverDocRead does what GET /org/documents/{id} does in the database:
+// FindOne by _id in the tenant collection, over the same ids. With auth it
+// also reads the admin and the organization by _id first, as the Bearer
+// check of every authenticated request does.
+func (b *bench) driverDocRead(ctx context.Context, auth bool) *Result {
+	docs := b.db.Collection(tenantPrefix + model.Slug(b.benchOrg.Name))
+	ids := make([]bson.ObjectID, len(b.benchDocIDs))
+	for i, s := range b.benchDocIDs {
+		ids[i], _ = bson.ObjectIDFromHex(s)
+	}
+	var orgID, adminID bson.ObjectID
+	if auth {
+		var err error
+		if orgID, adminID, err = b.orgIDs(ctx, model.Slug(b.benchOrg.Name)); err != nil {
+			b.note("driver doc-read+auth skipped: %v", err)
+			return nil
+		}
+	}
+	admins, orgs := b.db.Collection(colAdmins), b.db.Collection(colOrganizations)
+	var n atomic.Uint64
+	name, note := "driver doc-read", "FindOne by _id in the tenant collection"
+	if auth {
+		name, note = "driver doc-read+auth", "FindOne admins, organizations, then the document, each by _id (informational)"
+	}
+	r := b.baseline(ctx, name, b.opts.concurrency, func(ctx context.Context) error {
+		if auth {
+			var a model.Admin
+			if err := admins.FindOne(ctx, bson.D{{Key: "_id", Value: adminID}}).Decode(&a); err != nil {
+				return err
+			}
+			var o model.Organization
+			if err := orgs.FindOne(ctx, bson.D{{Key: "_id", Value: orgID}}).Decode(&o); err != nil {
+				return err
+			}
+		}
+		var d model.Document
+		return docs.FindOne(ctx, bson.D{{Key: "_id", Value: ids[(n.Add(1)-1)%uint64(len(ids))]}}).Decode(&d)
+	})
+	r.Note = note
+	return r
+}
+
+// driverDocList does what GET /org/documents?limit=50 does in the
+// database: Find sorted by _id, limit 51.
+func (b *bench) driverDocList(ctx context.Context) *Result {
+	docs := b.db.Collection(tenantPrefix + model.Slug(b.benchOrg.Name))
+	opts := options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(51)
+	r := b.baseline(ctx, "driver doc-list", b.opts.concurrency, func(ctx context.Context) error {
+		cur, err := docs.Find(ctx, bson.D{}, opts)
+		if err != nil {
+			return err
+		}
+		out := make([]model.Document, 0, 51)
+		if err := cur.All(ctx, &out); err != nil {
+			return err
+		}
+		if len(out) != 51 {
+			return fmt.Errorf("got %d documents, want 51", len(out))
+		}
+		return nil
+	})
+	r.Note = "Find {} sorted by _id, limit 51"
+	return r
+}
+
+// driverDocCreate does what POST /org/documents does in the database:
+// InsertOne of the stored form of the same document.
+func (b *bench) driverDocCreate(ctx context.Context) *Result {
+	docs := b.db.Collection(tenantPrefix + model.Slug(b.benchOrg.Name))
+	doc, problems := jsondoc.Parse(mustJSON(sampleDocument(7)))
+	if len(problems) > 0 {
+		panic(problems[0].Msg)
+	}
+	r := b.baseline(ctx, "driver doc-create", b.opts.concurrency, func(ctx context.Context) error {
+		now := time.Now().UTC().Truncate(time.Millisecond)
+		_, err := docs.InsertOne(ctx, &model.Document{ID: bson.NewObjectID(), JSON: string(doc.JSON), Fields: doc.Fields, CreatedAt: now, UpdatedAt: now})
+		return err
+	})
+	r.Note = "InsertOne into the tenant collection"
+	return r
+}
+
+// driverRename sends renameCollection directly, moving the tenant
+// collection between the two names' collections as many times as the
+// scenario renamed it, one at a time.
+func (b *bench) driverRename(ctx context.Context, name string, names [2]string) *Result {
+	db := b.db.Name()
+	colls := [2]string{tenantPrefix + model.Slug(names[0]), tenantPrefix + model.Slug(names[1])}
+	b.logf("baseline %s: %d renameCollection commands %s <-> %s", name, b.sz.renames, colls[0], colls[1])
+	admin := b.mongo.Database("admin")
+	rss := watchRSS(b.pid)
+	cpu := startCPU(b.pid)
+	var lat []time.Duration
+	var errs []string
+	began := time.Now()
+	for i := range b.sz.renames {
+		if ctx.Err() != nil {
+			break
+		}
+		from, to := colls[i%2], colls[(i+1)%2]
+		start := time.Now()
+		err := admin.RunCommand(ctx, bson.D{
+			{Key: "renameCollection", Value: db + "." + from},
+			{Key: "to", Value: db + "." + to},
+			{Key: "dropTarget", Value: false},
+		}).Err()
+		if err != nil {
+			errs = append(errs, err.Error())
+			if errors.Is(err, mongo.ErrClientDisconnected) {
+				break
+			}
+			continue
+		}
+		lat = append(lat, time.Since(start))
+	}
+	r := timed(name, "baseline", lat, errs, time.Since(began).Seconds(), rss.Peak(), cpu)
+	r.Note = "renameCollection sent directly, one at a time"
+	b.add(r)
+	return r
+}

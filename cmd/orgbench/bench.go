@@ -1,0 +1,356 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/orgsvc/orgsvc/internal/jsondoc"
+	"github.com/orgsvc/orgsvc/internal/model"
+)
+
+// The service's master collections (internal/store) and the prefix of
+// tenant collections (internal/repository), written out here so that the
+// tool does not link the embedded store.
+const (
+	colOrganizations = "organizations"
+	colAdmins        = "admins"
+	colNames         = "names"
+	tenantPrefix     = "org_"
+)
+
+// seriesCost is the bcrypt cost of the second service started for the
+// org-count series: 5,000 sign-ups at cost 12 would take about 8 minutes
+// on two cores, at cost 4 they take seconds.
+const seriesCost = 4
+
+// bench is one run of the tool.
+type bench struct {
+	opts   config
+	sz     sizes
+	log    io.Writer
+	runID  string
+	report Report
+
+	workDir string
+	bin     string
+
+	// The service being measured and its database.
+	svc    *service // nil with -target
+	api    *apiClient
+	base   string
+	pid    int    // 0 when unknown (-target): no RSS
+	server string // "main", "series" or "target"
+	cost   int    // the service's bcrypt cost
+	mongo  *mongo.Client
+	db     *mongo.Database // nil without a database address: no driver baselines
+
+	// Seeded data.
+	benchOrg    *account
+	benchDocIDs []string
+	loginAdmins []*account
+}
+
+func newBench(opts config, log io.Writer) *bench {
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	return &bench{opts: opts, sz: defaultSizes(opts.short), log: log, runID: hex.EncodeToString(b), report: newReport(opts)}
+}
+
+// logf prints a line about what the tool is doing.
+func (b *bench) logf(format string, args ...any) {
+	fmt.Fprintf(b.log, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
+}
+
+// runAll seeds and runs every selected scenario with its baselines.
+func (b *bench) runAll(ctx context.Context) (err error) {
+	if b.workDir, err = os.MkdirTemp("", "orgbench-"); err != nil {
+		return err
+	}
+	defer os.RemoveAll(b.workDir)
+
+	if b.opts.target == "" {
+		if b.bin = b.opts.bin; b.bin == "" {
+			b.logf("building ./cmd/orgsvc")
+			if b.bin, b.report.Revision, err = buildService(ctx, b.workDir); err != nil {
+				return err
+			}
+		}
+		svc, err := b.start(ctx, "main", b.opts.bcryptCost)
+		if err != nil {
+			return err
+		}
+		defer svc.Stop()
+	} else {
+		b.api, b.base, b.server, b.cost = newAPIClient(b.opts.target), b.opts.target, "target", b.opts.bcryptCost
+		if b.opts.mongoURI != "" {
+			if err := b.connect(ctx, b.opts.mongoURI); err != nil {
+				return err
+			}
+		}
+		b.report.Service = "running service at " + b.opts.target
+	}
+	defer b.disconnect()
+	b.report.BcryptCost = b.cost
+
+	if err := b.mainScenarios(ctx); err != nil {
+		return err
+	}
+	if b.opts.wants("org-count") {
+		if b.svc != nil {
+			b.logf("stopping the main service; starting a second one with BCRYPT_COST=%d for the org-count series", seriesCost)
+			b.svc.Stop()
+			b.disconnect()
+			svc, err := b.start(ctx, "series", seriesCost)
+			if err != nil {
+				return err
+			}
+			defer svc.Stop()
+			b.report.SeriesBcryptCost = seriesCost
+		} else {
+			b.report.SeriesBcryptCost = b.cost
+		}
+		if err := b.orgCountSeries(ctx); err != nil {
+			return err
+		}
+	}
+	return ctx.Err()
+}
+
+// start starts a service on a fresh embedded store and makes it the one
+// measured.
+func (b *bench) start(ctx context.Context, name string, cost int) (*service, error) {
+	b.logf("starting the %s service (BCRYPT_COST=%d, embedded store)", name, cost)
+	svc, err := startService(ctx, b.bin, b.workDir, b.opts.out, name, b.opts.mongoDB, cost)
+	if err != nil {
+		return nil, err
+	}
+	b.svc, b.api, b.base, b.pid, b.server, b.cost = svc, newAPIClient(svc.URL), svc.URL, svc.PID(), name, cost
+	b.logf("%s service: %s, pid %d, store %s, log %s", name, svc.URL, svc.PID(), svc.MongoURI, svc.LogPath)
+	if err := b.connect(ctx, svc.MongoURI); err != nil {
+		svc.Stop()
+		return nil, err
+	}
+	if b.report.Service == "" {
+		b.report.Service = "orgsvc started by orgbench on the embedded store (FerretDB with SQLite) in a fresh temporary DATA_DIR, with LOG_LEVEL=warn, LOGIN_RATE_PER_ADDRESS=0 and CREATE_RATE_PER_ADDRESS=0 (all load comes from one address), other settings at their defaults"
+	}
+	return svc, nil
+}
+
+func (b *bench) connect(ctx context.Context, uri string) error {
+	c, err := mongo.Connect(options.Client().ApplyURI(uri).SetServerSelectionTimeout(10 * time.Second))
+	if err != nil {
+		return err
+	}
+	if err := c.Ping(ctx, nil); err != nil {
+		_ = c.Disconnect(context.Background())
+		return fmt.Errorf("database at %s: %w", uri, err)
+	}
+	b.mongo, b.db = c, c.Database(b.opts.mongoDB)
+	return nil
+}
+
+func (b *bench) disconnect() {
+	if b.mongo != nil {
+		_ = b.mongo.Disconnect(context.Background())
+		b.mongo, b.db = nil, nil
+	}
+}
+
+// add records a result and prints its summary; a measurement that an
+// interrupt stopped before any request is dropped.
+func (b *bench) add(r *Result) {
+	if r.Requests == 0 {
+		return
+	}
+	if r.Kind == "scenario" {
+		r.Server = b.server
+	}
+	b.report.Results = append(b.report.Results, r)
+	rss := ""
+	if r.PeakMB > 0 {
+		rss = fmt.Sprintf("  peak RSS %.0f MiB", r.PeakMB)
+	}
+	fmt.Fprintf(b.log, "  %-22s %9s req %10.1f req/s  p50 %s  p99 %s  p99.9 %s  errors %d%s\n",
+		r.Name, group(int(r.Requests)), r.RPS, fmtMs(r.P50), fmtMs(r.P99), fmtMs(r.P999), r.Errors, rss)
+	for _, e := range r.ErrorSamples {
+		fmt.Fprintf(b.log, "      error: %s\n", e)
+	}
+}
+
+// find returns the recorded result named name.
+func (b *bench) find(name string) *Result {
+	for _, r := range b.report.Results {
+		if r.Name == name {
+			return r
+		}
+	}
+	return nil
+}
+
+// compare sets r's baseline and ratio.
+func compare(r, base *Result) {
+	if r == nil || base == nil || r.Requests == 0 || base.Requests == 0 {
+		return // one of them was interrupted before it began
+	}
+	r.Baseline = base.Name
+	if base.RPS > 0 {
+		r.Ratio = r.RPS / base.RPS
+	}
+}
+
+// seedBenchOrg signs up the organization "bench" with n documents stored
+// through the API.
+func (b *bench) seedBenchOrg(ctx context.Context, n int) error {
+	if b.benchOrg != nil && len(b.benchDocIDs) >= n {
+		return nil
+	}
+	b.benchOrg = newAccount("bench")
+	if err := b.api.ensure(ctx, b.benchOrg); err != nil {
+		return fmt.Errorf("seed organization bench: %w", err)
+	}
+	b.logf("seeding %d documents of bench through POST /org/documents", n)
+	ids := make([]string, n)
+	err := parallel(ctx, n, 16, func(ctx context.Context, i int) error {
+		id, err := b.api.createDocument(ctx, b.benchOrg, sampleDocument(i))
+		ids[i] = id
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("seed documents: %w", err)
+	}
+	b.benchDocIDs = ids
+	return nil
+}
+
+// seedLoginAdmins signs up the organizations whose admins the login
+// scenario cycles through.
+func (b *bench) seedLoginAdmins(ctx context.Context) error {
+	n := b.sz.loginAdmins
+	b.logf("signing up %d organizations for login (bcrypt cost %d)", n, b.cost)
+	admins := make([]*account, n)
+	for i := range admins {
+		admins[i] = newAccount(fmt.Sprintf("bench-login-%s-%02d", b.runID, i))
+	}
+	err := parallel(ctx, n, b.signUpWorkers(), func(ctx context.Context, i int) error { return b.api.signUp(ctx, admins[i]) })
+	if err != nil {
+		return fmt.Errorf("seed login admins: %w", err)
+	}
+	b.loginAdmins = admins
+	return nil
+}
+
+// seedDirect inserts n documents straight into a's tenant collection, in
+// the service's storage format, in batches.
+func (b *bench) seedDirect(ctx context.Context, a *account, n int) error {
+	coll := b.db.Collection(tenantPrefix + model.Slug(a.Name))
+	began := time.Now()
+	const batch = 1000
+	inserted := 0
+	for start := 0; start < n; start += batch {
+		docs := make([]any, 0, batch)
+		for i := start; i < min(n, start+batch); i++ {
+			d, err := storedDocument(i)
+			if err != nil {
+				return err
+			}
+			docs = append(docs, d)
+		}
+		res, err := coll.InsertMany(ctx, docs)
+		if err != nil {
+			return fmt.Errorf("insert documents into %s: %w", coll.Name(), err)
+		}
+		inserted += len(res.InsertedIDs)
+	}
+	// Counted from the answers: a count on the embedded store would read
+	// every document into the service's memory and skew its RSS.
+	if inserted != n {
+		return fmt.Errorf("%s: %d documents inserted, want %d", coll.Name(), inserted, n)
+	}
+	b.logf("inserted %d documents into %s in %s", n, coll.Name(), time.Since(began).Round(time.Millisecond))
+	return nil
+}
+
+// sampleDocument is the i-th seeded document's data.
+func sampleDocument(i int) map[string]any {
+	return map[string]any{"kind": "invoice", "n": i, "total": 120.5, "paid": i%2 == 0, "customer": "Acme Inc", "lines": [][]int{{1, 2}, {3}}}
+}
+
+// storedDocument is the i-th seeded document as the service stores it.
+func storedDocument(i int) (*model.Document, error) {
+	raw := fmt.Sprintf(`{"kind":"invoice","n":%d,"total":120.5,"paid":%t,"customer":"Acme Inc","lines":[[1,2],[3]]}`, i, i%2 == 0)
+	doc, problems := jsondoc.Parse([]byte(raw))
+	if len(problems) > 0 {
+		return nil, errors.New(problems[0].Msg)
+	}
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	return &model.Document{ID: bson.NewObjectID(), JSON: string(doc.JSON), Fields: doc.Fields, CreatedAt: now, UpdatedAt: now}, nil
+}
+
+// serviceCost reads the bcrypt cost of a stored admin's hash; fallback
+// when there is no database or no admin.
+func (b *bench) serviceCost(ctx context.Context, fallback int) int {
+	if b.db == nil {
+		return fallback
+	}
+	var a model.Admin
+	if err := b.db.Collection(colAdmins).FindOne(ctx, bson.D{}).Decode(&a); err != nil {
+		return fallback
+	}
+	if c, err := bcrypt.Cost([]byte(a.PasswordHash)); err == nil {
+		return c
+	}
+	return fallback
+}
+
+// orgIDs returns the organization and admin ids of the organization whose
+// slug is slug, read from the database.
+func (b *bench) orgIDs(ctx context.Context, slug string) (orgID, adminID bson.ObjectID, err error) {
+	var claim model.NameClaim
+	if err = b.db.Collection(colNames).FindOne(ctx, bson.D{{Key: "_id", Value: slug}}).Decode(&claim); err != nil {
+		return orgID, adminID, fmt.Errorf("name claim %s: %w", slug, err)
+	}
+	var org model.Organization
+	if err = b.db.Collection(colOrganizations).FindOne(ctx, bson.D{{Key: "_id", Value: claim.OrganizationID}}).Decode(&org); err != nil {
+		return orgID, adminID, fmt.Errorf("organization %s: %w", slug, err)
+	}
+	return org.ID, org.AdminID, nil
+}
+
+// signUpWorkers is how many sign-ups seeding sends at once. At a high
+// bcrypt cost more than the cores can hash only queue up in the service;
+// at a low one the embedded store, which creates one collection per
+// sign-up, slows down sharply when many creations run at once.
+func (b *bench) signUpWorkers() int {
+	if b.cost > 6 {
+		return 2 * runtime.NumCPU()
+	}
+	return 4
+}
+
+// checkAlive fails when the started service has exited.
+func (b *bench) checkAlive() error {
+	if b.svc != nil && b.svc.Exited() {
+		return fmt.Errorf("the %s service exited; its log:\n%s", b.svc.Name, tail(b.svc.LogPath, 20))
+	}
+	return nil
+}
+
+// note adds a line to the report's notes and prints it.
+func (b *bench) note(format string, args ...any) {
+	s := fmt.Sprintf(format, args...)
+	b.report.Notes = append(b.report.Notes, s)
+	b.logf("note: %s", strings.TrimSpace(s))
+}

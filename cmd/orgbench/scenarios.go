@@ -1,0 +1,351 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/orgsvc/orgsvc/internal/model"
+)
+
+// mainScenarios seeds what the selected scenarios need and runs them, each
+// with its baseline, on the main service.
+func (b *bench) mainScenarios(ctx context.Context) error {
+	o := b.opts
+	steps := []struct {
+		name string
+		run  func(context.Context) error
+	}{
+		{"health", b.health},
+		{"login", b.login},
+		{"org-get", b.orgGet},
+		{"doc-read", b.docRead},
+		{"doc-read-c64", b.docReadC64},
+		{"doc-list", b.docList},
+		{"doc-create", b.docCreate},
+		{"org-create", b.orgCreate},
+		{"rename-empty", func(ctx context.Context) error { return b.renameScenario(ctx, "rename-empty", 0) }},
+		{"rename-100k", func(ctx context.Context) error { return b.renameScenario(ctx, "rename-100k", b.sz.renameDocs) }},
+	}
+	for _, s := range steps {
+		if !o.wants(s.name) {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := s.run(ctx); err != nil {
+			return fmt.Errorf("%s: %w", s.name, err)
+		}
+		if err := b.checkAlive(); err != nil {
+			return err
+		}
+	}
+	return ctx.Err()
+}
+
+// attack measures one HTTP scenario on the service.
+func (b *bench) attack(ctx context.Context, name string, tr vegeta.Targeter, concurrency int, pacer vegeta.Pacer) *Result {
+	b.logf("%s: %d clients for %s against %s", name, concurrency, b.opts.duration, b.base)
+	r := collect(ctx, b.log, name, "scenario", concurrency, b.opts.duration, attackHTTP(name, tr, concurrency, b.opts.duration, pacer), b.pid)
+	b.add(r)
+	return r
+}
+
+// roundRobin cycles through targets.
+func roundRobin(targets []vegeta.Target) vegeta.Targeter {
+	var n atomic.Uint64
+	return func(t *vegeta.Target) error {
+		*t = targets[(n.Add(1)-1)%uint64(len(targets))]
+		return nil
+	}
+}
+
+func jsonHeader(token string) http.Header {
+	h := http.Header{"Content-Type": {"application/json"}}
+	if token != "" {
+		h.Set("Authorization", "Bearer "+token)
+	}
+	return h
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// health: GET /health, next to a bare net/http handler in this process.
+func (b *bench) health(ctx context.Context) error {
+	floor, err := b.httpFloor(ctx)
+	if err != nil {
+		return err
+	}
+	r := b.attack(ctx, "health", roundRobin([]vegeta.Target{{Method: http.MethodGet, URL: b.base + "/health"}}), b.opts.concurrency, nil)
+	compare(r, floor)
+	return nil
+}
+
+// login: POST /admin/login with valid credentials, cycling through many
+// admins, next to bcrypt comparisons on every core.
+func (b *bench) login(ctx context.Context) error {
+	if err := b.seedLoginAdmins(ctx); err != nil {
+		return err
+	}
+	if b.opts.target != "" {
+		b.cost = b.serviceCost(ctx, b.opts.bcryptCost)
+		b.report.BcryptCost = b.cost
+	}
+	base := b.bcryptCompare(ctx, b.cost)
+	targets := make([]vegeta.Target, len(b.loginAdmins))
+	for i, a := range b.loginAdmins {
+		targets[i] = vegeta.Target{Method: http.MethodPost, URL: b.base + "/admin/login", Body: mustJSON(a.loginBody()), Header: jsonHeader("")}
+	}
+	r := b.attack(ctx, "login", roundRobin(targets), b.opts.concurrency, nil)
+	compare(r, base)
+	return nil
+}
+
+// orgGet: GET /org/get?organization_name=bench.
+func (b *bench) orgGet(ctx context.Context) error {
+	if err := b.seedBenchOrg(ctx, 0); err != nil {
+		return err
+	}
+	r := b.attack(ctx, "org-get", roundRobin([]vegeta.Target{{Method: http.MethodGet, URL: b.base + orgGetPath("bench")}}), b.opts.concurrency, nil)
+	if b.db != nil {
+		compare(r, b.driverOrgGet(ctx, "driver org-get", "bench"))
+	}
+	return nil
+}
+
+// docReadTargets reads the seeded documents of bench in turn.
+func (b *bench) docReadTargets() vegeta.Targeter {
+	h := jsonHeader(b.benchOrg.Token)
+	targets := make([]vegeta.Target, len(b.benchDocIDs))
+	for i, id := range b.benchDocIDs {
+		targets[i] = vegeta.Target{Method: http.MethodGet, URL: b.base + "/org/documents/" + id, Header: h}
+	}
+	return roundRobin(targets)
+}
+
+// docRead: GET /org/documents/{id} over the seeded documents.
+func (b *bench) docRead(ctx context.Context) error {
+	if err := b.seedBenchOrg(ctx, b.sz.listDocs); err != nil {
+		return err
+	}
+	r := b.attack(ctx, "doc-read", b.docReadTargets(), b.opts.concurrency, nil)
+	if b.db != nil {
+		compare(r, b.driverDocRead(ctx, false))
+		b.driverDocRead(ctx, true)
+	}
+	return nil
+}
+
+// docReadC64: doc-read at 64 clients, for the service's peak RSS.
+func (b *bench) docReadC64(ctx context.Context) error {
+	if err := b.seedBenchOrg(ctx, b.sz.listDocs); err != nil {
+		return err
+	}
+	b.attack(ctx, "doc-read-c64", b.docReadTargets(), 64, nil)
+	return nil
+}
+
+// docList: GET /org/documents?limit=50, the first page of bench.
+func (b *bench) docList(ctx context.Context) error {
+	if err := b.seedBenchOrg(ctx, b.sz.listDocs); err != nil {
+		return err
+	}
+	t := vegeta.Target{Method: http.MethodGet, URL: b.base + "/org/documents?limit=50", Header: jsonHeader(b.benchOrg.Token)}
+	r := b.attack(ctx, "doc-list", roundRobin([]vegeta.Target{t}), b.opts.concurrency, nil)
+	if b.db != nil {
+		compare(r, b.driverDocList(ctx))
+	}
+	return nil
+}
+
+// docCreate: POST /org/documents with a small document.
+func (b *bench) docCreate(ctx context.Context) error {
+	if err := b.seedBenchOrg(ctx, 0); err != nil {
+		return err
+	}
+	t := vegeta.Target{Method: http.MethodPost, URL: b.base + "/org/documents", Body: mustJSON(sampleDocument(7)), Header: jsonHeader(b.benchOrg.Token)}
+	r := b.attack(ctx, "doc-create", roundRobin([]vegeta.Target{t}), b.opts.concurrency, nil)
+	if b.db != nil {
+		compare(r, b.driverDocCreate(ctx))
+	}
+	return nil
+}
+
+// signUps is a targeter of sign-ups with unique names prefix-00000,
+// prefix-00001, ...; issued counts the requests made.
+func (b *bench) signUps(prefix string, issued *atomic.Int64) vegeta.Targeter {
+	h := jsonHeader("")
+	return func(t *vegeta.Target) error {
+		i := issued.Add(1) - 1
+		a := newAccount(fmt.Sprintf("%s-%05d", prefix, i))
+		*t = vegeta.Target{Method: http.MethodPost, URL: b.base + "/org/create", Body: mustJSON(a.signUpBody()), Header: h}
+		return nil
+	}
+}
+
+// orgCreate: POST /org/create with unique names, next to bcrypt hashing on
+// every core.
+func (b *bench) orgCreate(ctx context.Context) error {
+	base := b.bcryptHash(ctx, b.cost)
+	var issued atomic.Int64
+	r := b.attack(ctx, "org-create", b.signUps("bench-new-"+b.runID, &issued), b.opts.concurrency, nil)
+	compare(r, base)
+	return nil
+}
+
+// renameScenario times renames of an organization holding docs documents,
+// back and forth between two names; each rename answers with the token to
+// use next. The baseline is renameCollection sent directly, on the same
+// collection, between the same two names.
+func (b *bench) renameScenario(ctx context.Context, name string, docs int) error {
+	a := newAccount(fmt.Sprintf("bench-%s-%s", name, b.runID))
+	if err := b.api.ensure(ctx, a); err != nil {
+		return fmt.Errorf("sign up %s: %w", a.Name, err)
+	}
+	if docs > 0 {
+		if b.db == nil {
+			b.note("%s skipped: seeding %d documents needs the database address (-mongo)", name, docs)
+			return nil
+		}
+		b.logf("%s: inserting %d documents into %s%s with InsertMany", name, docs, tenantPrefix, model.Slug(a.Name))
+		if err := b.seedDirect(ctx, a, docs); err != nil {
+			return err
+		}
+	}
+	names := [2]string{a.Name, a.Name + "-b"}
+	b.logf("%s: %d renames (PUT /org/update) of %s, %d documents", name, b.sz.renames, a.Name, docs)
+	rss := watchRSS(b.pid)
+	cpu := startCPU(b.pid)
+	var lat []time.Duration
+	var errs []string
+	began := time.Now()
+	for i := range b.sz.renames {
+		if ctx.Err() != nil {
+			break
+		}
+		start := time.Now()
+		err := b.api.rename(ctx, a, names[(i+1)%2])
+		if err != nil {
+			errs = append(errs, err.Error())
+			continue
+		}
+		lat = append(lat, time.Since(start))
+	}
+	r := timed(name, "scenario", lat, errs, time.Since(began).Seconds(), rss.Peak(), cpu)
+	r.Note = fmt.Sprintf("%d documents; one rename at a time; req/s is 1/median", docs)
+	b.add(r)
+	if b.db != nil {
+		compare(r, b.driverRename(ctx, "driver "+name, names))
+	}
+	return nil
+}
+
+// orgCountSeries measures org-get and org-create with 10, 100, 1,000 and
+// 5,000 organizations present (fewer with -short). Each level's sign-ups
+// are deleted again before the next level is seeded.
+func (b *bench) orgCountSeries(ctx context.Context) error {
+	b.benchOrg, b.benchDocIDs = nil, nil
+	if err := b.seedBenchOrg(ctx, 0); err != nil {
+		return err
+	}
+	present := 1
+	if n, err := b.countOrganizations(ctx); err == nil {
+		present = n
+	}
+	filler := 0
+	getTarget := roundRobin([]vegeta.Target{{Method: http.MethodGet, URL: b.base + orgGetPath("bench")}})
+	for _, level := range b.sz.orgLevels {
+		if level < present {
+			b.note("org-count: level %d skipped, %d organizations are already present", level, present)
+			continue
+		}
+		if add := level - present; add > 0 {
+			b.logf("org-count: signing up %d organizations to reach %d (bcrypt cost %d)", add, level, b.cost)
+			began := time.Now()
+			err := parallel(ctx, add, b.signUpWorkers(), func(ctx context.Context, i int) error {
+				return b.api.signUp(ctx, newAccount(fmt.Sprintf("bench-fill-%s-%05d", b.runID, filler+i)))
+			})
+			if err != nil {
+				return fmt.Errorf("seed organizations: %w", err)
+			}
+			filler += add
+			present = level
+			b.logf("org-count: %d sign-ups in %s", add, time.Since(began).Round(time.Millisecond))
+		}
+
+		r := b.attack(ctx, fmt.Sprintf("org-get@%d", level), getTarget, b.opts.concurrency, nil)
+		r.Organizations = level
+		if b.db != nil {
+			base := b.driverOrgGet(ctx, fmt.Sprintf("driver org-get@%d", level), "bench")
+			base.Organizations = level
+			compare(r, base)
+		}
+
+		var issued atomic.Int64
+		prefix := fmt.Sprintf("bench-series-%s-%d", b.runID, level)
+		c := b.attack(ctx, fmt.Sprintf("org-create@%d", level), b.signUps(prefix, &issued), b.opts.concurrency, maxHits(b.sz.seriesCreates))
+		c.Organizations = level
+		c.Note = fmt.Sprintf("at most %d sign-ups, starting from %d organizations; deleted afterwards", b.sz.seriesCreates, level)
+
+		present = level + int(c.Requests-c.Errors) - b.deleteSignUps(ctx, prefix, int(issued.Load()))
+		if n, err := b.countOrganizations(ctx); err == nil {
+			present = n
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := b.checkAlive(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deleteSignUps deletes the organizations prefix-00000 .. prefix-(n-1)
+// through the API (log in, DELETE /org/delete); names that were never
+// created are skipped. It returns how many it deleted; those it could not
+// delete are noted and stay.
+func (b *bench) deleteSignUps(ctx context.Context, prefix string, n int) int {
+	var deleted, failed atomic.Int64
+	var firstErr atomic.Value
+	_ = parallel(ctx, n, 4, func(ctx context.Context, i int) error {
+		ok, err := b.api.remove(ctx, newAccount(fmt.Sprintf("%s-%05d", prefix, i)))
+		switch {
+		case err != nil:
+			failed.Add(1)
+			firstErr.CompareAndSwap(nil, err.Error())
+		case ok:
+			deleted.Add(1)
+		}
+		return nil
+	})
+	b.logf("org-count: deleted the %d organizations just signed up", deleted.Load())
+	if failed.Load() > 0 {
+		b.note("org-count: %d of the sign-ups under %s could not be deleted (first error: %v); they stay and count towards the next level", failed.Load(), prefix, firstErr.Load())
+	}
+	return int(deleted.Load())
+}
+
+// countOrganizations counts the organizations in the database; an error
+// without one.
+func (b *bench) countOrganizations(ctx context.Context) (int, error) {
+	if b.db == nil {
+		return 0, errors.New("no database address")
+	}
+	n, err := b.db.Collection(colOrganizations).CountDocuments(ctx, bson.D{})
+	return int(n), err
+}
