@@ -23,8 +23,14 @@ type HealthResponse struct {
 //	@Failure		500	{object}	ErrorResponse
 //	@Router			/health [get]
 func (s *server) handleHealth(w http.ResponseWriter, _ *http.Request) {
-	encode(w, http.StatusOK, HealthResponse{Status: "ok"})
+	w.Header()["Content-Type"] = jsonContentType
+	_, _ = w.Write(healthBody)
 }
+
+var (
+	healthBody      = []byte(`{"status":"ok"}`)
+	jsonContentType = []string{"application/json"}
+)
 
 // handleReady godoc
 //

@@ -52,7 +52,7 @@ func (s *server) observe(next http.Handler) http.Handler {
 		if !validRequestID.MatchString(id) {
 			id = newRequestID()
 		}
-		w.Header().Set("X-Request-ID", id)
+		w.Header()["X-Request-Id"] = []string{id}
 		ri := &requestInfo{id: id}
 		ctx := context.WithValue(r.Context(), requestInfoKey{}, ri)
 		if s.requestTimeout > 0 {
@@ -94,18 +94,33 @@ func (s *server) observe(next http.Handler) http.Handler {
 	})
 }
 
-// secureHeaders sets the headers every answer carries. Answers are never
-// cached (they carry tokens and tenant data), except the Swagger UI's
-// static files.
+// The headers every answer carries, and those of every API answer (not the
+// Swagger UI's static files): never cached, since answers carry tokens and
+// tenant data, and nothing to run. Keys are in canonical form and values
+// shared, so setting them costs no allocation.
+var (
+	everyAnswer = http.Header{
+		"X-Content-Type-Options": {"nosniff"},
+		"X-Frame-Options":        {"DENY"},
+		"Referrer-Policy":        {"no-referrer"},
+	}
+	apiAnswer = http.Header{
+		"Cache-Control":           {"no-store"},
+		"Content-Security-Policy": {"default-src 'none'; frame-ancestors 'none'"},
+	}
+)
+
+// secureHeaders sets the headers above.
 func secureHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("Referrer-Policy", "no-referrer")
+		for k, v := range everyAnswer {
+			h[k] = v
+		}
 		if !strings.HasPrefix(r.URL.Path, "/docs") {
-			h.Set("Cache-Control", "no-store")
-			h.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+			for k, v := range apiAnswer {
+				h[k] = v
+			}
 		}
 		next.ServeHTTP(w, r)
 	})
