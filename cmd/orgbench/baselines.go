@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
 	"runtime"
 	"sync/atomic"
 	"time"
@@ -33,27 +35,60 @@ func (b *bench) baseline(ctx context.Context, name string, concurrency int, op f
 // in this process and loads it with the same vegeta attacker as the
 // scenarios: the most any HTTP handler can do here.
 func (b *bench) httpFloor(ctx context.Context) (*Result, error) {
+	// The floor runs in a process of its own, as the service does, so that
+	// both pay the same for crossing between processes.
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	body := []byte(`{"status":"ok"}` + "\n")
+	addr := ln.Addr().String()
+	ln.Close()
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, self)
+	cmd.Env = append(os.Environ(), floorEnv+"="+addr)
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	for i := 0; ; i++ {
+		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if i > 100 {
+			return nil, fmt.Errorf("the floor server did not start on %s: %w", addr, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	name := "net/http floor"
+	b.logf("baseline %s: %d clients for %s against %s", name, b.opts.concurrency, b.opts.duration, addr)
+	t := vegeta.Target{Method: http.MethodGet, URL: "http://" + addr + "/health"}
+	r := collect(ctx, b.log, name, "baseline", b.opts.concurrency, b.opts.duration, attackHTTP(name, roundRobin([]vegeta.Target{t}), b.opts.concurrency, b.opts.duration, nil), cmd.Process.Pid)
+	r.Note = "constant JSON from a bare net/http server in a process of its own"
+	b.add(r)
+	return r, nil
+}
+
+// floorEnv, when set to an address, makes the program the floor server.
+const floorEnv = "ORGBENCH_FLOOR_ADDR"
+
+// serveFloor answers every request with a constant JSON, as GET /health
+// does, with nothing else in the way.
+func serveFloor(addr string) error {
+	body := []byte(`{"status":"ok"}`)
 	srv := &http.Server{
+		Addr: addr,
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Content-Type", "application/json")
 			_, _ = w.Write(body)
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
-	go func() { _ = srv.Serve(ln) }()
-	defer srv.Close()
-	name := "net/http floor"
-	b.logf("baseline %s: %d clients for %s against %s", name, b.opts.concurrency, b.opts.duration, ln.Addr())
-	t := vegeta.Target{Method: http.MethodGet, URL: "http://" + ln.Addr().String() + "/health"}
-	r := collect(ctx, b.log, name, "baseline", b.opts.concurrency, b.opts.duration, attackHTTP(name, roundRobin([]vegeta.Target{t}), b.opts.concurrency, b.opts.duration, nil), 0)
-	r.Note = "constant JSON from net/http in the tool's process"
-	b.add(r)
-	return r, nil
+	return srv.ListenAndServe()
 }
 
 // bcryptCompare checks a password against a hash of the given cost on as
