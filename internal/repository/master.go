@@ -45,13 +45,14 @@ func (r *MasterRepository) ReleaseName(ctx context.Context, slug string, orgID b
 	return wrap(err)
 }
 
-// NameOwner returns the organization holding the claim on slug.
-func (r *MasterRepository) NameOwner(ctx context.Context, slug string) (bson.ObjectID, error) {
+// OrganizationBySlug returns the organization holding the claim on slug:
+// two lookups by _id.
+func (r *MasterRepository) OrganizationBySlug(ctx context.Context, slug string) (*model.Organization, error) {
 	var c model.NameClaim
 	if err := findByID(ctx, r.names, slug, &c); err != nil {
-		return bson.ObjectID{}, err
+		return nil, err
 	}
-	return c.OrganizationID, nil
+	return r.Organization(ctx, c.OrganizationID)
 }
 
 // ClaimEmail reserves an e-mail key for an admin; ErrDuplicate when taken.
@@ -65,13 +66,14 @@ func (r *MasterRepository) ReleaseEmail(ctx context.Context, key string, adminID
 	return wrap(err)
 }
 
-// EmailOwner returns the admin holding the claim on key.
-func (r *MasterRepository) EmailOwner(ctx context.Context, key string) (bson.ObjectID, error) {
+// AdminByEmailKey returns the admin holding the claim on an e-mail key:
+// two lookups by _id.
+func (r *MasterRepository) AdminByEmailKey(ctx context.Context, key string) (*model.Admin, error) {
 	var c model.EmailClaim
 	if err := findByID(ctx, r.emails, key, &c); err != nil {
-		return bson.ObjectID{}, err
+		return nil, err
 	}
-	return c.AdminID, nil
+	return r.Admin(ctx, c.AdminID)
 }
 
 // InsertAdmin stores a new admin.

@@ -71,14 +71,7 @@ func (s *AuthService) Login(ctx context.Context, email, password string) (string
 // adminByEmail finds the admin whose address is exactly email (the domain
 // already lower-cased); nil when there is none.
 func (s *AuthService) adminByEmail(ctx context.Context, email string) (*model.Admin, error) {
-	id, err := s.master.EmailOwner(ctx, model.EmailKey(email))
-	if errors.Is(err, repository.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	admin, err := s.master.Admin(ctx, id)
+	admin, err := s.master.AdminByEmailKey(ctx, model.EmailKey(email))
 	if errors.Is(err, repository.ErrNotFound) {
 		return nil, nil
 	}

@@ -249,14 +249,7 @@ func (s *OrgService) byName(ctx context.Context, name string) (*model.Organizati
 	if slug == "" {
 		return nil, ErrOrgNotFound
 	}
-	id, err := s.master.NameOwner(ctx, slug)
-	if errors.Is(err, repository.ErrNotFound) {
-		return nil, ErrOrgNotFound
-	}
-	if err != nil {
-		return nil, err
-	}
-	org, err := s.master.Organization(ctx, id)
+	org, err := s.master.OrganizationBySlug(ctx, slug)
 	if errors.Is(err, repository.ErrNotFound) {
 		return nil, ErrOrgNotFound
 	}
