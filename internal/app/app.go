@@ -30,6 +30,8 @@ const usage = `orgsvc: multi-tenant organization management service
 
 Usage:
   orgsvc [serve]    run the HTTP service (the default)
+  orgsvc check      scan the master metadata against the tenant collections
+                    and list every inconsistency (exit status 1 if any)
   orgsvc version    print the version and the commit it was built from
   orgsvc help       show this help (also -h, --help)
 
@@ -56,6 +58,12 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		return 0
+	case "check":
+		if len(args) > 2 {
+			fmt.Fprintf(stderr, "orgsvc: check takes no arguments, got %q\n\n%s", args[2:], usage)
+			return 2
+		}
+		return check(ctx, stdout, stderr)
 	case "version", "-version", "--version":
 		bi := buildinfo.Read()
 		fmt.Fprintf(stdout, "orgsvc %s (commit %s, %s)\n", bi.Version, bi.Commit, bi.GoVersion)
@@ -148,6 +156,42 @@ func serve(ctx context.Context, logOut io.Writer) error {
 		log.Warn("shutdown: requests still running were cut off", "err", err)
 	}
 	return nil
+}
+
+// check runs the consistency check with the server's configuration and
+// prints one line per finding. With the embedded store, stop the server
+// first, or set MONGO_URI to its EMBEDDED_MONGO_ADDR.
+func check(ctx context.Context, stdout, stderr io.Writer) int {
+	cfg, err := config.Load()
+	if err != nil {
+		fmt.Fprintf(stderr, "orgsvc: configuration: %v\n", err)
+		return 2
+	}
+	log := NewLogger(stderr, "warn", cfg.LogFormat)
+	st, err := store.Open(ctx, store.Options{
+		URI: cfg.MongoURI, Database: cfg.MongoDB, DataDir: cfg.DataDir,
+		EmbeddedAddr: cfg.EmbeddedMongoAddr, Logger: log, ConnectTimeout: cfg.DBConnectTimeout,
+	})
+	if err != nil {
+		fmt.Fprintf(stderr, "orgsvc: %v\n", err)
+		return 2
+	}
+	defer st.Close(context.Background())
+	c := service.NewChecker(repository.NewMasterRepository(st.DB), repository.NewTenantRepository(st.DB))
+	findings, err := c.Check(ctx)
+	if err != nil {
+		fmt.Fprintf(stderr, "orgsvc: check: %v\n", err)
+		return 2
+	}
+	for _, f := range findings {
+		fmt.Fprintln(stdout, f)
+	}
+	if len(findings) > 0 {
+		fmt.Fprintf(stdout, "%d inconsistencies\n", len(findings))
+		return 1
+	}
+	fmt.Fprintln(stdout, "consistent")
+	return 0
 }
 
 // Components are what NewHandler wires together beside the configuration.

@@ -212,3 +212,37 @@ func unavailable(err error) bool {
 
 // now is the current time at the millisecond precision MongoDB stores.
 func now() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }
+
+// Everything, for the consistency check: these read whole collections.
+
+// AllOrganizations returns every organization.
+func (r *MasterRepository) AllOrganizations(ctx context.Context) ([]model.Organization, error) {
+	return all[model.Organization](ctx, r.orgs)
+}
+
+// AllAdmins returns every admin.
+func (r *MasterRepository) AllAdmins(ctx context.Context) ([]model.Admin, error) {
+	return all[model.Admin](ctx, r.admins)
+}
+
+// AllNameClaims returns every name claim.
+func (r *MasterRepository) AllNameClaims(ctx context.Context) ([]model.NameClaim, error) {
+	return all[model.NameClaim](ctx, r.names)
+}
+
+// AllEmailClaims returns every e-mail claim.
+func (r *MasterRepository) AllEmailClaims(ctx context.Context) ([]model.EmailClaim, error) {
+	return all[model.EmailClaim](ctx, r.emails)
+}
+
+func all[T any](ctx context.Context, c *mongo.Collection) ([]T, error) {
+	cur, err := c.Find(ctx, bson.D{})
+	if err != nil {
+		return nil, wrap(err)
+	}
+	var out []T
+	if err := cur.All(ctx, &out); err != nil {
+		return nil, wrap(err)
+	}
+	return out, nil
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -65,13 +66,19 @@ func (r *TenantRepository) Drop(ctx context.Context, slug string) error {
 	return wrap(r.db.Collection(CollectionName(slug)).Drop(ctx))
 }
 
-// Exists reports whether the tenant collection of slug exists.
-func (r *TenantRepository) Exists(ctx context.Context, slug string) (bool, error) {
-	names, err := r.db.ListCollectionNames(ctx, bson.D{{Key: "name", Value: CollectionName(slug)}})
+// Slugs lists the slugs of every tenant collection in the database.
+func (r *TenantRepository) Slugs(ctx context.Context) ([]string, error) {
+	names, err := r.db.ListCollectionNames(ctx, bson.D{})
 	if err != nil {
-		return false, wrap(err)
+		return nil, wrap(err)
 	}
-	return len(names) == 1, nil
+	var slugs []string
+	for _, n := range names {
+		if slug, ok := strings.CutPrefix(n, TenantPrefix); ok {
+			slugs = append(slugs, slug)
+		}
+	}
+	return slugs, nil
 }
 
 func isCode(err error, code int32) bool {

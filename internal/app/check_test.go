@@ -1,0 +1,40 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/orgsvc/orgsvc/internal/app"
+)
+
+// TestCheckCommand: `orgsvc check` with the server's configuration, after
+// the server made some organizations and stopped, finds nothing.
+func TestCheckCommand(t *testing.T) {
+	isolate(t)
+	t.Setenv("DATA_DIR", filepath.Join(t.TempDir(), "state"))
+	t.Setenv("BCRYPT_COST", "4")
+	addr := freeAddr(t)
+	t.Setenv("HTTP_ADDR", addr)
+	p := start(t, "http://"+addr)
+	for _, name := range []string{"alpha", "beta"} {
+		r := p.call(t, "POST", "/org/create", "", map[string]any{"organization_name": name, "email": "a@" + name + ".example.com", "password": "password-123"})
+		if r.status != http.StatusCreated {
+			t.Fatalf("create %s: %d %s", name, r.status, r.raw)
+		}
+	}
+	if code := p.stop(t); code != 0 {
+		t.Fatalf("server exit %d", code)
+	}
+	var out, errb bytes.Buffer
+	code := app.Run(context.Background(), []string{"orgsvc", "check"}, &out, &errb)
+	if code != 0 || strings.TrimSpace(out.String()) != "consistent" {
+		t.Fatalf("check: exit %d, stdout %q, stderr %q", code, out.String(), errb.String())
+	}
+	if code := app.Run(context.Background(), []string{"orgsvc", "check", "--bogus"}, &out, &errb); code != 2 {
+		t.Fatalf("check --bogus: exit %d", code)
+	}
+}
