@@ -39,6 +39,7 @@ type TokenResponse struct {
 //	@Router			/admin/login [post]
 func (s *server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	if s.limited(w, r, s.limits.loginAddress, "login_address", s.clientAddr(r)) {
+		s.countLogin("rate_limited")
 		return
 	}
 	var req LoginRequest
@@ -46,10 +47,11 @@ func (s *server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if s.limited(w, r, s.limits.loginEmail, "login_email", model.EmailKey(*req.Email)) {
+		s.countLogin("rate_limited")
 		return
 	}
 	token, err := s.auth.Login(r.Context(), *req.Email, *req.Password)
-	s.countLogin(err)
+	s.countLogin(loginOutcome(err))
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -57,21 +59,24 @@ func (s *server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	encode(w, http.StatusOK, TokenResponse{AccessToken: token, TokenType: "bearer"})
 }
 
-func (s *server) countLogin(err error) {
-	if s.metrics == nil {
-		return
+func (s *server) countLogin(outcome string) {
+	if s.metrics != nil {
+		s.metrics.Logins.WithLabelValues(outcome).Inc()
 	}
-	outcome := "success"
+}
+
+// loginOutcome names a login's result for the metrics.
+func loginOutcome(err error) string {
 	switch {
 	case err == nil:
+		return "success"
 	case errors.Is(err, service.ErrInvalidCredentials):
-		outcome = "invalid"
+		return "invalid"
 	case errors.Is(err, service.ErrBusy):
-		outcome = "busy"
+		return "busy"
 	default:
-		outcome = "error"
+		return "error"
 	}
-	s.metrics.Logins.WithLabelValues(outcome).Inc()
 }
 
 // handleLogout godoc

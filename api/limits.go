@@ -50,9 +50,6 @@ func (s *server) limited(w http.ResponseWriter, r *http.Request, limiter *httpra
 	}
 	if s.metrics != nil {
 		s.metrics.RateLimited.WithLabelValues(name).Inc()
-		if strings.HasPrefix(name, "login") {
-			s.metrics.Logins.WithLabelValues("rate_limited").Inc()
-		}
 	}
 	encode(w, http.StatusTooManyRequests, ErrorResponse{Detail: "Too many requests; retry later"})
 	return true

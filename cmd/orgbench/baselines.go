@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -14,12 +13,12 @@ import (
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/orgsvc/orgsvc/internal/jsondoc"
 	"github.com/orgsvc/orgsvc/internal/model"
+	"github.com/orgsvc/orgsvc/internal/repository"
 )
 
 // baseline measures op at the given concurrency for the scenario duration.
@@ -119,7 +118,7 @@ func (b *bench) bcryptHash(ctx context.Context, cost int) *Result {
 // driverOrgGet does what GET /org/get does in the database: the name claim
 // by _id, then the organization by _id.
 func (b *bench) driverOrgGet(ctx context.Context, name, orgName string) *Result {
-	names, orgs := b.db.Collection(colNames), b.db.Collection(colOrganizations)
+	names, orgs := b.db.Collection(model.NameClaims), b.db.Collection(model.Organizations)
 	slug := model.Slug(orgName)
 	r := b.baseline(ctx, name, b.opts.concurrency, func(ctx context.Context) error {
 		var c model.NameClaim
@@ -138,7 +137,7 @@ func (b *bench) driverOrgGet(ctx context.Context, name, orgName string) *Result 
 // also reads the admin and the organization by _id first, as the Bearer
 // check of every authenticated request does.
 func (b *bench) driverDocRead(ctx context.Context, auth bool) *Result {
-	docs := b.db.Collection(tenantPrefix + model.Slug(b.benchOrg.Name))
+	docs := b.db.Collection(repository.CollectionName(model.Slug(b.benchOrg.Name)))
 	ids := make([]bson.ObjectID, len(b.benchDocIDs))
 	for i, s := range b.benchDocIDs {
 		ids[i], _ = bson.ObjectIDFromHex(s)
@@ -151,7 +150,7 @@ func (b *bench) driverDocRead(ctx context.Context, auth bool) *Result {
 			return nil
 		}
 	}
-	admins, orgs := b.db.Collection(colAdmins), b.db.Collection(colOrganizations)
+	admins, orgs := b.db.Collection(model.Admins), b.db.Collection(model.Organizations)
 	var n atomic.Uint64
 	name, note := "driver doc-read", "FindOne by _id in the tenant collection"
 	if auth {
@@ -178,7 +177,7 @@ func (b *bench) driverDocRead(ctx context.Context, auth bool) *Result {
 // driverDocList does what GET /org/documents?limit=50 does in the
 // database: Find sorted by _id, limit 51.
 func (b *bench) driverDocList(ctx context.Context) *Result {
-	docs := b.db.Collection(tenantPrefix + model.Slug(b.benchOrg.Name))
+	docs := b.db.Collection(repository.CollectionName(model.Slug(b.benchOrg.Name)))
 	opts := options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(51)
 	r := b.baseline(ctx, "driver doc-list", b.opts.concurrency, func(ctx context.Context) error {
 		cur, err := docs.Find(ctx, bson.D{}, opts)
@@ -201,7 +200,7 @@ func (b *bench) driverDocList(ctx context.Context) *Result {
 // driverDocCreate does what POST /org/documents does in the database:
 // InsertOne of the stored form of the same document.
 func (b *bench) driverDocCreate(ctx context.Context) *Result {
-	docs := b.db.Collection(tenantPrefix + model.Slug(b.benchOrg.Name))
+	docs := b.db.Collection(repository.CollectionName(model.Slug(b.benchOrg.Name)))
 	doc, problems := jsondoc.Parse(mustJSON(sampleDocument(7)))
 	if len(problems) > 0 {
 		panic(problems[0].Msg)
@@ -220,35 +219,17 @@ func (b *bench) driverDocCreate(ctx context.Context) *Result {
 // scenario renamed it, one at a time.
 func (b *bench) driverRename(ctx context.Context, name string, names [2]string) *Result {
 	db := b.db.Name()
-	colls := [2]string{tenantPrefix + model.Slug(names[0]), tenantPrefix + model.Slug(names[1])}
+	colls := [2]string{repository.CollectionName(model.Slug(names[0])), repository.CollectionName(model.Slug(names[1]))}
 	b.logf("baseline %s: %d renameCollection commands %s <-> %s", name, b.sz.renames, colls[0], colls[1])
 	admin := b.mongo.Database("admin")
-	rss := watchRSS(b.pid)
-	cpu := startCPU(b.pid)
-	var lat []time.Duration
-	var errs []string
-	began := time.Now()
-	for i := range b.sz.renames {
-		if ctx.Err() != nil {
-			break
-		}
+	r := b.timeEach(ctx, name, "baseline", b.sz.renames, func(ctx context.Context, i int) error {
 		from, to := colls[i%2], colls[(i+1)%2]
-		start := time.Now()
-		err := admin.RunCommand(ctx, bson.D{
+		return admin.RunCommand(ctx, bson.D{
 			{Key: "renameCollection", Value: db + "." + from},
 			{Key: "to", Value: db + "." + to},
 			{Key: "dropTarget", Value: false},
 		}).Err()
-		if err != nil {
-			errs = append(errs, err.Error())
-			if errors.Is(err, mongo.ErrClientDisconnected) {
-				break
-			}
-			continue
-		}
-		lat = append(lat, time.Since(start))
-	}
-	r := timed(name, "baseline", lat, errs, time.Since(began).Seconds(), rss.Peak(), cpu)
+	})
 	r.Note = "renameCollection sent directly, one at a time"
 	b.add(r)
 	return r

@@ -19,16 +19,7 @@ import (
 
 	"github.com/orgsvc/orgsvc/internal/jsondoc"
 	"github.com/orgsvc/orgsvc/internal/model"
-)
-
-// The service's master collections (internal/store) and the prefix of
-// tenant collections (internal/repository), written out here so that the
-// tool does not link the embedded store.
-const (
-	colOrganizations = "organizations"
-	colAdmins        = "admins"
-	colNames         = "names"
-	tenantPrefix     = "org_"
+	"github.com/orgsvc/orgsvc/internal/repository"
 )
 
 // seriesCost is the bcrypt cost of the second service started for the
@@ -255,7 +246,7 @@ func (b *bench) seedLoginAdmins(ctx context.Context) error {
 // seedDirect inserts n documents straight into a's tenant collection, in
 // the service's storage format, in batches.
 func (b *bench) seedDirect(ctx context.Context, a *account, n int) error {
-	coll := b.db.Collection(tenantPrefix + model.Slug(a.Name))
+	coll := b.db.Collection(repository.CollectionName(model.Slug(a.Name)))
 	began := time.Now()
 	const batch = 1000
 	inserted := 0
@@ -306,7 +297,7 @@ func (b *bench) serviceCost(ctx context.Context, fallback int) int {
 		return fallback
 	}
 	var a model.Admin
-	if err := b.db.Collection(colAdmins).FindOne(ctx, bson.D{}).Decode(&a); err != nil {
+	if err := b.db.Collection(model.Admins).FindOne(ctx, bson.D{}).Decode(&a); err != nil {
 		return fallback
 	}
 	if c, err := bcrypt.Cost([]byte(a.PasswordHash)); err == nil {
@@ -319,11 +310,11 @@ func (b *bench) serviceCost(ctx context.Context, fallback int) int {
 // slug is slug, read from the database.
 func (b *bench) orgIDs(ctx context.Context, slug string) (orgID, adminID bson.ObjectID, err error) {
 	var claim model.NameClaim
-	if err = b.db.Collection(colNames).FindOne(ctx, bson.D{{Key: "_id", Value: slug}}).Decode(&claim); err != nil {
+	if err = b.db.Collection(model.NameClaims).FindOne(ctx, bson.D{{Key: "_id", Value: slug}}).Decode(&claim); err != nil {
 		return orgID, adminID, fmt.Errorf("name claim %s: %w", slug, err)
 	}
 	var org model.Organization
-	if err = b.db.Collection(colOrganizations).FindOne(ctx, bson.D{{Key: "_id", Value: claim.OrganizationID}}).Decode(&org); err != nil {
+	if err = b.db.Collection(model.Organizations).FindOne(ctx, bson.D{{Key: "_id", Value: claim.OrganizationID}}).Decode(&org); err != nil {
 		return orgID, adminID, fmt.Errorf("organization %s: %w", slug, err)
 	}
 	return org.ID, org.AdminID, nil

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 )
 
 // Result is one measured scenario or baseline.
@@ -173,6 +175,32 @@ func collect(ctx context.Context, progress io.Writer, name, kind string, concurr
 
 // timed turns individually timed operations (the rename scenarios) into a
 // Result; its quantiles are exact.
+// timeEach runs op n times, one at a time, and times each run that
+// succeeds; it stops early when the context ends or the database client is
+// gone.
+func (b *bench) timeEach(ctx context.Context, name, kind string, n int, op func(ctx context.Context, i int) error) *Result {
+	rss := watchRSS(b.pid)
+	cpu := startCPU(b.pid)
+	var lat []time.Duration
+	var errs []string
+	began := time.Now()
+	for i := range n {
+		if ctx.Err() != nil {
+			break
+		}
+		start := time.Now()
+		if err := op(ctx, i); err != nil {
+			errs = append(errs, err.Error())
+			if errors.Is(err, mongo.ErrClientDisconnected) {
+				break
+			}
+			continue
+		}
+		lat = append(lat, time.Since(start))
+	}
+	return timed(name, kind, lat, errs, time.Since(began).Seconds(), rss.Peak(), cpu)
+}
+
 func timed(name, kind string, lat []time.Duration, errs []string, seconds float64, peak int64, cpu *cpuMeter) *Result {
 	res := &Result{Name: name, Kind: kind, Concurrency: 1, Requests: uint64(len(lat) + len(errs)), Errors: uint64(len(errs)), Seconds: seconds, PeakMB: mib(peak)}
 	res.ServiceCPU, res.ToolCPU = cpu.perRequest(res.Requests)

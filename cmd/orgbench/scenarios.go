@@ -13,6 +13,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/orgsvc/orgsvc/internal/model"
+	"github.com/orgsvc/orgsvc/internal/repository"
 )
 
 // mainScenarios seeds what the selected scenarios need and runs them, each
@@ -221,31 +222,16 @@ func (b *bench) renameScenario(ctx context.Context, name string, docs int) error
 			b.note("%s skipped: seeding %d documents needs the database address (-mongo)", name, docs)
 			return nil
 		}
-		b.logf("%s: inserting %d documents into %s%s with InsertMany", name, docs, tenantPrefix, model.Slug(a.Name))
+		b.logf("%s: inserting %d documents into %s with InsertMany", name, docs, repository.CollectionName(model.Slug(a.Name)))
 		if err := b.seedDirect(ctx, a, docs); err != nil {
 			return err
 		}
 	}
 	names := [2]string{a.Name, a.Name + "-b"}
 	b.logf("%s: %d renames (PUT /org/update) of %s, %d documents", name, b.sz.renames, a.Name, docs)
-	rss := watchRSS(b.pid)
-	cpu := startCPU(b.pid)
-	var lat []time.Duration
-	var errs []string
-	began := time.Now()
-	for i := range b.sz.renames {
-		if ctx.Err() != nil {
-			break
-		}
-		start := time.Now()
-		err := b.api.rename(ctx, a, names[(i+1)%2])
-		if err != nil {
-			errs = append(errs, err.Error())
-			continue
-		}
-		lat = append(lat, time.Since(start))
-	}
-	r := timed(name, "scenario", lat, errs, time.Since(began).Seconds(), rss.Peak(), cpu)
+	r := b.timeEach(ctx, name, "scenario", b.sz.renames, func(ctx context.Context, i int) error {
+		return b.api.rename(ctx, a, names[(i+1)%2])
+	})
 	r.Note = fmt.Sprintf("%d documents; one rename at a time; req/s is 1/median", docs)
 	b.add(r)
 	if b.db != nil {
@@ -346,6 +332,6 @@ func (b *bench) countOrganizations(ctx context.Context) (int, error) {
 	if b.db == nil {
 		return 0, errors.New("no database address")
 	}
-	n, err := b.db.Collection(colOrganizations).CountDocuments(ctx, bson.D{})
+	n, err := b.db.Collection(model.Organizations).CountDocuments(ctx, bson.D{})
 	return int(n), err
 }

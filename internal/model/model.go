@@ -7,6 +7,15 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
+// The master collections. None starts with "org_", which belongs to tenant
+// collections alone.
+const (
+	Organizations = "organizations"
+	Admins        = "admins"
+	NameClaims    = "names"
+	EmailClaims   = "emails"
+)
+
 // Organization is a document of the master collection "organizations".
 type Organization struct {
 	ID             bson.ObjectID `bson:"_id"`

@@ -11,7 +11,6 @@ import (
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/topology"
 
 	"github.com/orgsvc/orgsvc/internal/model"
-	"github.com/orgsvc/orgsvc/internal/store"
 )
 
 // MasterRepository reads and writes the master database: organizations,
@@ -27,10 +26,10 @@ type MasterRepository struct {
 // NewMasterRepository returns a repository over db.
 func NewMasterRepository(db *mongo.Database) *MasterRepository {
 	return &MasterRepository{
-		orgs:   db.Collection(store.Organizations),
-		admins: db.Collection(store.Admins),
-		names:  db.Collection(store.NameClaims),
-		emails: db.Collection(store.EmailClaims),
+		orgs:   db.Collection(model.Organizations),
+		admins: db.Collection(model.Admins),
+		names:  db.Collection(model.NameClaims),
+		emails: db.Collection(model.EmailClaims),
 	}
 }
 

@@ -167,6 +167,8 @@ func (s *OrgService) Update(ctx context.Context, p Principal, in UpdateOrg) (str
 
 	change.BumpVersion = in.NewName != nil || change.Email != nil || change.PasswordHash != nil
 	if change.BumpVersion {
+		// Forget before and after: a request checked in between must not
+		// leave the old version cached on this instance.
 		s.auth.Forget(admin.ID)
 		defer s.auth.Forget(admin.ID)
 		if admin, err = s.master.UpdateAdmin(ctx, admin.ID, change); err != nil {

@@ -7,15 +7,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
-)
 
-// Master collection names. None starts with "org_", which belongs to tenant
-// collections alone.
-const (
-	Organizations = "organizations"
-	Admins        = "admins"
-	NameClaims    = "names"
-	EmailClaims   = "emails"
+	"github.com/orgsvc/orgsvc/internal/model"
 )
 
 type index struct {
@@ -29,8 +22,8 @@ type index struct {
 // collections, whose _id is the key; the unique slug index on organizations
 // guards the metadata itself.
 var indexes = []index{
-	{Organizations, "slug_unique", bson.D{{Key: "slug", Value: 1}}, true},
-	{Admins, "organization_id", bson.D{{Key: "organization_id", Value: 1}}, false},
+	{model.Organizations, "slug_unique", bson.D{{Key: "slug", Value: 1}}, true},
+	{model.Admins, "organization_id", bson.D{{Key: "organization_id", Value: 1}}, false},
 }
 
 // EnsureIndexes creates the master indexes one at a time, each with an
