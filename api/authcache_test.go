@@ -28,9 +28,6 @@ func TestAuthCacheRevocation(t *testing.T) {
 		{"password change", func(e *env, o *org) {
 			expect(t, e.call("PUT", "/org/update", o.token, map[string]any{"organization_name": o.name, "password": "another-pass-9"}), http.StatusOK, "")
 		}},
-		{"rename", func(e *env, o *org) {
-			expect(t, e.call("PUT", "/org/update", o.token, map[string]any{"organization_name": o.name, "new_organization_name": o.name + "-renamed"}), http.StatusOK, "")
-		}},
 	} {
 		t.Run(change.name, func(t *testing.T) {
 			o := a.signUp("cache-" + string(rune('a'+i)))

@@ -8,7 +8,6 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
-	"github.com/orgsvc/orgsvc/internal/repository"
 	"github.com/orgsvc/orgsvc/internal/service"
 )
 
@@ -16,7 +15,7 @@ import (
 // database the API made (consistent), then breaks each invariant by hand.
 func TestConsistencyCheck(t *testing.T) {
 	e := newEnv(t)
-	checker := service.NewChecker(repository.NewMasterRepository(e.db), repository.NewTenantRepository(e.db))
+	checker := service.NewChecker(e.orgs)
 	kinds := func() []string {
 		t.Helper()
 		findings, err := checker.Check(context.Background())

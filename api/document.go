@@ -107,6 +107,7 @@ func (s *server) refuse(w http.ResponseWriter, where []any, problems []jsondoc.P
 //	@Failure		422		{object}	ValidationError
 //	@Failure		500		{object}	ErrorResponse
 //	@Failure		415		{object}	ErrorResponse	"Content-Type is not JSON"
+//	@Failure		409		{object}	ErrorResponse	"Organization is being renamed or deleted (Retry-After)"
 //	@Failure		503		{object}	ErrorResponse	"database unavailable (Retry-After)"
 //	@Router			/org/documents [post]
 func (s *server) handleCreateDocument(w http.ResponseWriter, r *http.Request) {
@@ -128,6 +129,7 @@ func (s *server) handleCreateDocument(w http.ResponseWriter, r *http.Request) {
 //	@Failure		401	{object}	ErrorResponse	"Missing, invalid or revoked token"
 //	@Failure		404	{object}	ErrorResponse	"Document not found"
 //	@Failure		500	{object}	ErrorResponse
+//	@Failure		409		{object}	ErrorResponse	"Organization is being renamed or deleted (Retry-After)"
 //	@Failure		503		{object}	ErrorResponse	"database unavailable (Retry-After)"
 //	@Router			/org/documents/{id} [get]
 func (s *server) handleGetDocument(w http.ResponseWriter, r *http.Request) {
@@ -153,6 +155,7 @@ func (s *server) handleGetDocument(w http.ResponseWriter, r *http.Request) {
 //	@Failure		422		{object}	ValidationError
 //	@Failure		500		{object}	ErrorResponse
 //	@Failure		415		{object}	ErrorResponse	"Content-Type is not JSON"
+//	@Failure		409		{object}	ErrorResponse	"Organization is being renamed or deleted (Retry-After)"
 //	@Failure		503		{object}	ErrorResponse	"database unavailable (Retry-After)"
 //	@Router			/org/documents/{id} [put]
 func (s *server) handleReplaceDocument(w http.ResponseWriter, r *http.Request) {
@@ -176,7 +179,7 @@ func (s *server) handleReplaceDocument(w http.ResponseWriter, r *http.Request) {
 //	@Success		200		{object}	DocumentResponse
 //	@Failure		401		{object}	ErrorResponse	"Missing, invalid or revoked token"
 //	@Failure		404		{object}	ErrorResponse	"Document not found"
-//	@Failure		409		{object}	ErrorResponse	"Changed concurrently; retry"
+//	@Failure		409		{object}	ErrorResponse	"Changed concurrently, or the organization is being renamed or deleted (Retry-After); retry"
 //	@Failure		413		{object}	ErrorResponse	"Body or result over MAX_DOCUMENT_BYTES"
 //	@Failure		422		{object}	ValidationError
 //	@Failure		500		{object}	ErrorResponse
@@ -209,6 +212,7 @@ func (s *server) handlePatchDocument(w http.ResponseWriter, r *http.Request) {
 //	@Failure		401	{object}	ErrorResponse	"Missing, invalid or revoked token"
 //	@Failure		404	{object}	ErrorResponse	"Document not found"
 //	@Failure		500	{object}	ErrorResponse
+//	@Failure		409		{object}	ErrorResponse	"Organization is being renamed or deleted (Retry-After)"
 //	@Failure		503		{object}	ErrorResponse	"database unavailable (Retry-After)"
 //	@Router			/org/documents/{id} [delete]
 func (s *server) handleDeleteDocument(w http.ResponseWriter, r *http.Request) {
@@ -233,6 +237,7 @@ func (s *server) handleDeleteDocument(w http.ResponseWriter, r *http.Request) {
 //	@Failure		401		{object}	ErrorResponse	"Missing, invalid or revoked token"
 //	@Failure		422		{object}	ValidationError
 //	@Failure		500		{object}	ErrorResponse
+//	@Failure		409		{object}	ErrorResponse	"Organization is being renamed or deleted (Retry-After)"
 //	@Failure		503		{object}	ErrorResponse	"database unavailable (Retry-After)"
 //	@Router			/org/documents [get]
 func (s *server) handleListDocuments(w http.ResponseWriter, r *http.Request) {

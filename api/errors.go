@@ -11,30 +11,34 @@ import (
 type problem struct {
 	status int
 	detail string
+	// retry adds Retry-After: the same request may succeed in a moment.
+	retry bool
 }
 
 // problems is the one map from the service's errors to HTTP answers.
 var problems = map[error]problem{
-	service.ErrOrgExists:          {http.StatusBadRequest, "Organization already exists"},
-	service.ErrEmailTaken:         {http.StatusBadRequest, "Email already registered"},
-	service.ErrOrgNotFound:        {http.StatusNotFound, "Organization not found"},
-	service.ErrNameConflict:       {http.StatusConflict, "Organization name conflict"},
-	service.ErrNotOwnerUpdate:     {http.StatusForbidden, "Not authorized to update"},
-	service.ErrNotOwnerDelete:     {http.StatusForbidden, "Not authorized to delete"},
-	service.ErrInvalidCredentials: {http.StatusUnauthorized, "Invalid credentials"},
-	service.ErrInvalidToken:       {http.StatusUnauthorized, "Invalid token"},
-	service.ErrAdminNotFound:      {http.StatusUnauthorized, "Admin not found"},
-	service.ErrOrgMismatch:        {http.StatusUnauthorized, "Admin organization mismatch"},
-	service.ErrTokenRevoked:       {http.StatusUnauthorized, "Token has been revoked"},
-	service.ErrDocumentNotFound:   {http.StatusNotFound, "Document not found"},
-	service.ErrDocumentTooLarge:   {http.StatusRequestEntityTooLarge, "Document too large"},
-	service.ErrDocumentChanged:    {http.StatusConflict, "Document changed concurrently; retry"},
-	errNotAuthenticated:           {http.StatusUnauthorized, "Not authenticated"},
-	errBadScheme:                  {http.StatusUnauthorized, "Invalid authentication credentials"},
-	service.ErrBusy:               {http.StatusServiceUnavailable, "Server busy; retry later"},
-	service.ErrUnavailable:        {http.StatusServiceUnavailable, "database unavailable"},
-	errNotFound:                   {http.StatusNotFound, "Not Found"},
-	errMethodNotAllowed:           {http.StatusMethodNotAllowed, "Method Not Allowed"},
+	service.ErrOrgExists:          {http.StatusBadRequest, "Organization already exists", false},
+	service.ErrEmailTaken:         {http.StatusBadRequest, "Email already registered", false},
+	service.ErrOrgNotFound:        {http.StatusNotFound, "Organization not found", false},
+	service.ErrNameConflict:       {http.StatusConflict, "Organization name conflict", false},
+	service.ErrNotOwnerUpdate:     {http.StatusForbidden, "Not authorized to update", false},
+	service.ErrNotOwnerDelete:     {http.StatusForbidden, "Not authorized to delete", false},
+	service.ErrInvalidCredentials: {http.StatusUnauthorized, "Invalid credentials", false},
+	service.ErrInvalidToken:       {http.StatusUnauthorized, "Invalid token", false},
+	service.ErrAdminNotFound:      {http.StatusUnauthorized, "Admin not found", false},
+	service.ErrOrgMismatch:        {http.StatusUnauthorized, "Admin organization mismatch", false},
+	service.ErrTokenRevoked:       {http.StatusUnauthorized, "Token has been revoked", false},
+	service.ErrDocumentNotFound:   {http.StatusNotFound, "Document not found", false},
+	service.ErrDocumentTooLarge:   {http.StatusRequestEntityTooLarge, "Document too large", false},
+	service.ErrDocumentChanged:    {http.StatusConflict, "Document changed concurrently; retry", false},
+	errNotAuthenticated:           {http.StatusUnauthorized, "Not authenticated", false},
+	errBadScheme:                  {http.StatusUnauthorized, "Invalid authentication credentials", false},
+	service.ErrBusy:               {http.StatusServiceUnavailable, "Server busy; retry later", true},
+	service.ErrUnavailable:        {http.StatusServiceUnavailable, "database unavailable", true},
+	service.ErrOrgBusy:            {http.StatusConflict, "Organization is being changed; retry", true},
+	service.ErrInterrupted:        {http.StatusServiceUnavailable, "Operation interrupted; retry", true},
+	errNotFound:                   {http.StatusNotFound, "Not Found", false},
+	errMethodNotAllowed:           {http.StatusMethodNotAllowed, "Method Not Allowed", false},
 }
 
 var (
@@ -71,10 +75,10 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	for target, p := range problems {
 		if errors.Is(err, target) {
-			switch p.status {
-			case http.StatusUnauthorized:
+			if p.status == http.StatusUnauthorized {
 				w.Header().Set("WWW-Authenticate", "Bearer")
-			case http.StatusServiceUnavailable:
+			}
+			if p.retry {
 				w.Header().Set("Retry-After", "1")
 			}
 			encode(w, p.status, ErrorResponse{Detail: p.detail})

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -50,7 +51,6 @@ func TestForgedTokensAre401(t *testing.T) {
 		"no iss":               mint(jwt.SigningMethodHS256, testSecret, func(c jwt.MapClaims) { delete(c, "iss") }),
 		"foreign iss":          mint(jwt.SigningMethodHS256, testSecret, func(c jwt.MapClaims) { c["iss"] = "elsewhere" }),
 		"old version":          mint(jwt.SigningMethodHS256, testSecret, func(c jwt.MapClaims) { c["ver"] = -1 }),
-		"other org slug":       mint(jwt.SigningMethodHS256, testSecret, func(c jwt.MapClaims) { c["org"] = "beta" }),
 		"sub not an object id": mint(jwt.SigningMethodHS256, testSecret, func(c jwt.MapClaims) { c["sub"] = "admin" }),
 		"exp as string":        mint(jwt.SigningMethodHS256, testSecret, func(c jwt.MapClaims) { c["exp"] = "never" }),
 		"tampered":             o.token[:len(o.token)-2] + "xx",
@@ -70,6 +70,30 @@ func TestForgedTokensAre401(t *testing.T) {
 	}
 	// The genuine token still works: the refusals above were about the forgeries.
 	expect(t, e.call("GET", "/org/documents", o.token, nil), http.StatusOK, "")
+}
+
+// A token names its organization by id; the slug it also carries steers
+// nothing, so a token whose slug claim names another organization still
+// reaches only its own.
+func TestTokenSlugClaimSteersNothing(t *testing.T) {
+	e := newEnv(t)
+	o := e.signUp("alpha")
+	beta := e.signUp("beta")
+	secret := e.postDoc(beta, `{"beta":"secret"}`)
+	claims := decodeClaims(t, o.token)
+	claims["org"] = "beta"
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims(claims)).SignedString(testSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine := e.postDoc(&org{token: tok}, `{"alpha":"mine"}`)
+	expect(t, e.call("GET", "/org/documents/"+secret, tok, nil), http.StatusNotFound, "Document not found")
+	if got := e.listAll(o, "", 50); !slices.Equal(got, []string{mine}) {
+		t.Fatalf("alpha lists %v, want only %s", got, mine)
+	}
+	if got := e.listAll(beta, "", 50); !slices.Equal(got, []string{secret}) {
+		t.Fatalf("beta lists %v, want only %s", got, secret)
+	}
 }
 
 func TestLogoutEndsEveryTokenOfTheAdmin(t *testing.T) {

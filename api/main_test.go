@@ -20,6 +20,7 @@ import (
 	"github.com/orgsvc/orgsvc/internal/config"
 	"github.com/orgsvc/orgsvc/internal/metrics"
 	"github.com/orgsvc/orgsvc/internal/security"
+	"github.com/orgsvc/orgsvc/internal/service"
 	"github.com/orgsvc/orgsvc/internal/storetest"
 )
 
@@ -36,6 +37,7 @@ type env struct {
 	cfg     config.Config
 	logs    *syncBuffer
 	metrics *metrics.Metrics
+	orgs    *service.OrgService
 }
 
 func testConfig() config.Config {
@@ -43,6 +45,7 @@ func testConfig() config.Config {
 		MongoDB: "unused", JWTAlgorithm: "HS256", JWTExpiresMinutes: 60,
 		JWTIssuer: "orgsvc", BcryptCost: 4, BcryptQueue: 64, LogLevel: "info", LogFormat: "json",
 		MaxDocumentBytes: 1 << 20, MaxBodyBytes: 1 << 20, RequestTimeout: 10 * time.Second,
+		OperationLease: 30 * time.Second,
 	}
 }
 
@@ -68,16 +71,17 @@ func startEnv(t testing.TB, db *mongo.Database, ready func(context.Context) erro
 		t.Fatal(err)
 	}
 	m := metrics.New(passwords)
-	h, err := app.NewHandler(cfg, app.Components{
+	comp := app.Components{
 		DB: db, Secret: testSecret, Logger: log, Passwords: passwords, Metrics: m,
 		Ready: ready,
-	})
+	}
+	sv, err := app.NewServices(cfg, comp)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(h)
+	srv := httptest.NewServer(sv.Handler(cfg, comp))
 	t.Cleanup(srv.Close)
-	return &env{t: t, srv: srv, db: db, cfg: cfg, logs: logs, metrics: m}
+	return &env{t: t, srv: srv, db: db, cfg: cfg, logs: logs, metrics: m, orgs: sv.Orgs}
 }
 
 // syncBuffer is a bytes.Buffer safe for the server's goroutines.

@@ -137,7 +137,7 @@ func (s *server) handleGetOrg(w http.ResponseWriter, r *http.Request) {
 // handleUpdateOrg godoc
 //
 //	@Summary		Update your organization
-//	@Description	Renames the caller's own organization (its tenant collection moves on the server, keeping every document), or changes its admin's e-mail or password. Any change ends the admin's earlier tokens; the answer carries a fresh one. Another organization's admin gets 403. POST is accepted as well as PUT.
+//	@Description	Renames the caller's own organization (its tenant collection moves on the server, keeping every document), or changes its admin's e-mail or password. A new e-mail or password ends the admin's earlier tokens (a rename does not); the answer carries a fresh token. Retrying a rename that already happened answers 200 again. Another organization's admin gets 403. POST is accepted as well as PUT.
 //	@Tags			organization
 //	@Accept			json
 //	@Produce		json
@@ -148,7 +148,7 @@ func (s *server) handleGetOrg(w http.ResponseWriter, r *http.Request) {
 //	@Failure		401		{object}	ErrorResponse	"Missing, invalid or revoked token"
 //	@Failure		403		{object}	ErrorResponse	"Not authorized to update"
 //	@Failure		404		{object}	ErrorResponse	"Organization not found"
-//	@Failure		409		{object}	ErrorResponse	"Organization name conflict"
+//	@Failure		409		{object}	ErrorResponse	"Organization name conflict, or another change of the organization under way (Retry-After)"
 //	@Failure		413		{object}	ErrorResponse	"Body over MAX_BODY_BYTES"
 //	@Failure		422		{object}	ValidationError
 //	@Failure		500		{object}	ErrorResponse
@@ -177,7 +177,7 @@ func (s *server) handleUpdateOrg(w http.ResponseWriter, r *http.Request) {
 // handleDeleteOrg godoc
 //
 //	@Summary		Delete your organization
-//	@Description	Deletes the caller's own organization: its tenant collection with all its data, its admin and its metadata. Its tokens stop working. Another organization's admin gets 403. POST is accepted as well as DELETE.
+//	@Description	Deletes the caller's own organization: its tenant collection with all its data, its admin and its metadata. Its tokens stop working, except that retrying the deletion with the same token and name answers 200 again. Another organization's admin gets 403. POST is accepted as well as DELETE.
 //	@Tags			organization
 //	@Accept			json
 //	@Produce		json
@@ -187,6 +187,7 @@ func (s *server) handleUpdateOrg(w http.ResponseWriter, r *http.Request) {
 //	@Failure		401		{object}	ErrorResponse	"Missing, invalid or revoked token"
 //	@Failure		403		{object}	ErrorResponse	"Not authorized to delete"
 //	@Failure		404		{object}	ErrorResponse	"Organization not found"
+//	@Failure		409		{object}	ErrorResponse	"Another change of the organization under way (Retry-After)"
 //	@Failure		413		{object}	ErrorResponse	"Body over MAX_BODY_BYTES"
 //	@Failure		422		{object}	ValidationError
 //	@Failure		500		{object}	ErrorResponse
@@ -197,6 +198,15 @@ func (s *server) handleUpdateOrg(w http.ResponseWriter, r *http.Request) {
 func (s *server) handleDeleteOrg(w http.ResponseWriter, r *http.Request) {
 	var req DeleteOrgRequest
 	if !s.decode(w, r, &req) {
+		return
+	}
+	if g, ok := r.Context().Value(goneKey{}).(gone); ok {
+		// The token's admin is gone: a retry of a deletion that happened.
+		if s.orgs.Deleted(r.Context(), g.org, g.admin, *req.OrganizationName) {
+			encode(w, http.StatusOK, MessageResponse{Detail: "Organization deleted successfully"})
+			return
+		}
+		s.writeError(w, r, g.err)
 		return
 	}
 	if err := s.orgs.Delete(r.Context(), principal(r), *req.OrganizationName); err != nil {

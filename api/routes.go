@@ -44,8 +44,6 @@ func (s *server) routes() http.Handler {
 			// POST too: the original's README documents POST for both.
 			r.Put("/update", s.handleUpdateOrg)
 			r.Post("/update", s.handleUpdateOrg)
-			r.Delete("/delete", s.handleDeleteOrg)
-			r.Post("/delete", s.handleDeleteOrg)
 
 			r.Post("/documents", s.handleCreateDocument)
 			r.Get("/documents", s.handleListDocuments)
@@ -53,6 +51,11 @@ func (s *server) routes() http.Handler {
 			r.Put("/documents/{id}", s.handleReplaceDocument)
 			r.Patch("/documents/{id}", s.handlePatchDocument)
 			r.Delete("/documents/{id}", s.handleDeleteDocument)
+		})
+		r.Group(func(r chi.Router) {
+			r.Use(s.authenticateDeletion)
+			r.Delete("/delete", s.handleDeleteOrg)
+			r.Post("/delete", s.handleDeleteOrg)
 		})
 	})
 

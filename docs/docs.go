@@ -269,7 +269,7 @@ const docTemplate = `{
                         "BearerAuth": []
                     }
                 ],
-                "description": "Deletes the caller's own organization: its tenant collection with all its data, its admin and its metadata. Its tokens stop working. Another organization's admin gets 403. POST is accepted as well as DELETE.",
+                "description": "Deletes the caller's own organization: its tenant collection with all its data, its admin and its metadata. Its tokens stop working, except that retrying the deletion with the same token and name answers 200 again. Another organization's admin gets 403. POST is accepted as well as DELETE.",
                 "consumes": [
                     "application/json"
                 ],
@@ -312,6 +312,12 @@ const docTemplate = `{
                     },
                     "404": {
                         "description": "Organization not found",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "409": {
+                        "description": "Another change of the organization under way (Retry-After)",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
                         }
@@ -354,7 +360,7 @@ const docTemplate = `{
                         "BearerAuth": []
                     }
                 ],
-                "description": "Deletes the caller's own organization: its tenant collection with all its data, its admin and its metadata. Its tokens stop working. Another organization's admin gets 403. POST is accepted as well as DELETE.",
+                "description": "Deletes the caller's own organization: its tenant collection with all its data, its admin and its metadata. Its tokens stop working, except that retrying the deletion with the same token and name answers 200 again. Another organization's admin gets 403. POST is accepted as well as DELETE.",
                 "consumes": [
                     "application/json"
                 ],
@@ -397,6 +403,12 @@ const docTemplate = `{
                     },
                     "404": {
                         "description": "Organization not found",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "409": {
+                        "description": "Another change of the organization under way (Retry-After)",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
                         }
@@ -485,6 +497,12 @@ const docTemplate = `{
                             "$ref": "#/definitions/ErrorResponse"
                         }
                     },
+                    "409": {
+                        "description": "Organization is being renamed or deleted (Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
                     "422": {
                         "description": "Unprocessable Entity",
                         "schema": {
@@ -543,6 +561,12 @@ const docTemplate = `{
                     },
                     "401": {
                         "description": "Missing, invalid or revoked token",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "409": {
+                        "description": "Organization is being renamed or deleted (Retry-After)",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
                         }
@@ -623,6 +647,12 @@ const docTemplate = `{
                             "$ref": "#/definitions/ErrorResponse"
                         }
                     },
+                    "409": {
+                        "description": "Organization is being renamed or deleted (Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
                     "500": {
                         "description": "Internal Server Error",
                         "schema": {
@@ -688,6 +718,12 @@ const docTemplate = `{
                     },
                     "404": {
                         "description": "Document not found",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "409": {
+                        "description": "Organization is being renamed or deleted (Retry-After)",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
                         }
@@ -763,6 +799,12 @@ const docTemplate = `{
                             "$ref": "#/definitions/ErrorResponse"
                         }
                     },
+                    "409": {
+                        "description": "Organization is being renamed or deleted (Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
                     "500": {
                         "description": "Internal Server Error",
                         "schema": {
@@ -833,7 +875,7 @@ const docTemplate = `{
                         }
                     },
                     "409": {
-                        "description": "Changed concurrently; retry",
+                        "description": "Changed concurrently, or the organization is being renamed or deleted (Retry-After); retry",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
                         }
@@ -931,7 +973,7 @@ const docTemplate = `{
                         "BearerAuth": []
                     }
                 ],
-                "description": "Renames the caller's own organization (its tenant collection moves on the server, keeping every document), or changes its admin's e-mail or password. Any change ends the admin's earlier tokens; the answer carries a fresh one. Another organization's admin gets 403. POST is accepted as well as PUT.",
+                "description": "Renames the caller's own organization (its tenant collection moves on the server, keeping every document), or changes its admin's e-mail or password. A new e-mail or password ends the admin's earlier tokens (a rename does not); the answer carries a fresh token. Retrying a rename that already happened answers 200 again. Another organization's admin gets 403. POST is accepted as well as PUT.",
                 "consumes": [
                     "application/json"
                 ],
@@ -985,7 +1027,7 @@ const docTemplate = `{
                         }
                     },
                     "409": {
-                        "description": "Organization name conflict",
+                        "description": "Organization name conflict, or another change of the organization under way (Retry-After)",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
                         }
@@ -1028,7 +1070,7 @@ const docTemplate = `{
                         "BearerAuth": []
                     }
                 ],
-                "description": "Renames the caller's own organization (its tenant collection moves on the server, keeping every document), or changes its admin's e-mail or password. Any change ends the admin's earlier tokens; the answer carries a fresh one. Another organization's admin gets 403. POST is accepted as well as PUT.",
+                "description": "Renames the caller's own organization (its tenant collection moves on the server, keeping every document), or changes its admin's e-mail or password. A new e-mail or password ends the admin's earlier tokens (a rename does not); the answer carries a fresh token. Retrying a rename that already happened answers 200 again. Another organization's admin gets 403. POST is accepted as well as PUT.",
                 "consumes": [
                     "application/json"
                 ],
@@ -1082,7 +1124,7 @@ const docTemplate = `{
                         }
                     },
                     "409": {
-                        "description": "Organization name conflict",
+                        "description": "Organization name conflict, or another change of the organization under way (Retry-After)",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
                         }

@@ -32,6 +32,9 @@ Usage:
   orgsvc [serve]    run the HTTP service (the default)
   orgsvc check      scan the master metadata against the tenant collections
                     and list every inconsistency (exit status 1 if any)
+  orgsvc check --repair
+                    finish or roll back interrupted operations, fix what
+                    can be fixed, report what was done, then check again
   orgsvc version    print the version and the commit it was built from
   orgsvc help       show this help (also -h, --help)
 
@@ -59,11 +62,12 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	case "check":
-		if len(args) > 2 {
-			fmt.Fprintf(stderr, "orgsvc: check takes no arguments, got %q\n\n%s", args[2:], usage)
+		repair := len(args) == 3 && args[2] == "--repair"
+		if len(args) > 2 && !repair {
+			fmt.Fprintf(stderr, "orgsvc: check takes only --repair, got %q\n\n%s", args[2:], usage)
 			return 2
 		}
-		return check(ctx, stdout, stderr)
+		return check(ctx, repair, stdout, stderr)
 	case "version", "-version", "--version":
 		bi := buildinfo.Read()
 		fmt.Fprintf(stdout, "orgsvc %s (commit %s, %s)\n", bi.Version, bi.Commit, bi.GoVersion)
@@ -119,12 +123,24 @@ func serve(ctx context.Context, logOut io.Writer) error {
 			return fmt.Errorf("JWT secret: %w", err)
 		}
 	}
-	handler, err := NewHandler(cfg, Components{
-		DB: st.DB, Secret: secret, Logger: log, Passwords: passwords, Metrics: m, Ready: st.Ping,
-	})
+	comp := Components{DB: st.DB, Secret: secret, Logger: log, Passwords: passwords, Metrics: m, Ready: st.Ping}
+	sv, err := NewServices(cfg, comp)
 	if err != nil {
 		return err
 	}
+	// Operations a crash interrupted are settled before serving. With a
+	// database of its own, this process is the only possible driver of
+	// any; otherwise those whose lease ran out are, and the rest later.
+	allStale := cfg.Embedded() && cfg.EmbeddedMongoAddr == ""
+	if n, busy, err := sv.Orgs.RecoverAll(ctx, allStale); err != nil {
+		log.Error("recovering interrupted operations", "err", err)
+	} else if n > 0 || busy > 0 {
+		log.Info("recovered interrupted operations", "count", n, "held_elsewhere", busy)
+	}
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go sv.Orgs.Watch(watchCtx, cfg.OperationLease/2)
+	handler := sv.Handler(cfg, comp)
 
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -159,9 +175,11 @@ func serve(ctx context.Context, logOut io.Writer) error {
 }
 
 // check runs the consistency check with the server's configuration and
-// prints one line per finding. With the embedded store, stop the server
-// first, or set MONGO_URI to its EMBEDDED_MONGO_ADDR.
-func check(ctx context.Context, stdout, stderr io.Writer) int {
+// prints one line per finding; with repair, it first settles interrupted
+// operations and fixes what it can, printing what it did. With the
+// embedded store, stop the server first, or set MONGO_URI to its
+// EMBEDDED_MONGO_ADDR.
+func check(ctx context.Context, repair bool, stdout, stderr io.Writer) int {
 	cfg, err := config.Load()
 	if err != nil {
 		fmt.Fprintf(stderr, "orgsvc: configuration: %v\n", err)
@@ -177,7 +195,21 @@ func check(ctx context.Context, stdout, stderr io.Writer) int {
 		return 2
 	}
 	defer st.Close(context.Background())
-	c := service.NewChecker(repository.NewMasterRepository(st.DB), repository.NewTenantRepository(st.DB))
+	sv, err := NewServices(cfg, Components{DB: st.DB, Secret: []byte("check: issues no tokens, signs nothing"), Logger: log})
+	if err != nil {
+		fmt.Fprintf(stderr, "orgsvc: %v\n", err)
+		return 2
+	}
+	c := service.NewChecker(sv.Orgs)
+	if repair {
+		done, err := c.Repair(ctx)
+		for _, line := range done {
+			fmt.Fprintln(stdout, line)
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "orgsvc: repair: %v\n", err)
+		}
+	}
 	findings, err := c.Check(ctx)
 	if err != nil {
 		fmt.Fprintf(stderr, "orgsvc: check: %v\n", err)
@@ -206,8 +238,15 @@ type Components struct {
 	Ready   func(context.Context) error
 }
 
-// NewHandler builds the repositories, services and HTTP handler.
-func NewHandler(cfg config.Config, c Components) (http.Handler, error) {
+// Services are the business layer, built once per process.
+type Services struct {
+	Auth *service.AuthService
+	Orgs *service.OrgService
+	Docs *service.DocumentService
+}
+
+// NewServices builds the repositories and services over c.DB.
+func NewServices(cfg config.Config, c Components) (*Services, error) {
 	tokens, err := security.NewTokens(c.Secret, cfg.JWTAlgorithm, cfg.JWTIssuer, cfg.TokenTTL())
 	if err != nil {
 		return nil, err
@@ -221,10 +260,17 @@ func NewHandler(cfg config.Config, c Components) (http.Handler, error) {
 	master := repository.NewMasterRepository(c.DB)
 	tenants := repository.NewTenantRepository(c.DB)
 	auth := service.NewAuthService(master, tokens, passwords, cfg.AuthCacheTTL)
-	orgs := service.NewOrgService(master, tenants, passwords, auth, c.Logger)
-	docs := service.NewDocumentService(tenants, int(cfg.MaxDocumentBytes))
+	orgs := service.NewOrgService(master, tenants, repository.NewOperationRepository(c.DB), passwords, auth, c.Logger, service.Lifecycle{
+		Lease: cfg.OperationLease, AllStale: cfg.Embedded() && cfg.EmbeddedMongoAddr == "", ReceiptTTL: cfg.TokenTTL(),
+	})
+	docs := service.NewDocumentService(tenants, orgs, int(cfg.MaxDocumentBytes))
+	return &Services{Auth: auth, Orgs: orgs, Docs: docs}, nil
+}
+
+// Handler is the HTTP API over the services.
+func (sv *Services) Handler(cfg config.Config, c Components) http.Handler {
 	return api.NewServer(api.Deps{
-		Auth: auth, Orgs: orgs, Docs: docs, Logger: c.Logger, Metrics: c.Metrics, Ready: c.Ready,
+		Auth: sv.Auth, Orgs: sv.Orgs, Docs: sv.Docs, Logger: c.Logger, Metrics: c.Metrics, Ready: c.Ready,
 		Limits: api.Limits{
 			LoginPerEmail: cfg.LoginRatePerEmail, LoginPerAddress: cfg.LoginRatePerAddress,
 			CreatePerAddress: cfg.CreateRatePerAddress, TrustProxy: cfg.TrustProxy,
@@ -233,7 +279,16 @@ func NewHandler(cfg config.Config, c Components) (http.Handler, error) {
 		MaxBodyBytes:     cfg.MaxBodyBytes,
 		MaxDocumentBytes: cfg.MaxDocumentBytes,
 		RequestTimeout:   cfg.RequestTimeout,
-	}), nil
+	})
+}
+
+// NewHandler builds the repositories, services and HTTP handler.
+func NewHandler(cfg config.Config, c Components) (http.Handler, error) {
+	sv, err := NewServices(cfg, c)
+	if err != nil {
+		return nil, err
+	}
+	return sv.Handler(cfg, c), nil
 }
 
 // NewLogger returns the service's logger: JSON lines, or text with format

@@ -56,6 +56,11 @@ type Config struct {
 	RequestTimeout   time.Duration `envconfig:"REQUEST_TIMEOUT" default:"10s"`
 	ShutdownTimeout  time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"15s"`
 	DBConnectTimeout time.Duration `envconfig:"DB_CONNECT_TIMEOUT" default:"30s"`
+
+	// OperationLease is how long an instance holds an organization's
+	// create, update or delete: it gives up acting after half of it, and
+	// another instance may finish the operation once all of it has passed.
+	OperationLease time.Duration `envconfig:"OPERATION_LEASE" default:"30s"`
 }
 
 // MinSecretBytes is the shortest JWT_SECRET accepted.
@@ -162,6 +167,7 @@ func (c Config) Validate() error {
 		d    time.Duration
 	}{
 		{"REQUEST_TIMEOUT", c.RequestTimeout}, {"SHUTDOWN_TIMEOUT", c.ShutdownTimeout}, {"DB_CONNECT_TIMEOUT", c.DBConnectTimeout},
+		{"OPERATION_LEASE", c.OperationLease},
 	} {
 		if v.d <= 0 {
 			errs = append(errs, fmt.Errorf("%s: %s must be positive", v.name, v.d))

@@ -14,6 +14,12 @@ const (
 	Admins        = "admins"
 	NameClaims    = "names"
 	EmailClaims   = "emails"
+	// Operations holds one record per organization with a lifecycle
+	// operation under way (and, for a deleted organization, the record of
+	// its deletion); Leases and Outcomes belong to those operations.
+	Operations = "operations"
+	Leases     = "leases"
+	Outcomes   = "outcomes"
 )
 
 // Organization is a document of the master collection "organizations".
@@ -25,7 +31,26 @@ type Organization struct {
 	AdminID        bson.ObjectID `bson:"admin_id"`
 	CreatedAt      time.Time     `bson:"created_at"`
 	UpdatedAt      time.Time     `bson:"updated_at"`
+	// State is empty for an organization at rest; otherwise an operation
+	// (OperationID) is creating, renaming or deleting it.
+	State       string        `bson:"state,omitempty"`
+	OperationID bson.ObjectID `bson:"operation_id,omitempty"`
+	// PreviousName is the name before the last rename, so that a client
+	// retrying a rename that already happened is answered as it would
+	// have been.
+	PreviousName string `bson:"previous_name,omitempty"`
+	// CollectionUUID identifies the tenant collection itself: a rename
+	// keeps it, and a collection re-created under the old name by a late
+	// write has another.
+	CollectionUUID string `bson:"collection_uuid,omitempty"`
 }
+
+// Organization states; the zero value is an organization at rest.
+const (
+	StateCreating = "creating"
+	StateRenaming = "renaming"
+	StateDeleting = "deleting"
+)
 
 // Admin is a document of the master collection "admins".
 type Admin struct {
@@ -72,4 +97,72 @@ type Document struct {
 	Fields    bson.D        `bson:"fields"`
 	CreatedAt time.Time     `bson:"created_at"`
 	UpdatedAt time.Time     `bson:"updated_at"`
+}
+
+// Operation is a lifecycle change of one organization under way: its _id is
+// the organization's, so inserting it is the exclusive right to change that
+// organization. It carries the whole plan, so whoever finishes it (the
+// instance that started it, or another one after the lease ran out) does
+// exactly the same thing.
+type Operation struct {
+	OrgID bson.ObjectID `bson:"_id"`
+	ID    bson.ObjectID `bson:"operation_id"`
+	Kind  string        `bson:"kind"`
+	// Step is the last step started; recorded before the step runs.
+	Step string        `bson:"step"`
+	Plan OperationPlan `bson:"plan"`
+	// ExpiresAt ends the lease of the instance that started it (epoch 0);
+	// a later driver holds a Lease of a higher epoch.
+	ExpiresAt time.Time `bson:"expires_at"`
+	Holder    string    `bson:"holder"`
+	StartedAt time.Time `bson:"started_at"`
+	// DoneAt is set when a deletion has finished: the record stays, until
+	// the deleted admin's tokens have expired, so a retried delete is
+	// answered as the first one was.
+	DoneAt time.Time `bson:"done_at,omitempty"`
+}
+
+// Operation kinds.
+const (
+	OpCreate = "create"
+	OpUpdate = "update"
+	OpDelete = "delete"
+)
+
+// OperationPlan is everything an operation will do, fixed when it starts.
+type OperationPlan struct {
+	AdminID bson.ObjectID `bson:"admin_id"`
+	// Name and Slug are the organization's name after the operation;
+	// OldName and OldSlug before it (update and delete).
+	Name    string `bson:"name,omitempty"`
+	Slug    string `bson:"slug,omitempty"`
+	OldName string `bson:"old_name,omitempty"`
+	OldSlug string `bson:"old_slug,omitempty"`
+	// Email is the admin's address after the operation, OldEmail before.
+	Email        string `bson:"email,omitempty"`
+	OldEmail     string `bson:"old_email,omitempty"`
+	PasswordHash string `bson:"password_hash,omitempty"`
+	// TokenVersion is the admin's token version when the operation began;
+	// an update that changes the e-mail or password sets it one higher.
+	TokenVersion int64 `bson:"token_version"`
+	// CollectionUUID is the tenant collection's, once known.
+	CollectionUUID string `bson:"collection_uuid,omitempty"`
+}
+
+// Lease lets a driver that took over a stale operation finish it alone:
+// its _id is "<operation id>:<epoch>", so of several instances taking over
+// at once, one insert wins.
+type Lease struct {
+	ID        string    `bson:"_id"`
+	Holder    string    `bson:"holder"`
+	ExpiresAt time.Time `bson:"expires_at"`
+}
+
+// Outcome decides, once, whether an operation goes through: its _id is the
+// operation's, so the driver committing it and a driver rolling it back
+// cannot both win.
+type Outcome struct {
+	ID        bson.ObjectID `bson:"_id"`
+	Commit    bool          `bson:"commit"`
+	DecidedAt time.Time     `bson:"decided_at"`
 }

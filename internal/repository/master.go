@@ -44,6 +44,15 @@ func (r *MasterRepository) ReleaseName(ctx context.Context, slug string, orgID b
 	return wrap(err)
 }
 
+// NameOwner returns the organization holding the claim on slug.
+func (r *MasterRepository) NameOwner(ctx context.Context, slug string) (bson.ObjectID, error) {
+	var c model.NameClaim
+	if err := findByID(ctx, r.names, slug, &c); err != nil {
+		return bson.ObjectID{}, err
+	}
+	return c.OrganizationID, nil
+}
+
 // OrganizationBySlug returns the organization holding the claim on slug:
 // two lookups by _id.
 func (r *MasterRepository) OrganizationBySlug(ctx context.Context, slug string) (*model.Organization, error) {
@@ -93,8 +102,11 @@ func (r *MasterRepository) Admin(ctx context.Context, id bson.ObjectID) (*model.
 type AdminChange struct {
 	Email        *string
 	PasswordHash *string
-	// BumpVersion ends every token issued to the admin so far.
+	// BumpVersion ends every token issued to the admin so far; Version,
+	// when set, sets the token version instead (a step that may be
+	// repeated).
 	BumpVersion bool
+	Version     *int64
 }
 
 // UpdateAdmin applies change to the admin and returns it as it now is.
@@ -106,8 +118,11 @@ func (r *MasterRepository) UpdateAdmin(ctx context.Context, id bson.ObjectID, ch
 	if change.PasswordHash != nil {
 		set = append(set, bson.E{Key: "password_hash", Value: *change.PasswordHash})
 	}
+	if change.Version != nil {
+		set = append(set, bson.E{Key: "token_version", Value: *change.Version})
+	}
 	update := bson.D{{Key: "$set", Value: set}}
-	if change.BumpVersion {
+	if change.BumpVersion && change.Version == nil {
 		update = append(update, bson.E{Key: "$inc", Value: bson.D{{Key: "token_version", Value: int64(1)}}})
 	}
 	res, err := r.admins.UpdateByID(ctx, id, update)
@@ -126,19 +141,6 @@ func (r *MasterRepository) DeleteAdmin(ctx context.Context, id bson.ObjectID) er
 	return wrap(err)
 }
 
-// AdminsOf returns the admins of an organization.
-func (r *MasterRepository) AdminsOf(ctx context.Context, orgID bson.ObjectID) ([]model.Admin, error) {
-	cur, err := r.admins.Find(ctx, bson.D{{Key: "organization_id", Value: orgID}})
-	if err != nil {
-		return nil, wrap(err)
-	}
-	var out []model.Admin
-	if err := cur.All(ctx, &out); err != nil {
-		return nil, wrap(err)
-	}
-	return out, nil
-}
-
 // InsertOrganization stores a new organization.
 func (r *MasterRepository) InsertOrganization(ctx context.Context, o *model.Organization) error {
 	return insert(ctx, r.orgs, o)
@@ -153,14 +155,16 @@ func (r *MasterRepository) Organization(ctx context.Context, id bson.ObjectID) (
 	return &o, nil
 }
 
-// RenameOrganization sets an organization's name, slug and collection.
-func (r *MasterRepository) RenameOrganization(ctx context.Context, id bson.ObjectID, name, slug, collection string) error {
-	res, err := r.orgs.UpdateByID(ctx, id, bson.D{{Key: "$set", Value: bson.D{
-		{Key: "organization_name", Value: name},
-		{Key: "slug", Value: slug},
-		{Key: "collection_name", Value: collection},
-		{Key: "updated_at", Value: now()},
-	}}})
+// SetOrganizationState marks an organization as changed by an operation
+// (state and operation id), or as at rest (empty state).
+func (r *MasterRepository) SetOrganizationState(ctx context.Context, id bson.ObjectID, state string, opID bson.ObjectID) error {
+	var update bson.D
+	if state == "" {
+		update = bson.D{{Key: "$unset", Value: bson.D{{Key: "state", Value: ""}, {Key: "operation_id", Value: ""}}}}
+	} else {
+		update = bson.D{{Key: "$set", Value: bson.D{{Key: "state", Value: state}, {Key: "operation_id", Value: opID}}}}
+	}
+	res, err := r.orgs.UpdateByID(ctx, id, update)
 	if err != nil {
 		return wrap(err)
 	}
@@ -168,6 +172,35 @@ func (r *MasterRepository) RenameOrganization(ctx context.Context, id bson.Objec
 		return ErrNotFound
 	}
 	return nil
+}
+
+// FinishRename gives an organization its new name, slug and collection and
+// puts it at rest, in one update.
+func (r *MasterRepository) FinishRename(ctx context.Context, id bson.ObjectID, name, slug, previous string) error {
+	res, err := r.orgs.UpdateByID(ctx, id, bson.D{
+		{Key: "$set", Value: bson.D{
+			{Key: "organization_name", Value: name},
+			{Key: "slug", Value: slug},
+			{Key: "collection_name", Value: CollectionName(slug)},
+			{Key: "previous_name", Value: previous},
+			{Key: "updated_at", Value: now()},
+		}},
+		{Key: "$unset", Value: bson.D{{Key: "state", Value: ""}, {Key: "operation_id", Value: ""}}},
+	})
+	if err != nil {
+		return wrap(err)
+	}
+	if res.MatchedCount == 0 {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// SetCollectionUUID records the identity of an organization's tenant
+// collection.
+func (r *MasterRepository) SetCollectionUUID(ctx context.Context, id bson.ObjectID, uuid string) error {
+	_, err := r.orgs.UpdateByID(ctx, id, bson.D{{Key: "$set", Value: bson.D{{Key: "collection_uuid", Value: uuid}}}})
+	return wrap(err)
 }
 
 // DeleteOrganization removes an organization's document.

@@ -2,6 +2,7 @@ package repository
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -28,27 +29,79 @@ func NewTenantRepository(db *mongo.Database) *TenantRepository {
 // CollectionName is the tenant collection of the organization with slug.
 func CollectionName(slug string) string { return TenantPrefix + slug }
 
-// Create makes the tenant collection of slug. An existing collection of that
-// name is dropped first: it can only be left over from a create that never
-// finished, since the caller holds the slug's claim.
-func (r *TenantRepository) Create(ctx context.Context, slug string) error {
+// Create makes the tenant collection of slug and returns its UUID. An
+// existing collection of that name is dropped first: the caller holds the
+// slug's claim, so it can only be left over from a create that never
+// finished, or made by a late write for an organization gone since.
+func (r *TenantRepository) Create(ctx context.Context, slug string) (string, error) {
 	name := CollectionName(slug)
 	err := r.db.CreateCollection(ctx, name)
-	if isCode(err, 48) { // NamespaceExists
+	if isCode(err, codeNamespaceExists) {
 		if err := r.db.Collection(name).Drop(ctx); err != nil {
-			return err
+			return "", wrap(err)
 		}
 		err = r.db.CreateCollection(ctx, name)
 	}
 	if err != nil {
-		return fmt.Errorf("create tenant collection %s: %w", name, wrap(err))
+		return "", fmt.Errorf("create tenant collection %s: %w", name, wrap(err))
 	}
-	return nil
+	uuid, err := r.UUID(ctx, slug)
+	if err != nil {
+		return "", err
+	}
+	if uuid == "" {
+		return "", fmt.Errorf("create tenant collection %s: it is not listed", name)
+	}
+	return uuid, nil
+}
+
+// UUID returns the UUID of the tenant collection of slug, or "" when there
+// is no such collection. A rename keeps a collection's UUID.
+func (r *TenantRepository) UUID(ctx context.Context, slug string) (string, error) {
+	specs, err := r.db.ListCollectionSpecifications(ctx, bson.D{{Key: "name", Value: CollectionName(slug)}})
+	if err != nil {
+		return "", wrap(err)
+	}
+	for _, s := range specs {
+		if s.Name == CollectionName(slug) {
+			if s.UUID == nil {
+				return "-", nil // a store that does not tell; any non-empty value
+			}
+			return hex.EncodeToString(s.UUID.Data), nil
+		}
+	}
+	return "", nil
 }
 
 // Rename moves the tenant collection of from to to on the server, keeping
-// every document and its _id.
-func (r *TenantRepository) Rename(ctx context.Context, from, to string) error {
+// every document and its _id. The collection moved is the one with the
+// given UUID: a rename that already happened is not repeated, and a
+// collection of either name that is not the organization's (one re-created
+// by a late write) is dropped first. An empty uuid moves whatever is there.
+func (r *TenantRepository) Rename(ctx context.Context, from, to, uuid string) error {
+	src, err := r.UUID(ctx, from)
+	if err != nil {
+		return err
+	}
+	dst, err := r.UUID(ctx, to)
+	if err != nil {
+		return err
+	}
+	if uuid != "" && dst == uuid {
+		// Moved already; anything under the old name came later.
+		if src != "" {
+			return r.Drop(ctx, from)
+		}
+		return nil
+	}
+	if uuid != "" && src != uuid {
+		return fmt.Errorf("rename tenant collection %s: %w", CollectionName(from), ErrNotFound)
+	}
+	if dst != "" {
+		if err := r.Drop(ctx, to); err != nil {
+			return err
+		}
+	}
 	cmd := bson.D{
 		{Key: "renameCollection", Value: r.db.Name() + "." + CollectionName(from)},
 		{Key: "to", Value: r.db.Name() + "." + CollectionName(to)},
@@ -80,6 +133,8 @@ func (r *TenantRepository) Slugs(ctx context.Context) ([]string, error) {
 	}
 	return slugs, nil
 }
+
+const codeNamespaceExists = 48
 
 func isCode(err error, code int32) bool {
 	var ce mongo.CommandError

@@ -16,7 +16,8 @@ import (
 type Principal struct {
 	AdminID bson.ObjectID
 	OrgID   bson.ObjectID
-	// Slug names the organization's tenant collection.
+	// Slug names the organization's tenant collection, as it was when the
+	// token was checked.
 	Slug string
 }
 
@@ -59,8 +60,8 @@ func (s *AuthService) Login(ctx context.Context, email, password string) (string
 		return "", ErrInvalidCredentials
 	}
 	org, err := s.master.Organization(ctx, admin.OrganizationID)
-	if errors.Is(err, repository.ErrNotFound) {
-		return "", ErrInvalidCredentials
+	if errors.Is(err, repository.ErrNotFound) || (err == nil && org.State == model.StateCreating) {
+		return "", ErrInvalidCredentials // a sign-up not finished yet
 	}
 	if err != nil {
 		return "", err
@@ -87,9 +88,10 @@ func (s *AuthService) adminByEmail(ctx context.Context, email string) (*model.Ad
 }
 
 // Authenticate verifies a token and checks it against the master metadata:
-// the admin exists and still belongs to the organization, the token's
-// version is the admin's current one, and the organization still has the
-// slug the token names.
+// the admin exists and still belongs to the organization, and the token's
+// version is the admin's current one. The principal names the
+// organization's tenant collection as it is now: a rename does not end
+// tokens.
 func (s *AuthService) Authenticate(ctx context.Context, raw string) (Principal, error) {
 	claims, err := s.tokens.Verify(raw)
 	if err != nil {
@@ -103,7 +105,7 @@ func (s *AuthService) Authenticate(ctx context.Context, raw string) (Principal, 
 	if err != nil {
 		return Principal{}, ErrOrgMismatch
 	}
-	if p, ok := s.cache.get(adminID, claims.Version, orgID, claims.Org); ok {
+	if p, ok := s.cache.get(adminID, claims.Version, orgID); ok {
 		return p, nil
 	}
 	admin, err := s.master.Admin(ctx, adminID)
@@ -120,14 +122,11 @@ func (s *AuthService) Authenticate(ctx context.Context, raw string) (Principal, 
 		return Principal{}, ErrTokenRevoked
 	}
 	org, err := s.master.Organization(ctx, orgID)
-	if errors.Is(err, repository.ErrNotFound) {
+	if errors.Is(err, repository.ErrNotFound) || (err == nil && org.State == model.StateCreating) {
 		return Principal{}, ErrTokenRevoked
 	}
 	if err != nil {
 		return Principal{}, err
-	}
-	if org.Slug != claims.Org {
-		return Principal{}, ErrTokenRevoked
 	}
 	p := Principal{AdminID: adminID, OrgID: orgID, Slug: org.Slug}
 	s.cache.put(p, admin.TokenVersion)
@@ -143,6 +142,21 @@ func (s *AuthService) Logout(ctx context.Context, p Principal) error {
 		return ErrAdminNotFound
 	}
 	return err
+}
+
+// Claims verifies a token's signature and lifetime only, and returns the
+// admin and organization it names.
+func (s *AuthService) Claims(raw string) (admin, org bson.ObjectID, err error) {
+	claims, err := s.tokens.Verify(raw)
+	if err != nil {
+		return admin, org, ErrInvalidToken
+	}
+	admin, err1 := bson.ObjectIDFromHex(claims.Subject)
+	org, err2 := bson.ObjectIDFromHex(claims.OrgID)
+	if err1 != nil || err2 != nil {
+		return admin, org, ErrInvalidToken
+	}
+	return admin, org, nil
 }
 
 func (s *AuthService) issue(admin *model.Admin, org *model.Organization) (string, error) {

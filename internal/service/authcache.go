@@ -34,15 +34,15 @@ func newPrincipalCache(ttl time.Duration) *principalCache {
 }
 
 // get returns the cached principal of admin if it was checked within the
-// TTL for this token version, organization and slug.
-func (c *principalCache) get(admin bson.ObjectID, version int64, org bson.ObjectID, slug string) (Principal, bool) {
+// TTL for this token version and organization.
+func (c *principalCache) get(admin bson.ObjectID, version int64, org bson.ObjectID) (Principal, bool) {
 	if c == nil || c.ttl <= 0 {
 		return Principal{}, false
 	}
 	c.mu.Lock()
 	e, ok := c.m[admin]
 	c.mu.Unlock()
-	if !ok || e.version != version || e.p.OrgID != org || e.p.Slug != slug || !c.now().Before(e.expires) {
+	if !ok || e.version != version || e.p.OrgID != org || !c.now().Before(e.expires) {
 		return Principal{}, false
 	}
 	return e.p, true

@@ -2,8 +2,10 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
@@ -16,112 +18,280 @@ import (
 type Finding struct {
 	// Kind names the broken invariant, e.g. "missing-collection".
 	Kind string
-	// Subject is what it is about: an organization, admin, claim or
-	// collection.
+	// Subject is what it is about: an organization, admin, claim,
+	// collection or operation.
 	Subject string
 	Detail  string
+
+	repair func(context.Context) error
 }
 
 func (f Finding) String() string { return f.Kind + " " + f.Subject + ": " + f.Detail }
 
-// Checker scans the master metadata against the tenant collections.
+// Repairable reports whether Repair knows how to fix the finding.
+func (f Finding) Repairable() bool { return f.repair != nil }
+
+// Checker scans the master metadata against the tenant collections, and
+// repairs what it can.
 type Checker struct {
 	master  *repository.MasterRepository
 	tenants *repository.TenantRepository
+	ops     *repository.OperationRepository
+	orgs    *OrgService
 }
 
-// NewChecker builds a Checker.
-func NewChecker(master *repository.MasterRepository, tenants *repository.TenantRepository) *Checker {
-	return &Checker{master: master, tenants: tenants}
+// NewChecker builds a Checker over the OrgService's repositories.
+func NewChecker(orgs *OrgService) *Checker {
+	return &Checker{master: orgs.master, tenants: orgs.tenants, ops: orgs.ops, orgs: orgs}
+}
+
+// snapshot is everything the check reads, once.
+type snapshot struct {
+	orgs     []model.Organization
+	admins   []model.Admin
+	names    []model.NameClaim
+	emails   []model.EmailClaim
+	ops      []model.Operation
+	leases   []model.Lease
+	outcomes []model.Outcome
+	slugs    []string
+}
+
+func (c *Checker) read(ctx context.Context) (*snapshot, error) {
+	var s snapshot
+	var err error
+	if s.orgs, err = c.master.AllOrganizations(ctx); err != nil {
+		return nil, err
+	}
+	if s.admins, err = c.master.AllAdmins(ctx); err != nil {
+		return nil, err
+	}
+	if s.names, err = c.master.AllNameClaims(ctx); err != nil {
+		return nil, err
+	}
+	if s.emails, err = c.master.AllEmailClaims(ctx); err != nil {
+		return nil, err
+	}
+	if s.ops, err = c.ops.All(ctx); err != nil {
+		return nil, err
+	}
+	if s.leases, err = c.ops.AllLeases(ctx); err != nil {
+		return nil, err
+	}
+	if s.outcomes, err = c.ops.AllOutcomes(ctx); err != nil {
+		return nil, err
+	}
+	if s.slugs, err = c.tenants.Slugs(ctx); err != nil {
+		return nil, err
+	}
+	return &s, nil
 }
 
 // Check reads everything once and reports every broken invariant: each
 // organization has its tenant collection, its name claim and its admin;
 // each tenant collection, admin and claim belongs to an existing
-// organization or admin. It changes nothing.
+// organization or admin; no operation is left unfinished. What an
+// unfinished operation holds is reported as that operation alone. It
+// changes nothing.
 func (c *Checker) Check(ctx context.Context) ([]Finding, error) {
-	orgs, err := c.master.AllOrganizations(ctx)
+	s, err := c.read(ctx)
 	if err != nil {
 		return nil, err
 	}
-	admins, err := c.master.AllAdmins(ctx)
-	if err != nil {
-		return nil, err
+
+	// What operations under way hold is theirs to settle.
+	busyOrg := map[bson.ObjectID]bool{}
+	busySlug := map[string]bool{}
+	busyAdmin := map[bson.ObjectID]bool{}
+	busyEmail := map[string]bool{}
+	liveOp := map[string]bool{} // operation ids, hex
+	var out []Finding
+	add := func(kind, subject string, repair func(context.Context) error, format string, args ...any) {
+		out = append(out, Finding{Kind: kind, Subject: subject, Detail: fmt.Sprintf(format, args...), repair: repair})
 	}
-	names, err := c.master.AllNameClaims(ctx)
-	if err != nil {
-		return nil, err
-	}
-	emails, err := c.master.AllEmailClaims(ctx)
-	if err != nil {
-		return nil, err
-	}
-	slugs, err := c.tenants.Slugs(ctx)
-	if err != nil {
-		return nil, err
+	for _, op := range s.ops {
+		if !op.DoneAt.IsZero() {
+			continue // the receipt of a deletion
+		}
+		liveOp[op.ID.Hex()] = true
+		busyOrg[op.OrgID] = true
+		busyAdmin[op.Plan.AdminID] = true
+		for _, slug := range []string{op.Plan.Slug, op.Plan.OldSlug} {
+			if slug != "" {
+				busySlug[slug] = true
+			}
+		}
+		for _, e := range []string{op.Plan.Email, op.Plan.OldEmail} {
+			if e != "" {
+				busyEmail[model.EmailKey(e)] = true
+			}
+		}
+		orgID := op.OrgID
+		add("unfinished-operation", fmt.Sprintf("operation %s (%s of organization %s)", op.ID.Hex(), op.Kind, orgID.Hex()),
+			func(ctx context.Context) error { return c.orgs.Recover(ctx, orgID, c.orgs.life.AllStale) },
+			"stopped at step %q, started %s", op.Step, op.StartedAt.Format("2006-01-02T15:04:05Z"))
 	}
 
 	orgByID := map[bson.ObjectID]model.Organization{}
 	orgBySlug := map[string]model.Organization{}
-	for _, o := range orgs {
+	for _, o := range s.orgs {
 		orgByID[o.ID] = o
 		orgBySlug[o.Slug] = o
 	}
 	adminByID := map[bson.ObjectID]model.Admin{}
-	for _, a := range admins {
+	for _, a := range s.admins {
 		adminByID[a.ID] = a
 	}
 	nameOwner := map[string]bson.ObjectID{}
-	for _, n := range names {
+	for _, n := range s.names {
 		nameOwner[n.Slug] = n.OrganizationID
 	}
 	emailOwner := map[string]bson.ObjectID{}
-	for _, e := range emails {
+	for _, e := range s.emails {
 		emailOwner[e.Key] = e.AdminID
 	}
 
-	var out []Finding
-	add := func(kind, subject, format string, args ...any) {
-		out = append(out, Finding{Kind: kind, Subject: subject, Detail: fmt.Sprintf(format, args...)})
-	}
-	for _, o := range orgs {
+	for _, o := range s.orgs {
+		if busyOrg[o.ID] {
+			continue
+		}
+		o := o
 		subject := fmt.Sprintf("organization %s (%q)", o.ID.Hex(), o.Name)
-		if !slices.Contains(slugs, o.Slug) {
-			add("missing-collection", subject, "its tenant collection %s does not exist", repository.CollectionName(o.Slug))
+		if o.State != "" {
+			add("stuck-state", subject, func(ctx context.Context) error {
+				return c.master.SetOrganizationState(ctx, o.ID, "", bson.ObjectID{})
+			}, "marked %q with no operation under way", o.State)
+		}
+		if !slices.Contains(s.slugs, o.Slug) {
+			add("missing-collection", subject, func(ctx context.Context) error {
+				uuid, err := c.tenants.Create(ctx, o.Slug)
+				if err != nil {
+					return err
+				}
+				return c.master.SetCollectionUUID(ctx, o.ID, uuid)
+			}, "its tenant collection %s does not exist (repair makes it anew, empty)", repository.CollectionName(o.Slug))
+		} else if o.CollectionUUID != "" {
+			if uuid, err := c.tenants.UUID(ctx, o.Slug); err != nil {
+				return nil, err
+			} else if uuid != o.CollectionUUID && uuid != "-" {
+				add("replaced-collection", subject, nil, "%s is not the collection it was given (uuid %s, recorded %s)", repository.CollectionName(o.Slug), uuid, o.CollectionUUID)
+			}
 		}
 		if o.CollectionName != repository.CollectionName(o.Slug) {
-			add("wrong-collection-name", subject, "collection_name is %s, its slug says %s", o.CollectionName, repository.CollectionName(o.Slug))
+			add("wrong-collection-name", subject, nil, "collection_name is %s, its slug says %s", o.CollectionName, repository.CollectionName(o.Slug))
 		}
 		if owner, ok := nameOwner[o.Slug]; !ok || owner != o.ID {
-			add("missing-name-claim", subject, "the claim on slug %q does not name it", o.Slug)
+			var repair func(context.Context) error
+			if !ok {
+				repair = func(ctx context.Context) error { return c.master.ClaimName(ctx, o.Slug, o.ID) }
+			}
+			add("missing-name-claim", subject, repair, "the claim on slug %q does not name it", o.Slug)
 		}
 		if a, ok := adminByID[o.AdminID]; !ok || a.OrganizationID != o.ID {
-			add("missing-admin", subject, "its admin %s does not exist or belongs elsewhere", o.AdminID.Hex())
+			add("missing-admin", subject, nil, "its admin %s does not exist or belongs elsewhere", o.AdminID.Hex())
 		}
 	}
-	for _, slug := range slugs {
-		if _, ok := orgBySlug[slug]; !ok {
-			add("orphan-collection", repository.CollectionName(slug), "no organization has the slug %q", slug)
+	for _, slug := range s.slugs {
+		if _, ok := orgBySlug[slug]; !ok && !busySlug[slug] {
+			slug := slug
+			add("orphan-collection", repository.CollectionName(slug), func(ctx context.Context) error {
+				return c.orgs.DropOrphan(ctx, slug)
+			}, "no organization has the slug %q", slug)
 		}
 	}
-	for _, a := range admins {
+	for _, a := range s.admins {
+		if busyAdmin[a.ID] {
+			continue
+		}
+		a := a
 		subject := fmt.Sprintf("admin %s (%s)", a.ID.Hex(), a.Email)
 		if o, ok := orgByID[a.OrganizationID]; !ok || o.AdminID != a.ID {
-			add("orphan-admin", subject, "its organization %s does not exist or has another admin", a.OrganizationID.Hex())
+			var repair func(context.Context) error
+			if !ok {
+				repair = func(ctx context.Context) error {
+					if err := c.master.DeleteAdmin(ctx, a.ID); err != nil {
+						return err
+					}
+					return c.master.ReleaseEmail(ctx, model.EmailKey(a.Email), a.ID)
+				}
+			}
+			add("orphan-admin", subject, repair, "its organization %s does not exist or has another admin", a.OrganizationID.Hex())
 		}
 		if owner, ok := emailOwner[model.EmailKey(a.Email)]; !ok || owner != a.ID {
-			add("missing-email-claim", subject, "the claim on its e-mail does not name it")
+			var repair func(context.Context) error
+			if !ok {
+				repair = func(ctx context.Context) error { return c.master.ClaimEmail(ctx, model.EmailKey(a.Email), a.ID) }
+			}
+			add("missing-email-claim", subject, repair, "the claim on its e-mail does not name it")
 		}
 	}
-	for _, n := range names {
+	for _, n := range s.names {
+		if busySlug[n.Slug] || busyOrg[n.OrganizationID] {
+			continue
+		}
 		if o, ok := orgByID[n.OrganizationID]; !ok || o.Slug != n.Slug {
-			add("stale-name-claim", fmt.Sprintf("name claim %q", n.Slug), "organization %s does not exist or has another slug", n.OrganizationID.Hex())
+			n := n
+			add("stale-name-claim", fmt.Sprintf("name claim %q", n.Slug), func(ctx context.Context) error {
+				return c.master.ReleaseName(ctx, n.Slug, n.OrganizationID)
+			}, "organization %s does not exist or has another slug", n.OrganizationID.Hex())
 		}
 	}
-	for _, e := range emails {
+	for _, e := range s.emails {
+		if busyEmail[e.Key] || busyAdmin[e.AdminID] {
+			continue
+		}
 		if a, ok := adminByID[e.AdminID]; !ok || model.EmailKey(a.Email) != e.Key {
-			add("stale-email-claim", fmt.Sprintf("e-mail claim %q", e.Key), "admin %s does not exist or has another e-mail", e.AdminID.Hex())
+			e := e
+			add("stale-email-claim", fmt.Sprintf("e-mail claim %q", e.Key), func(ctx context.Context) error {
+				return c.master.ReleaseEmail(ctx, e.Key, e.AdminID)
+			}, "admin %s does not exist or has another e-mail", e.AdminID.Hex())
+		}
+	}
+	for _, l := range s.leases {
+		op, _, _ := strings.Cut(l.ID, ":")
+		if !liveOp[op] {
+			id := l.ID
+			add("leftover-lease", fmt.Sprintf("lease %s", l.ID), func(ctx context.Context) error {
+				return c.ops.DeleteLease(ctx, id)
+			}, "its operation is over")
+		}
+	}
+	for _, o := range s.outcomes {
+		if !liveOp[o.ID.Hex()] {
+			id := o.ID
+			add("leftover-outcome", fmt.Sprintf("outcome of operation %s", o.ID.Hex()), func(ctx context.Context) error {
+				return c.ops.DeleteOutcome(ctx, id)
+			}, "its operation is over")
 		}
 	}
 	return out, nil
+}
+
+// Repair finishes or rolls back every unfinished operation it may take
+// over, then fixes what else it can, and reports each thing it did. What
+// is left is in the findings of a Check that follows.
+func (c *Checker) Repair(ctx context.Context) ([]string, error) {
+	var done []string
+	var errs []error
+	// Operations first: settling them settles most of the rest.
+	for pass := 0; pass < 2; pass++ {
+		findings, err := c.Check(ctx)
+		if err != nil {
+			return done, err
+		}
+		for _, f := range findings {
+			if f.repair == nil || (pass == 0) != (f.Kind == "unfinished-operation") {
+				continue
+			}
+			switch err := f.repair(ctx); {
+			case err == nil:
+				done = append(done, "repaired "+f.String())
+			case errors.Is(err, ErrOrgBusy):
+				done = append(done, "left alone (held by a live instance) "+f.String())
+			default:
+				errs = append(errs, fmt.Errorf("%s: %w", f, err))
+			}
+		}
+	}
+	return done, errors.Join(errs...)
 }

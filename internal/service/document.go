@@ -31,76 +31,207 @@ func (e *ProblemsError) Error() string { return "invalid document: " + e.Problem
 // DocumentService keeps each organization's own documents in its tenant
 // collection. Every method takes the caller's principal: the organization
 // is always the token's, never a parameter.
+//
+// A rename moves the tenant collection while requests are in flight, and a
+// principal names the collection as it was when the token was checked
+// (up to AUTH_CACHE_TTL ago). So every change, and every answer that
+// depends on the collection being the right one (not found, a listing), is
+// confirmed afterwards against the organization's record: it stands only if
+// the organization was at rest, under the same slug, after it was made.
+// Otherwise it is checked against the collection the organization has now,
+// and, if it did not land there, undone and made again there.
 type DocumentService struct {
 	tenants  *repository.TenantRepository
+	orgs     *OrgService
 	maxBytes int
 }
 
 // NewDocumentService builds a DocumentService; maxBytes bounds a stored
 // document (after a merge patch too).
-func NewDocumentService(tenants *repository.TenantRepository, maxBytes int) *DocumentService {
-	return &DocumentService{tenants: tenants, maxBytes: maxBytes}
+func NewDocumentService(tenants *repository.TenantRepository, orgs *OrgService, maxBytes int) *DocumentService {
+	return &DocumentService{tenants: tenants, orgs: orgs, maxBytes: maxBytes}
+}
+
+// attempts bounds how often a request follows its organization's
+// collection to a new name.
+const attempts = 3
+
+// settleWait is how long a request waits for an operation under way on its
+// organization before it answers ErrOrgBusy.
+const settleWait = 2 * time.Second
+
+// where returns the slug the organization has now, waiting for an
+// operation under way to end; stable is true when the organization was at
+// rest under p.Slug all along (no wait, same slug).
+func (s *DocumentService) where(ctx context.Context, p Principal) (slug string, stable bool, err error) {
+	deadline := time.Now().Add(settleWait)
+	waited := false
+	for {
+		org, err := s.orgs.master.Organization(ctx, p.OrgID)
+		switch {
+		case errors.Is(err, repository.ErrNotFound):
+			return "", false, ErrTokenRevoked
+		case err != nil:
+			return "", false, err
+		case org.State == "":
+			return org.Slug, !waited && org.Slug == p.Slug, nil
+		case time.Now().After(deadline):
+			s.orgs.nudge(p.OrgID)
+			return "", false, ErrOrgBusy
+		}
+		waited = true
+		select {
+		case <-ctx.Done():
+			return "", false, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // Create stores a new document.
 func (s *DocumentService) Create(ctx context.Context, p Principal, doc jsondoc.Doc) (*model.Document, error) {
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	d := &model.Document{ID: bson.NewObjectID(), JSON: string(doc.JSON), Fields: doc.Fields, CreatedAt: now, UpdatedAt: now}
-	if err := s.tenants.InsertDocument(ctx, p.Slug, d); err != nil {
-		return nil, err
+	for range attempts {
+		if err := s.tenants.InsertDocument(ctx, p.Slug, d); err != nil {
+			return nil, err
+		}
+		slug, stable, err := s.where(ctx, p)
+		if err != nil {
+			if errors.Is(err, ErrTokenRevoked) {
+				s.unwrite(ctx, p.Slug, d.ID)
+			}
+			return nil, err
+		}
+		if stable {
+			return d, nil
+		}
+		if _, err := s.tenants.Document(ctx, slug, d.ID); err == nil {
+			return d, nil // it moved with the collection
+		} else if !errors.Is(err, repository.ErrNotFound) {
+			return nil, err
+		}
+		s.unwrite(ctx, p.Slug, d.ID)
+		p.Slug = slug
 	}
-	return d, nil
+	return nil, ErrOrgBusy
+}
+
+// unwrite removes a document written to a collection the organization had
+// already left. If that write made the collection anew and nobody claims
+// its name, the collection goes too.
+func (s *DocumentService) unwrite(ctx context.Context, slug string, id bson.ObjectID) {
+	ctx = context.WithoutCancel(ctx)
+	if err := s.tenants.DeleteDocument(ctx, slug, id); err != nil && !errors.Is(err, repository.ErrNotFound) {
+		s.orgs.log.Error("remove a document written to a former collection", "slug", slug, "err", err)
+		return
+	}
+	if _, err := s.orgs.master.NameOwner(ctx, slug); errors.Is(err, repository.ErrNotFound) {
+		if err := s.orgs.DropOrphan(ctx, slug); err != nil && !errors.Is(err, ErrOrgBusy) {
+			s.orgs.log.Error("drop a former collection", "slug", slug, "err", err)
+		}
+	}
 }
 
 // Get returns one of the caller's documents. An id that is malformed, or
 // that is another organization's, is simply not found.
 func (s *DocumentService) Get(ctx context.Context, p Principal, id string) (*model.Document, error) {
+	d, _, err := s.get(ctx, p, id)
+	return d, err
+}
+
+// get finds a document, following the organization to its current
+// collection if it is not where p says; it returns p as it was found.
+func (s *DocumentService) get(ctx context.Context, p Principal, id string) (*model.Document, Principal, error) {
 	oid, err := bson.ObjectIDFromHex(id)
 	if err != nil {
-		return nil, ErrDocumentNotFound
+		return nil, p, ErrDocumentNotFound
 	}
-	d, err := s.tenants.Document(ctx, p.Slug, oid)
-	return d, notFound(err)
+	for range attempts {
+		d, err := s.tenants.Document(ctx, p.Slug, oid)
+		if !errors.Is(err, repository.ErrNotFound) {
+			return d, p, err
+		}
+		slug, stable, err := s.where(ctx, p)
+		if err != nil {
+			return nil, p, err
+		}
+		if stable || slug == p.Slug {
+			return nil, p, ErrDocumentNotFound
+		}
+		p.Slug = slug
+	}
+	return nil, p, ErrOrgBusy
 }
 
 // Replace sets a document's data; created_at stays.
 func (s *DocumentService) Replace(ctx context.Context, p Principal, id string, doc jsondoc.Doc) (*model.Document, error) {
-	cur, err := s.Get(ctx, p, id)
-	if err != nil {
-		return nil, err
+	for range attempts {
+		cur, at, err := s.get(ctx, p, id)
+		if err != nil {
+			return nil, err
+		}
+		d, again, err := s.set(ctx, at, cur, doc, 0)
+		if !again {
+			return d, err
+		}
+		p = at
 	}
-	return s.set(ctx, p, cur, doc, 0)
+	return nil, ErrOrgBusy
 }
 
 // Patch applies a JSON Merge Patch (RFC 7396) to a document's data. The
 // change applies only if the document did not change since it was read.
 func (s *DocumentService) Patch(ctx context.Context, p Principal, id string, patch []byte) (*model.Document, error) {
-	cur, err := s.Get(ctx, p, id)
-	if err != nil {
-		return nil, err
+	for range attempts {
+		cur, at, err := s.get(ctx, p, id)
+		if err != nil {
+			return nil, err
+		}
+		doc, problems := jsondoc.Merge([]byte(cur.JSON), patch)
+		if len(problems) > 0 {
+			return nil, &ProblemsError{Where: []any{"body"}, Problems: problems}
+		}
+		if len(doc.JSON) > s.maxBytes {
+			return nil, ErrDocumentTooLarge
+		}
+		d, again, err := s.set(ctx, at, cur, doc, bson.NewDateTimeFromTime(cur.UpdatedAt))
+		if errors.Is(err, ErrDocumentNotFound) {
+			return nil, ErrDocumentChanged
+		}
+		if !again {
+			return d, err
+		}
+		p = at
 	}
-	doc, problems := jsondoc.Merge([]byte(cur.JSON), patch)
-	if len(problems) > 0 {
-		return nil, &ProblemsError{Where: []any{"body"}, Problems: problems}
-	}
-	if len(doc.JSON) > s.maxBytes {
-		return nil, ErrDocumentTooLarge
-	}
-	d, err := s.set(ctx, p, cur, doc, bson.NewDateTimeFromTime(cur.UpdatedAt))
-	if errors.Is(err, ErrDocumentNotFound) {
-		return nil, ErrDocumentChanged
-	}
-	return d, err
+	return nil, ErrOrgBusy
 }
 
-func (s *DocumentService) set(ctx context.Context, p Principal, cur *model.Document, doc jsondoc.Doc, ifUpdatedAt bson.DateTime) (*model.Document, error) {
+// set writes a document's new data to p's collection and confirms it
+// stands; again is true when the organization moved and the change must
+// be made anew.
+func (s *DocumentService) set(ctx context.Context, p Principal, cur *model.Document, doc jsondoc.Doc, ifUpdatedAt bson.DateTime) (_ *model.Document, again bool, _ error) {
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	if !now.After(cur.UpdatedAt) {
 		now = cur.UpdatedAt.Add(time.Millisecond) // updated_at always moves
 	}
 	d := &model.Document{ID: cur.ID, JSON: string(doc.JSON), Fields: doc.Fields, CreatedAt: cur.CreatedAt, UpdatedAt: now}
 	out, err := s.tenants.SetDocument(ctx, p.Slug, d, ifUpdatedAt)
-	return out, notFound(err)
+	if err != nil && !errors.Is(err, repository.ErrNotFound) {
+		return nil, false, err
+	}
+	slug, stable, werr := s.where(ctx, p)
+	if werr != nil {
+		return nil, false, werr
+	}
+	if stable {
+		return out, false, notFound(err)
+	}
+	now2, gerr := s.tenants.Document(ctx, slug, cur.ID)
+	if gerr == nil && err == nil && now2.UpdatedAt.Equal(now) {
+		return now2, false, nil // it moved with the collection
+	}
+	return nil, true, nil
 }
 
 // Delete removes one of the caller's documents.
@@ -109,7 +240,29 @@ func (s *DocumentService) Delete(ctx context.Context, p Principal, id string) er
 	if err != nil {
 		return ErrDocumentNotFound
 	}
-	return notFound(s.tenants.DeleteDocument(ctx, p.Slug, oid))
+	for range attempts {
+		err := s.tenants.DeleteDocument(ctx, p.Slug, oid)
+		if err != nil && !errors.Is(err, repository.ErrNotFound) {
+			return err
+		}
+		slug, stable, werr := s.where(ctx, p)
+		if werr != nil {
+			return werr
+		}
+		if stable || (slug == p.Slug && err != nil) {
+			return notFound(err)
+		}
+		if err == nil {
+			// Deleted before the move, or from a collection left behind:
+			// either way it must not be in the current one.
+			if derr := s.tenants.DeleteDocument(ctx, slug, oid); derr != nil && !errors.Is(derr, repository.ErrNotFound) {
+				return derr
+			}
+			return nil
+		}
+		p.Slug = slug
+	}
+	return ErrOrgBusy
 }
 
 // Page is one page of a listing; Next is the cursor of the following page,
@@ -129,16 +282,27 @@ func (s *DocumentService) List(ctx context.Context, p Principal, after string, w
 			return Page{}, &InvalidError{In: "query", Field: "after", Message: "not a cursor returned as next", Type: "value_error.cursor"}
 		}
 	}
-	docs, err := s.tenants.ListDocuments(ctx, p.Slug, cursor, where, limit+1)
-	if err != nil {
-		return Page{}, err
+	for range attempts {
+		docs, err := s.tenants.ListDocuments(ctx, p.Slug, cursor, where, limit+1)
+		if err != nil {
+			return Page{}, err
+		}
+		slug, stable, err := s.where(ctx, p)
+		if err != nil {
+			return Page{}, err
+		}
+		if !stable && slug != p.Slug {
+			p.Slug = slug
+			continue
+		}
+		page := Page{Items: docs}
+		if len(docs) > limit {
+			page.Items = docs[:limit]
+			page.Next = docs[limit-1].ID.Hex()
+		}
+		return page, nil
 	}
-	page := Page{Items: docs}
-	if len(docs) > limit {
-		page.Items = docs[:limit]
-		page.Next = docs[limit-1].ID.Hex()
-	}
-	return page, nil
+	return Page{}, ErrOrgBusy
 }
 
 func notFound(err error) error {

@@ -5,28 +5,36 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/orgsvc/orgsvc/internal/failpoint"
 	"github.com/orgsvc/orgsvc/internal/model"
 	"github.com/orgsvc/orgsvc/internal/repository"
 	"github.com/orgsvc/orgsvc/internal/security"
 )
 
 // OrgService signs organizations up and lets their admins change and
-// delete them.
+// delete them. Each of these is a lifecycle operation (see lifecycle.go).
 type OrgService struct {
-	master    *repository.MasterRepository
-	tenants   *repository.TenantRepository
-	passwords *security.Passwords
-	auth      *AuthService
-	log       *slog.Logger
+	master     *repository.MasterRepository
+	tenants    *repository.TenantRepository
+	ops        *repository.OperationRepository
+	passwords  *security.Passwords
+	auth       *AuthService
+	log        *slog.Logger
+	life       Lifecycle
+	recovering sync.Map // organization id -> recovery running here
 }
 
 // NewOrgService builds an OrgService.
-func NewOrgService(master *repository.MasterRepository, tenants *repository.TenantRepository, passwords *security.Passwords, auth *AuthService, log *slog.Logger) *OrgService {
-	return &OrgService{master: master, tenants: tenants, passwords: passwords, auth: auth, log: log}
+func NewOrgService(master *repository.MasterRepository, tenants *repository.TenantRepository, ops *repository.OperationRepository, passwords *security.Passwords, auth *AuthService, log *slog.Logger, life Lifecycle) *OrgService {
+	if life.Lease <= 0 {
+		life.Lease = 30 * time.Second
+	}
+	return &OrgService{master: master, tenants: tenants, ops: ops, passwords: passwords, auth: auth, log: log, life: life}
 }
 
 // CreateOrg is a sign-up: a new organization and its admin.
@@ -38,7 +46,9 @@ type CreateOrg struct {
 
 // Create signs up an organization. The name's slug and the admin's e-mail
 // are claimed first, by inserts the database refuses when taken, so two
-// concurrent sign-ups can never both win.
+// concurrent sign-ups can never both win. Until it commits, the
+// organization is "creating": invisible, and rolled back if the process
+// dies.
 func (s *OrgService) Create(ctx context.Context, in CreateOrg) (*model.Organization, error) {
 	name := strings.TrimSpace(in.Name)
 	slug, err := slugOf(name, "organization_name")
@@ -51,27 +61,46 @@ func (s *OrgService) Create(ctx context.Context, in CreateOrg) (*model.Organizat
 		return nil, err
 	}
 	orgID, adminID := bson.NewObjectID(), bson.NewObjectID()
-	var undo undoStack
-	defer undo.run(ctx, s.log)
-
-	if err := s.master.ClaimName(ctx, slug, orgID); err != nil {
-		return nil, mapDuplicate(err, ErrOrgExists)
+	r, ctx, cancel, err := s.begin(ctx, model.OpCreate, orgID, model.OperationPlan{
+		AdminID: adminID, Name: name, Slug: slug, Email: email,
+	})
+	if err != nil {
+		return nil, err
 	}
-	undo.push("release name", func(ctx context.Context) error { return s.master.ReleaseName(ctx, slug, orgID) })
+	defer cancel()
+	org, err := s.create(ctx, r, name, slug, email, hash)
+	if err != nil {
+		if undo := s.abandon(ctx, r, s.undoCreate); undo != nil {
+			s.log.Error("roll back a sign-up", "organization_id", orgID.Hex(), "err", undo)
+		}
+		return nil, err
+	}
+	return org, nil
+}
 
+func (s *OrgService) create(ctx context.Context, r *run, name, slug, email, hash string) (*model.Organization, error) {
+	orgID, adminID := r.op.OrgID, r.op.Plan.AdminID
+	if err := s.step(ctx, r, "claim"); err != nil {
+		return nil, err
+	}
+	if err := s.master.ClaimName(ctx, slug, orgID); err != nil {
+		if errors.Is(err, repository.ErrDuplicate) {
+			return nil, s.claimedBy(ctx, slug)
+		}
+		return nil, err
+	}
 	if err := s.master.ClaimEmail(ctx, model.EmailKey(email), adminID); err != nil {
 		return nil, mapDuplicate(err, ErrEmailTaken)
 	}
-	undo.push("release email", func(ctx context.Context) error {
-		return s.master.ReleaseEmail(ctx, model.EmailKey(email), adminID)
-	})
-
-	if err := s.tenants.Create(ctx, slug); err != nil {
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	org := &model.Organization{
+		ID: orgID, Name: name, Slug: slug, CollectionName: repository.CollectionName(slug),
+		AdminID: adminID, CreatedAt: now, UpdatedAt: now,
+		State: model.StateCreating, OperationID: r.op.ID,
+	}
+	if err := s.master.InsertOrganization(ctx, org); err != nil {
 		return nil, err
 	}
-	undo.push("drop tenant collection", func(ctx context.Context) error { return s.tenants.Drop(ctx, slug) })
-
-	now := time.Now().UTC().Truncate(time.Millisecond)
 	admin := &model.Admin{
 		ID: adminID, Email: email, PasswordHash: hash, OrganizationID: orgID,
 		Role: model.RoleAdmin, CreatedAt: now, UpdatedAt: now,
@@ -79,17 +108,60 @@ func (s *OrgService) Create(ctx context.Context, in CreateOrg) (*model.Organizat
 	if err := s.master.InsertAdmin(ctx, admin); err != nil {
 		return nil, err
 	}
-	undo.push("delete admin", func(ctx context.Context) error { return s.master.DeleteAdmin(ctx, adminID) })
-
-	org := &model.Organization{
-		ID: orgID, Name: name, Slug: slug, CollectionName: repository.CollectionName(slug),
-		AdminID: adminID, CreatedAt: now, UpdatedAt: now,
+	if err := s.step(ctx, r, "collection"); err != nil {
+		return nil, err
 	}
-	if err := s.master.InsertOrganization(ctx, org); err != nil {
-		return nil, mapDuplicate(err, ErrOrgExists)
+	failpoint.Reach("create:before-collection")
+	uuid, err := s.tenants.Create(ctx, slug)
+	if err != nil {
+		return nil, err
 	}
-	undo.done()
+	failpoint.Reach("create:after-collection")
+	if err := s.master.SetCollectionUUID(ctx, orgID, uuid); err != nil {
+		return nil, err
+	}
+	commit, err := s.ops.Decide(ctx, r.op.ID, true)
+	if err != nil {
+		return nil, err
+	}
+	if !commit {
+		return nil, ErrInterrupted
+	}
+	if err := s.completeCreate(ctx, r); err != nil {
+		// Committed: whoever meets the operation next finishes it.
+		s.log.Warn("finish a sign-up", "organization_id", orgID.Hex(), "err", err)
+	}
+	org.State, org.OperationID, org.CollectionUUID = "", bson.ObjectID{}, uuid
 	return org, nil
+}
+
+// abandon rolls back an operation that failed before it committed, unless
+// it was committed meanwhile (then it is left for recovery to finish).
+func (s *OrgService) abandon(ctx context.Context, r *run, undo func(context.Context, *run) error) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return nil // past half the lease: recovery takes it from here
+	}
+	commit, err := s.ops.Decide(ctx, r.op.ID, false)
+	if err != nil || commit {
+		return err
+	}
+	return undo(ctx, r)
+}
+
+// claimedBy explains why slug could not be claimed: an organization has it
+// (ErrOrgExists). If the claim belongs to an operation that was abandoned,
+// the operation is recovered at once, so that a retry can succeed.
+func (s *OrgService) claimedBy(ctx context.Context, slug string) error {
+	owner, err := s.master.NameOwner(ctx, slug)
+	if err != nil {
+		return ErrOrgExists
+	}
+	if err := s.Recover(ctx, owner, false); err == nil {
+		if _, err := s.master.NameOwner(ctx, slug); errors.Is(err, repository.ErrNotFound) {
+			return ErrOrgBusy // freed: a retry can claim it
+		}
+	}
+	return ErrOrgExists
 }
 
 // Get returns the organization whose name is exactly name.
@@ -107,10 +179,16 @@ type UpdateOrg struct {
 }
 
 // Update changes the caller's own organization: its name (moving the
-// tenant collection on the server), the admin's e-mail or password. Any
-// change ends the admin's earlier tokens; the answer is a fresh token.
+// tenant collection on the server), the admin's e-mail or password. A new
+// e-mail or password ends the admin's earlier tokens; a rename does not.
+// The answer is a fresh token.
 func (s *OrgService) Update(ctx context.Context, p Principal, in UpdateOrg) (string, error) {
 	org, err := s.byName(ctx, in.Name)
+	if errors.Is(err, ErrOrgNotFound) && in.NewName != nil && in.Email == nil && in.Password == nil {
+		if org, ok := s.renamedAlready(ctx, p, in); ok {
+			return s.token(ctx, p.AdminID, org)
+		}
+	}
 	if err != nil {
 		return "", err
 	}
@@ -122,94 +200,105 @@ func (s *OrgService) Update(ctx context.Context, p Principal, in UpdateOrg) (str
 		return "", err
 	}
 
-	// Everything that can be refused is checked before anything is written.
-	var change repository.AdminChange
+	// Everything that can be refused without the database is checked
+	// before anything is written.
+	plan := model.OperationPlan{
+		AdminID: admin.ID, Name: org.Name, Slug: org.Slug, OldName: org.Name, OldSlug: org.Slug,
+		Email: admin.Email, OldEmail: admin.Email, TokenVersion: admin.TokenVersion,
+		CollectionUUID: org.CollectionUUID,
+	}
 	if in.Password != nil {
-		hash, err := s.passwords.Hash(ctx, *in.Password)
-		if err != nil {
+		if plan.PasswordHash, err = s.passwords.Hash(ctx, *in.Password); err != nil {
 			return "", err
 		}
-		change.PasswordHash = &hash
 	}
-	var newName, newSlug string
 	if in.NewName != nil {
-		newName = strings.TrimSpace(*in.NewName)
-		if newName == org.Name {
+		plan.Name = strings.TrimSpace(*in.NewName)
+		if plan.Name == org.Name {
 			return "", ErrNameConflict
 		}
-		if newSlug, err = slugOf(newName, "new_organization_name"); err != nil {
+		if plan.Slug, err = slugOf(plan.Name, "new_organization_name"); err != nil {
 			return "", err
 		}
 	}
-
-	var undo undoStack
-	defer undo.run(ctx, s.log)
-
-	oldEmailKey := model.EmailKey(admin.Email)
-	var releaseOldEmail bool
 	if in.Email != nil {
-		email := model.NormalizeEmail(*in.Email)
-		change.Email = &email
-		if key := model.EmailKey(email); key != oldEmailKey {
-			if err := s.master.ClaimEmail(ctx, key, admin.ID); err != nil {
-				return "", mapDuplicate(err, ErrEmailTaken)
-			}
-			undo.push("release new email", func(ctx context.Context) error { return s.master.ReleaseEmail(ctx, key, admin.ID) })
-			releaseOldEmail = true
-		}
+		plan.Email = model.NormalizeEmail(*in.Email)
 	}
-
-	if in.NewName != nil {
-		if err := s.rename(ctx, org, newName, newSlug, &undo); err != nil {
+	if plan.Name == plan.OldName && plan.Email == plan.OldEmail && plan.PasswordHash == "" {
+		return s.auth.issue(admin, org)
+	}
+	if plan.Slug != plan.OldSlug && plan.CollectionUUID == "" {
+		// Organizations made before collections were identified.
+		if plan.CollectionUUID, err = s.tenants.UUID(ctx, org.Slug); err != nil {
 			return "", err
 		}
 	}
 
-	change.BumpVersion = in.NewName != nil || change.Email != nil || change.PasswordHash != nil
-	if change.BumpVersion {
-		// Forget before and after: a request checked in between must not
-		// leave the old version cached on this instance.
-		s.auth.Forget(admin.ID)
-		defer s.auth.Forget(admin.ID)
-		if admin, err = s.master.UpdateAdmin(ctx, admin.ID, change); err != nil {
-			return "", err
-		}
+	r, ctx, cancel, err := s.begin(ctx, model.OpUpdate, org.ID, plan)
+	if err != nil {
+		return "", err
 	}
-	undo.done()
-	if releaseOldEmail {
-		if err := s.master.ReleaseEmail(ctx, oldEmailKey, admin.ID); err != nil {
-			s.log.Error("release old email claim", "err", err, "admin_id", admin.ID.Hex())
+	defer cancel()
+	if err := s.prepareUpdate(ctx, r); err != nil {
+		if undo := s.abandon(ctx, r, s.undoUpdate); undo != nil {
+			s.log.Error("roll back an update", "organization_id", org.ID.Hex(), "err", undo)
 		}
+		return "", err
 	}
+	commit, err := s.ops.Decide(ctx, r.op.ID, true)
+	if err != nil {
+		return "", err
+	}
+	if !commit {
+		return "", ErrInterrupted
+	}
+	if admin, err = s.completeUpdate(ctx, r); err != nil {
+		return "", err
+	}
+	org.Name, org.Slug, org.CollectionName = plan.Name, plan.Slug, repository.CollectionName(plan.Slug)
 	return s.auth.issue(admin, org)
 }
 
-// rename gives org a new name. A new slug is claimed first; the tenant
-// collection then moves with renameCollection, so every document keeps its
-// _id and nothing is copied. org is updated in place.
-func (s *OrgService) rename(ctx context.Context, org *model.Organization, name, slug string, undo *undoStack) error {
-	oldSlug := org.Slug
-	if slug != oldSlug {
-		if err := s.master.ClaimName(ctx, slug, org.ID); err != nil {
+// prepareUpdate is an update's first phase: the new slug and e-mail are
+// claimed, and a renamed organization is marked, so that document writes
+// racing the move notice it.
+func (s *OrgService) prepareUpdate(ctx context.Context, r *run) error {
+	p := r.op.Plan
+	if err := s.step(ctx, r, "claim"); err != nil {
+		return err
+	}
+	if p.Slug != p.OldSlug {
+		if err := s.master.ClaimName(ctx, p.Slug, r.op.OrgID); err != nil {
 			return mapDuplicate(err, ErrNameConflict)
 		}
-		undo.push("release new name", func(ctx context.Context) error { return s.master.ReleaseName(ctx, slug, org.ID) })
-		if err := s.tenants.Rename(ctx, oldSlug, slug); err != nil {
-			return err
-		}
-		undo.push("move tenant collection back", func(ctx context.Context) error { return s.tenants.Rename(ctx, slug, oldSlug) })
 	}
-	collection := repository.CollectionName(slug)
-	if err := s.master.RenameOrganization(ctx, org.ID, name, slug, collection); err != nil {
-		return mapDuplicate(err, ErrNameConflict)
-	}
-	org.Name, org.Slug, org.CollectionName = name, slug, collection
-	if slug != oldSlug {
-		if err := s.master.ReleaseName(ctx, oldSlug, org.ID); err != nil {
-			s.log.Error("release old name claim", "err", err, "organization_id", org.ID.Hex())
+	if model.EmailKey(p.Email) != model.EmailKey(p.OldEmail) {
+		if err := s.master.ClaimEmail(ctx, model.EmailKey(p.Email), p.AdminID); err != nil {
+			return mapDuplicate(err, ErrEmailTaken)
 		}
+	}
+	if p.Name != p.OldName {
+		return s.master.SetOrganizationState(ctx, r.op.OrgID, model.StateRenaming, r.op.ID)
 	}
 	return nil
+}
+
+// renamedAlready answers a retried rename that already happened: the
+// caller's organization now has the new name and had the old one.
+func (s *OrgService) renamedAlready(ctx context.Context, p Principal, in UpdateOrg) (*model.Organization, bool) {
+	org, err := s.master.Organization(ctx, p.OrgID)
+	if err != nil || org.AdminID != p.AdminID || org.State != "" {
+		return nil, false
+	}
+	return org, org.PreviousName == in.Name && org.Name == strings.TrimSpace(*in.NewName)
+}
+
+func (s *OrgService) token(ctx context.Context, adminID bson.ObjectID, org *model.Organization) (string, error) {
+	admin, err := s.master.Admin(ctx, adminID)
+	if err != nil {
+		return "", err
+	}
+	return s.auth.issue(admin, org)
 }
 
 // Delete removes the caller's own organization: its tenant collection, its
@@ -222,26 +311,37 @@ func (s *OrgService) Delete(ctx context.Context, p Principal, name string) error
 	if org.ID != p.OrgID || org.AdminID != p.AdminID {
 		return ErrNotOwnerDelete
 	}
-	defer s.auth.Forget(org.AdminID)
-	if err := s.tenants.Drop(ctx, org.Slug); err != nil {
-		return err
-	}
 	admin, err := s.master.Admin(ctx, org.AdminID)
-	switch {
-	case err == nil:
-		if err := s.master.DeleteAdmin(ctx, admin.ID); err != nil {
-			return err
-		}
-		if err := s.master.ReleaseEmail(ctx, model.EmailKey(admin.Email), admin.ID); err != nil {
-			return err
-		}
-	case !errors.Is(err, repository.ErrNotFound):
+	if err != nil {
 		return err
 	}
-	if err := s.master.DeleteOrganization(ctx, org.ID); err != nil {
+	r, ctx, cancel, err := s.begin(ctx, model.OpDelete, org.ID, model.OperationPlan{
+		AdminID: admin.ID, OldName: org.Name, OldSlug: org.Slug, OldEmail: admin.Email,
+		TokenVersion: admin.TokenVersion, CollectionUUID: org.CollectionUUID,
+	})
+	if err != nil {
 		return err
 	}
-	return s.master.ReleaseName(ctx, org.Slug, org.ID)
+	defer cancel()
+	if err := s.master.SetOrganizationState(ctx, org.ID, model.StateDeleting, r.op.ID); err != nil {
+		if undo := s.ops.Delete(ctx, r.op, 0); undo != nil {
+			s.log.Error("abandon a deletion", "organization_id", org.ID.Hex(), "err", undo)
+		}
+		return err
+	}
+	if _, err := s.ops.Decide(ctx, r.op.ID, true); err != nil {
+		return err
+	}
+	return s.completeDelete(ctx, r)
+}
+
+// Deleted reports whether the admin's organization was deleted, by that
+// admin, under the given name, recently enough that a retried delete is
+// answered as the first one was.
+func (s *OrgService) Deleted(ctx context.Context, orgID, adminID bson.ObjectID, name string) bool {
+	op, err := s.ops.Get(ctx, orgID)
+	return err == nil && op.Kind == model.OpDelete && !op.DoneAt.IsZero() &&
+		op.Plan.AdminID == adminID && op.Plan.OldName == name
 }
 
 // byName finds the organization named exactly name, through the claim on
@@ -258,7 +358,7 @@ func (s *OrgService) byName(ctx context.Context, name string) (*model.Organizati
 	if err != nil {
 		return nil, err
 	}
-	if org.Name != name {
+	if org.Name != name || org.State == model.StateCreating {
 		return nil, ErrOrgNotFound
 	}
 	return org, nil
@@ -281,30 +381,4 @@ func mapDuplicate(err, to error) error {
 		return to
 	}
 	return err
-}
-
-// undoStack collects compensating steps for a multi-step change; unless
-// done is called they run, newest first, when the change returns.
-type undoStack struct {
-	steps []undoStep
-}
-
-type undoStep struct {
-	name string
-	fn   func(context.Context) error
-}
-
-func (u *undoStack) push(name string, fn func(context.Context) error) {
-	u.steps = append(u.steps, undoStep{name, fn})
-}
-
-func (u *undoStack) done() { u.steps = nil }
-
-func (u *undoStack) run(ctx context.Context, log *slog.Logger) {
-	ctx = context.WithoutCancel(ctx)
-	for i := len(u.steps) - 1; i >= 0; i-- {
-		if err := u.steps[i].fn(ctx); err != nil {
-			log.Error("undo step failed", "step", u.steps[i].name, "err", err)
-		}
-	}
 }

@@ -1,0 +1,187 @@
+package repository
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/orgsvc/orgsvc/internal/model"
+)
+
+// OperationRepository keeps the records of lifecycle operations under way,
+// their leases and their outcomes. Exclusivity rests on inserts alone: an
+// operation's _id is its organization's, a lease's is its operation and
+// epoch, an outcome's is its operation.
+type OperationRepository struct {
+	ops      *mongo.Collection
+	leases   *mongo.Collection
+	outcomes *mongo.Collection
+}
+
+// NewOperationRepository returns a repository over db.
+func NewOperationRepository(db *mongo.Database) *OperationRepository {
+	return &OperationRepository{
+		ops:      db.Collection(model.Operations),
+		leases:   db.Collection(model.Leases),
+		outcomes: db.Collection(model.Outcomes),
+	}
+}
+
+// Insert records a new operation; ErrDuplicate when its organization has
+// one already.
+func (r *OperationRepository) Insert(ctx context.Context, op *model.Operation) error {
+	return insert(ctx, r.ops, op)
+}
+
+// Get returns the operation record of an organization.
+func (r *OperationRepository) Get(ctx context.Context, orgID bson.ObjectID) (*model.Operation, error) {
+	var op model.Operation
+	if err := findByID(ctx, r.ops, orgID, &op); err != nil {
+		return nil, err
+	}
+	return &op, nil
+}
+
+// SetStep records the step an operation is about to take.
+func (r *OperationRepository) SetStep(ctx context.Context, op *model.Operation, step string) error {
+	if op.Step == step {
+		return nil
+	}
+	if err := r.set(ctx, op, bson.D{{Key: "step", Value: step}}); err != nil {
+		return err
+	}
+	op.Step = step
+	return nil
+}
+
+// SetCollectionUUID records the tenant collection's identity in the plan.
+func (r *OperationRepository) SetCollectionUUID(ctx context.Context, op *model.Operation, uuid string) error {
+	if err := r.set(ctx, op, bson.D{{Key: "plan.collection_uuid", Value: uuid}}); err != nil {
+		return err
+	}
+	op.Plan.CollectionUUID = uuid
+	return nil
+}
+
+// MarkDone keeps a finished operation's record as a receipt.
+func (r *OperationRepository) MarkDone(ctx context.Context, op *model.Operation) error {
+	at := now()
+	if err := r.set(ctx, op, bson.D{{Key: "step", Value: "done"}, {Key: "done_at", Value: at}}); err != nil {
+		return err
+	}
+	op.Step, op.DoneAt = "done", at
+	return nil
+}
+
+// set updates the record of op; the filter names the operation, so a
+// record that was replaced by a later operation is left alone.
+func (r *OperationRepository) set(ctx context.Context, op *model.Operation, fields bson.D) error {
+	_, err := r.ops.UpdateOne(ctx, bson.D{{Key: "_id", Value: op.OrgID}}, bson.D{{Key: "$set", Value: fields}})
+	return wrap(err)
+}
+
+// Delete removes an operation's record, its leases up to epoch, and its
+// outcome. The record goes first: leftovers of the others are inert.
+func (r *OperationRepository) Delete(ctx context.Context, op *model.Operation, epoch int64) error {
+	if _, err := r.ops.DeleteOne(ctx, bson.D{{Key: "_id", Value: op.OrgID}}); err != nil {
+		return wrap(err)
+	}
+	return r.DeleteMarks(ctx, op.ID, epoch)
+}
+
+// DeleteMarks removes an operation's leases up to epoch and its outcome.
+func (r *OperationRepository) DeleteMarks(ctx context.Context, opID bson.ObjectID, epoch int64) error {
+	for e := int64(1); e <= epoch; e++ {
+		if _, err := r.leases.DeleteOne(ctx, bson.D{{Key: "_id", Value: LeaseID(opID, e)}}); err != nil {
+			return wrap(err)
+		}
+	}
+	_, err := r.outcomes.DeleteOne(ctx, bson.D{{Key: "_id", Value: opID}})
+	return wrap(err)
+}
+
+// All returns every operation record.
+func (r *OperationRepository) All(ctx context.Context) ([]model.Operation, error) {
+	return all[model.Operation](ctx, r.ops)
+}
+
+// LeaseID is the _id of an operation's lease of the given epoch.
+func LeaseID(opID bson.ObjectID, epoch int64) string {
+	return opID.Hex() + ":" + strconv.FormatInt(epoch, 10)
+}
+
+// InsertLease takes an operation over at epoch; ErrDuplicate when another
+// driver took it first.
+func (r *OperationRepository) InsertLease(ctx context.Context, opID bson.ObjectID, epoch int64, holder string, expires time.Time) error {
+	return insert(ctx, r.leases, model.Lease{ID: LeaseID(opID, epoch), Holder: holder, ExpiresAt: expires.UTC().Truncate(time.Millisecond)})
+}
+
+// Lease returns an operation's lease of the given epoch.
+func (r *OperationRepository) Lease(ctx context.Context, opID bson.ObjectID, epoch int64) (*model.Lease, error) {
+	var l model.Lease
+	if err := findByID(ctx, r.leases, LeaseID(opID, epoch), &l); err != nil {
+		return nil, err
+	}
+	return &l, nil
+}
+
+// AllLeases and AllOutcomes return every lease and outcome, for the check.
+func (r *OperationRepository) AllLeases(ctx context.Context) ([]model.Lease, error) {
+	return all[model.Lease](ctx, r.leases)
+}
+
+// AllOutcomes returns every outcome.
+func (r *OperationRepository) AllOutcomes(ctx context.Context) ([]model.Outcome, error) {
+	return all[model.Outcome](ctx, r.outcomes)
+}
+
+// DeleteLease and DeleteOutcome remove leftovers, for the repair.
+func (r *OperationRepository) DeleteLease(ctx context.Context, id string) error {
+	_, err := r.leases.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}})
+	return wrap(err)
+}
+
+// DeleteOutcome removes an outcome.
+func (r *OperationRepository) DeleteOutcome(ctx context.Context, opID bson.ObjectID) error {
+	_, err := r.outcomes.DeleteOne(ctx, bson.D{{Key: "_id", Value: opID}})
+	return wrap(err)
+}
+
+// Decide records an operation's outcome unless one is recorded already,
+// and returns the outcome that holds.
+func (r *OperationRepository) Decide(ctx context.Context, opID bson.ObjectID, commit bool) (bool, error) {
+	err := insert(ctx, r.outcomes, model.Outcome{ID: opID, Commit: commit, DecidedAt: now()})
+	if err == nil {
+		return commit, nil
+	}
+	if !errors.Is(err, ErrDuplicate) {
+		return false, err
+	}
+	var o model.Outcome
+	if err := findByID(ctx, r.outcomes, opID, &o); err != nil {
+		return false, err
+	}
+	return o.Commit, nil
+}
+
+// Outcome returns an operation's outcome; ErrNotFound while undecided.
+func (r *OperationRepository) Outcome(ctx context.Context, opID bson.ObjectID) (bool, error) {
+	var o model.Outcome
+	if err := findByID(ctx, r.outcomes, opID, &o); err != nil {
+		return false, err
+	}
+	return o.Commit, nil
+}
+
+// DeleteReceiptsBefore removes the records of deletions finished before t.
+func (r *OperationRepository) DeleteReceiptsBefore(ctx context.Context, t time.Time) (int64, error) {
+	res, err := r.ops.DeleteMany(ctx, bson.D{{Key: "done_at", Value: bson.D{{Key: "$lt", Value: t}}}})
+	if err != nil {
+		return 0, wrap(err)
+	}
+	return res.DeletedCount, nil
+}
