@@ -301,22 +301,39 @@ type response struct {
 	status int
 	raw    []byte
 	body   map[string]any
+	header http.Header
 }
 
 // call sends body as JSON, with a Bearer token when token is not empty.
 func (p *process) call(t *testing.T, method, path, token string, body any) response {
 	t.Helper()
+	return callAt(t, p.base, method, path, token, body)
+}
+
+// callAt sends body as JSON to base+path, with a Bearer token when token is
+// not empty, and fails the test if no answer comes.
+func callAt(t *testing.T, base, method, path, token string, body any) response {
+	t.Helper()
+	r, err := try(base, method, path, token, body)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	return r
+}
+
+// try is callAt for a request that may get no answer.
+func try(base, method, path, token string, body any) (response, error) {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
-			t.Fatal(err)
+			return response{}, err
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequest(method, p.base+path, rd)
+	req, err := http.NewRequest(method, base+path, rd)
 	if err != nil {
-		t.Fatal(err)
+		return response{}, err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -327,16 +344,16 @@ func (p *process) call(t *testing.T, method, path, token string, body any) respo
 	client := &http.Client{Timeout: 30 * time.Second}
 	res, err := client.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
+		return response{}, err
 	}
 	defer res.Body.Close()
 	raw, err := io.ReadAll(res.Body)
 	if err != nil {
-		t.Fatal(err)
+		return response{}, err
 	}
-	r := response{status: res.StatusCode, raw: raw}
+	r := response{status: res.StatusCode, raw: raw, header: res.Header}
 	_ = json.Unmarshal(raw, &r.body)
-	return r
+	return r, nil
 }
 
 // raceEnabled reports whether the test binary was built with -race.

@@ -1,0 +1,159 @@
+package app_test
+
+import (
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/orgsvc/orgsvc/internal/failpoint"
+)
+
+// TestCrashMatrix kills the service at every failpoint of the organization
+// lifecycle, in the middle of the operation a client asked for, and starts
+// it again. After the restart the database is consistent (orgsvc check is
+// clean), nothing acknowledged before the crash is lost, and the client's
+// retry of its request succeeds. Every other case settles the interrupted
+// operation with `orgsvc check --repair` before the restart instead.
+func TestCrashMatrix(t *testing.T) {
+	for i, fp := range failpoint.Names {
+		t.Run(fp, func(t *testing.T) {
+			dir := t.TempDir()
+			env := baseEnv("DATA_DIR="+filepath.Join(dir, "data"), "BCRYPT_COST=4",
+				"CREATE_RATE_PER_ADDRESS=0", "LOGIN_RATE_PER_ADDRESS=0", "LOGIN_RATE_PER_EMAIL=0")
+			addr := freeAddr(t)
+			kind, _, _ := strings.Cut(fp, ":")
+			create := map[string]any{"organization_name": "Alpha Co", "email": "admin@alpha.example.com", "password": "alpha-pass-1"}
+
+			// What the operation acts on, made before the crash.
+			var token string
+			var docs []string
+			if kind != "create" {
+				s := runServer(t, dir, addr, env)
+				mustStatus(t, s.call(t, "POST", "/org/create", "", create), http.StatusCreated)
+				token = login(t, s, "admin@alpha.example.com", "alpha-pass-1")
+				for n := range 3 {
+					r := s.call(t, "POST", "/org/documents", token, map[string]any{"n": n})
+					mustStatus(t, r, http.StatusCreated)
+					docs = append(docs, r.body["id"].(string))
+				}
+				s.stop(t)
+			}
+
+			var method, path string
+			var body map[string]any
+			var ok int
+			switch kind {
+			case "create":
+				method, path, body, ok = "POST", "/org/create", create, http.StatusCreated
+			case "rename":
+				method, path, ok = "PUT", "/org/update", http.StatusOK
+				body = map[string]any{"organization_name": "Alpha Co", "new_organization_name": "Beta Co"}
+			case "delete":
+				method, path, ok = "DELETE", "/org/delete", http.StatusOK
+				body = map[string]any{"organization_name": "Alpha Co"}
+			}
+
+			// The crash.
+			s := runServer(t, dir, addr, append(slices.Clone(env), "ORGSVC_FAILPOINT="+fp))
+			if r, err := try(s.base, method, path, token, body); err == nil {
+				t.Fatalf("%s %s answered %d %s: the process should have died at %s", method, path, r.status, r.raw, fp)
+			}
+			if code := s.wait(t, 30*time.Second); code != failpoint.ExitCode {
+				t.Fatalf("exit status %d, want %d\nstderr:\n%s", code, failpoint.ExitCode, s.stderr.String())
+			}
+			code, out := runCheck(t, dir, env)
+			if code != 1 || !strings.Contains(out, "unfinished-operation") {
+				t.Fatalf("check after the crash: exit %d, want 1 and an unfinished operation:\n%s", code, out)
+			}
+			if i%2 == 1 {
+				code, out := runCheck(t, dir, env, "--repair")
+				if code != 0 || !strings.Contains(out, "repaired unfinished-operation") || !strings.HasSuffix(strings.TrimSpace(out), "consistent") {
+					t.Fatalf("check --repair: exit %d, want 0, the operation repaired and then consistent:\n%s", code, out)
+				}
+			}
+
+			// The restart settles what is left; then the check is clean.
+			s = runServer(t, dir, addr, env)
+			s.stop(t)
+			if code, out := runCheck(t, dir, env); code != 0 || strings.TrimSpace(out) != "consistent" {
+				t.Fatalf("check after the restart: exit %d:\n%s", code, out)
+			}
+
+			// The client's retry succeeds, and the state is the one asked for.
+			s = runServer(t, dir, addr, env)
+			r := s.call(t, method, path, token, body)
+			if r.status != ok {
+				t.Fatalf("retry %s %s: %d %s, want %d", method, path, r.status, r.raw, ok)
+			}
+			switch kind {
+			case "create":
+				mustStatus(t, s.call(t, "GET", "/org/get?organization_name=Alpha+Co", "", nil), http.StatusOK)
+				token = login(t, s, "admin@alpha.example.com", "alpha-pass-1")
+				mustStatus(t, s.call(t, "GET", "/org/documents", token, nil), http.StatusOK)
+			case "rename":
+				mustStatus(t, s.call(t, "GET", "/org/get?organization_name=Alpha+Co", "", nil), http.StatusNotFound)
+				got := s.call(t, "GET", "/org/get?organization_name=Beta+Co", "", nil)
+				mustStatus(t, got, http.StatusOK)
+				if got.body["collection_name"] != "org_beta_co" {
+					t.Fatalf("renamed organization: %s", got.raw)
+				}
+				if ids := listIDs(t, s, token); !slices.Equal(ids, docs) {
+					t.Fatalf("documents after the rename: %v, want %v", ids, docs)
+				}
+			case "delete":
+				mustStatus(t, s.call(t, "GET", "/org/get?organization_name=Alpha+Co", "", nil), http.StatusNotFound)
+				mustStatus(t, s.call(t, "POST", "/admin/login", "", map[string]any{"email": "admin@alpha.example.com", "password": "alpha-pass-1"}), http.StatusUnauthorized)
+				// The name is free again, and its new collection starts empty.
+				mustStatus(t, s.call(t, "POST", "/org/create", "", create), http.StatusCreated)
+				if ids := listIDs(t, s, login(t, s, "admin@alpha.example.com", "alpha-pass-1")); len(ids) != 0 {
+					t.Fatalf("a new organization of the deleted one's name holds %v", ids)
+				}
+			}
+			s.stop(t)
+			if code, out := runCheck(t, dir, env); code != 0 || strings.TrimSpace(out) != "consistent" {
+				t.Fatalf("check after the retry: exit %d:\n%s", code, out)
+			}
+		})
+	}
+}
+
+func mustStatus(t *testing.T, r response, want int) {
+	t.Helper()
+	if r.status != want {
+		t.Fatalf("status %d, want %d: %s", r.status, want, r.raw)
+	}
+}
+
+func login(t *testing.T, s *server, email, password string) string {
+	t.Helper()
+	r := s.call(t, "POST", "/admin/login", "", map[string]any{"email": email, "password": password})
+	mustStatus(t, r, http.StatusOK)
+	return r.body["access_token"].(string)
+}
+
+// listIDs lists every document id of the token's organization, in order.
+func listIDs(t *testing.T, s *server, token string) []string {
+	t.Helper()
+	var ids []string
+	after := ""
+	for {
+		path := "/org/documents?limit=100"
+		if after != "" {
+			path += "&after=" + after
+		}
+		r := s.call(t, "GET", path, token, nil)
+		mustStatus(t, r, http.StatusOK)
+		for _, it := range r.body["items"].([]any) {
+			ids = append(ids, it.(map[string]any)["id"].(string))
+		}
+		next, _ := r.body["next"].(string)
+		if next == "" {
+			return ids
+		}
+		after = next
+	}
+}
+
