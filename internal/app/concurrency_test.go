@@ -203,17 +203,17 @@ func isBusy(r response) bool {
 	return r.status == http.StatusConflict && detail(r) == "Organization is being changed; retry" && r.header.Get("Retry-After") != ""
 }
 
-// logLines returns the last max lines of the server's stderr that contain
+// logLines returns the last limit lines of the server's stderr that contain
 // substr (every line when substr is empty).
-func logLines(s *server, substr string, max int) string {
+func logLines(s *server, substr string, limit int) string {
 	var keep []string
 	for line := range strings.Lines(s.stderr.String()) {
 		if strings.Contains(line, substr) {
 			keep = append(keep, strings.TrimRight(line, "\n"))
 		}
 	}
-	if len(keep) > max {
-		keep = keep[len(keep)-max:]
+	if len(keep) > limit {
+		keep = keep[len(keep)-limit:]
 	}
 	return strings.Join(keep, "\n")
 }

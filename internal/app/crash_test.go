@@ -156,4 +156,3 @@ func listIDs(t *testing.T, s *server, token string) []string {
 		after = next
 	}
 }
-
