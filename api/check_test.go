@@ -60,4 +60,23 @@ func TestConsistencyCheck(t *testing.T) {
 	if got := kinds(); !slices.Equal(got, want) {
 		t.Fatalf("findings %v, want %v", got, want)
 	}
+
+	// Repair fixes all but the organization without an admin, which it
+	// cannot make up.
+	done, err := checker.Repair(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(done) != 4 {
+		t.Fatalf("repair did %d things, want 4: %v", len(done), done)
+	}
+	if got := kinds(); !slices.Equal(got, []string{"missing-admin"}) {
+		t.Fatalf("after repair: %v", got)
+	}
+	if e.hasCollection("org_ghost") || !e.hasCollection("org_alpha") {
+		t.Fatalf("collections after repair: %v", e.collections())
+	}
+	expect(t, e.call("GET", "/org/documents", alpha.token, nil), 200, "")
+	e.signUp("stray") // its name claim was released
+	e.signUp("ghost") // its orphan collection was dropped
 }

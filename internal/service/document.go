@@ -98,9 +98,7 @@ func (s *DocumentService) Create(ctx context.Context, p Principal, doc jsondoc.D
 		}
 		slug, stable, err := s.where(ctx, p)
 		if err != nil {
-			if errors.Is(err, ErrTokenRevoked) {
-				s.unwrite(ctx, p.Slug, d.ID)
-			}
+			s.withdraw(ctx, p, d.ID, err)
 			return nil, err
 		}
 		if stable {
@@ -115,6 +113,22 @@ func (s *DocumentService) Create(ctx context.Context, p Principal, doc jsondoc.D
 		p.Slug = slug
 	}
 	return nil, ErrOrgBusy
+}
+
+// withdraw removes a new document that will not be acknowledged, so that
+// the client's retry does not make a second one: from the collection it
+// was written to and, since an operation under way may move that
+// collection in between, from where the operation moves it.
+func (s *DocumentService) withdraw(ctx context.Context, p Principal, id bson.ObjectID, why error) {
+	if !errors.Is(why, ErrOrgBusy) && !errors.Is(why, ErrTokenRevoked) {
+		return // the database is unreachable: nothing can be done
+	}
+	s.unwrite(ctx, p.Slug, id)
+	if op, err := s.orgs.ops.Get(context.WithoutCancel(ctx), p.OrgID); err == nil && op.Plan.Slug != "" && op.Plan.Slug != p.Slug {
+		if err := s.tenants.DeleteDocument(context.WithoutCancel(ctx), op.Plan.Slug, id); err != nil && !errors.Is(err, repository.ErrNotFound) {
+			s.orgs.log.Error("remove a document written during a rename", "slug", op.Plan.Slug, "err", err)
+		}
+	}
 }
 
 // unwrite removes a document written to a collection the organization had
