@@ -123,7 +123,13 @@ func TestWritesRacingRenamesAreNeverLost(t *testing.T) {
 	wg.Wait()
 
 	if len(problems) > 0 {
-		t.Fatalf("%d bad answers, first: %s (statuses %v)", len(problems), problems[0], statuses)
+		var failed []string
+		for _, line := range strings.Split(a.logs.String()+b.logs.String(), "\n") {
+			if strings.Contains(line, `"level":"ERROR"`) {
+				failed = append(failed, line)
+			}
+		}
+		t.Fatalf("%d bad answers, first: %s (statuses %v)\nerrors logged:\n%s", len(problems), problems[0], statuses, strings.Join(failed, "\n"))
 	}
 	listed := a.listAll(o, "", 500)
 	missing := 0

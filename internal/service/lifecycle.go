@@ -72,7 +72,7 @@ type run struct {
 func (s *OrgService) begin(ctx context.Context, kind string, orgID bson.ObjectID, plan model.OperationPlan) (*run, context.Context, context.CancelFunc, error) {
 	start := time.Now()
 	op := &model.Operation{
-		OrgID: orgID, ID: bson.NewObjectID(), Kind: kind, Step: "start", Plan: plan,
+		OrgID: orgID, ID: bson.NewObjectID(), Kind: kind, Step: "begin", Plan: plan,
 		ExpiresAt: start.Add(s.life.Lease).UTC().Truncate(time.Millisecond), Holder: holder,
 		StartedAt: start.UTC().Truncate(time.Millisecond),
 	}

@@ -80,9 +80,6 @@ func (s *OrgService) Create(ctx context.Context, in CreateOrg) (*model.Organizat
 
 func (s *OrgService) create(ctx context.Context, r *run, name, slug, email, hash string) (*model.Organization, error) {
 	orgID, adminID := r.op.OrgID, r.op.Plan.AdminID
-	if err := s.step(ctx, r, "claim"); err != nil {
-		return nil, err
-	}
 	if err := s.master.ClaimName(ctx, slug, orgID); err != nil {
 		if errors.Is(err, repository.ErrDuplicate) {
 			return nil, s.claimedBy(ctx, slug)
@@ -239,6 +236,9 @@ func (s *OrgService) Update(ctx context.Context, p Principal, in UpdateOrg) (str
 		return "", err
 	}
 	defer cancel()
+	if err := s.unchanged(ctx, r, org, admin); err != nil {
+		return "", err
+	}
 	if err := s.prepareUpdate(ctx, r); err != nil {
 		if undo := s.abandon(ctx, r, s.undoUpdate); undo != nil {
 			s.log.Error("roll back an update", "organization_id", org.ID.Hex(), "err", undo)
@@ -259,14 +259,35 @@ func (s *OrgService) Update(ctx context.Context, p Principal, in UpdateOrg) (str
 	return s.auth.issue(admin, org)
 }
 
+// unchanged checks, once the operation is recorded (so that nothing else
+// can change the organization any more), that the organization and its
+// admin are still as they were read to make the plan: another operation may
+// have ended in between. If not, the operation is given up, having done
+// nothing, and ErrOrgBusy asks the client to retry.
+func (s *OrgService) unchanged(ctx context.Context, r *run, org *model.Organization, admin *model.Admin) error {
+	nowOrg, err := s.master.Organization(ctx, org.ID)
+	if err == nil {
+		var nowAdmin *model.Admin
+		nowAdmin, err = s.master.Admin(ctx, admin.ID)
+		if err == nil && nowOrg.Name == org.Name && nowOrg.Slug == org.Slug && nowOrg.State == "" &&
+			nowOrg.AdminID == admin.ID && nowAdmin.Email == admin.Email && nowAdmin.TokenVersion == admin.TokenVersion {
+			return nil
+		}
+	}
+	if derr := s.ops.Delete(ctx, r.op, 0); derr != nil {
+		s.log.Error("give up an operation", "organization_id", org.ID.Hex(), "err", derr)
+	}
+	if err != nil && !errors.Is(err, repository.ErrNotFound) {
+		return err
+	}
+	return ErrOrgBusy
+}
+
 // prepareUpdate is an update's first phase: the new slug and e-mail are
 // claimed, and a renamed organization is marked, so that document writes
 // racing the move notice it.
 func (s *OrgService) prepareUpdate(ctx context.Context, r *run) error {
 	p := r.op.Plan
-	if err := s.step(ctx, r, "claim"); err != nil {
-		return err
-	}
 	if p.Slug != p.OldSlug {
 		if err := s.master.ClaimName(ctx, p.Slug, r.op.OrgID); err != nil {
 			return mapDuplicate(err, ErrNameConflict)
@@ -305,6 +326,9 @@ func (s *OrgService) token(ctx context.Context, adminID bson.ObjectID, org *mode
 // admin and its metadata.
 func (s *OrgService) Delete(ctx context.Context, p Principal, name string) error {
 	org, err := s.byName(ctx, name)
+	if errors.Is(err, ErrOrgNotFound) && s.Deleted(ctx, p.OrgID, p.AdminID, name) {
+		return nil // a retry, on an instance that still trusted the token
+	}
 	if err != nil {
 		return err
 	}
@@ -323,6 +347,9 @@ func (s *OrgService) Delete(ctx context.Context, p Principal, name string) error
 		return err
 	}
 	defer cancel()
+	if err := s.unchanged(ctx, r, org, admin); err != nil {
+		return err
+	}
 	if err := s.master.SetOrganizationState(ctx, org.ID, model.StateDeleting, r.op.ID); err != nil {
 		if undo := s.ops.Delete(ctx, r.op, 0); undo != nil {
 			s.log.Error("abandon a deletion", "organization_id", org.ID.Hex(), "err", undo)
