@@ -73,7 +73,7 @@ func startEnv(t testing.TB, db *mongo.Database, ready func(context.Context) erro
 	m := metrics.New(passwords)
 	comp := app.Components{
 		DB: db, Secret: testSecret, Logger: log, Passwords: passwords, Metrics: m,
-		Ready: ready,
+		Ready: ready, PrepareCollection: storetest.PrepareCollection(db),
 	}
 	sv, err := app.NewServices(cfg, comp)
 	if err != nil {

@@ -123,7 +123,10 @@ func serve(ctx context.Context, logOut io.Writer) error {
 			return fmt.Errorf("JWT secret: %w", err)
 		}
 	}
-	comp := Components{DB: st.DB, Secret: secret, Logger: log, Passwords: passwords, Metrics: m, Ready: st.Ping}
+	comp := Components{
+		DB: st.DB, Secret: secret, Logger: log, Passwords: passwords, Metrics: m, Ready: st.Ping,
+		PrepareCollection: st.IndexCollection,
+	}
 	sv, err := NewServices(cfg, comp)
 	if err != nil {
 		return err
@@ -195,7 +198,10 @@ func check(ctx context.Context, repair bool, stdout, stderr io.Writer) int {
 		return 2
 	}
 	defer st.Close(context.Background())
-	sv, err := NewServices(cfg, Components{DB: st.DB, Secret: []byte("check: issues no tokens, signs nothing"), Logger: log})
+	sv, err := NewServices(cfg, Components{
+		DB: st.DB, Secret: []byte("check: issues no tokens, signs nothing"), Logger: log,
+		PrepareCollection: st.IndexCollection,
+	})
 	if err != nil {
 		fmt.Fprintf(stderr, "orgsvc: %v\n", err)
 		return 2
@@ -236,6 +242,9 @@ type Components struct {
 	// Metrics and Ready are optional.
 	Metrics *metrics.Metrics
 	Ready   func(context.Context) error
+	// PrepareCollection, when set, is called for every tenant collection
+	// made (see store.Store.IndexCollection).
+	PrepareCollection func(ctx context.Context, collection string) error
 }
 
 // Services are the business layer, built once per process.
@@ -259,6 +268,7 @@ func NewServices(cfg config.Config, c Components) (*Services, error) {
 	}
 	master := repository.NewMasterRepository(c.DB)
 	tenants := repository.NewTenantRepository(c.DB)
+	tenants.OnCreate(c.PrepareCollection)
 	auth := service.NewAuthService(master, tokens, passwords, cfg.AuthCacheTTL)
 	orgs := service.NewOrgService(master, tenants, repository.NewOperationRepository(c.DB), passwords, auth, c.Logger, service.Lifecycle{
 		Lease: cfg.OperationLease, AllStale: cfg.Embedded() && cfg.EmbeddedMongoAddr == "", ReceiptTTL: cfg.TokenTTL(),

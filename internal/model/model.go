@@ -22,6 +22,9 @@ const (
 	Outcomes   = "outcomes"
 )
 
+// MasterCollections are every collection of the master metadata.
+var MasterCollections = []string{Organizations, Admins, NameClaims, EmailClaims, Operations, Leases, Outcomes}
+
 // Organization is a document of the master collection "organizations".
 type Organization struct {
 	ID             bson.ObjectID `bson:"_id"`

@@ -2,6 +2,8 @@ package repository
 
 import (
 	"context"
+	"errors"
+	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -20,13 +22,28 @@ func (r *TenantRepository) documents(slug string) *mongo.Collection {
 
 // InsertDocument stores a new document.
 func (r *TenantRepository) InsertDocument(ctx context.Context, slug string, d *model.Document) error {
-	return insert(ctx, r.documents(slug), d)
+	err := insert(ctx, r.documents(slug), d)
+	if droppedUnder(err) {
+		return ErrCollectionGone
+	}
+	return err
+}
+
+// droppedUnder reports the embedded store's answer to a command that met
+// its collection's table being dropped or renamed under it: the command
+// did nothing. MongoDB has no such answer.
+func droppedUnder(err error) bool {
+	var ce mongo.CommandError
+	return errors.As(err, &ce) && strings.Contains(ce.Message, "no such table")
 }
 
 // Document returns one document by id.
 func (r *TenantRepository) Document(ctx context.Context, slug string, id bson.ObjectID) (*model.Document, error) {
 	var d model.Document
 	if err := findByID(ctx, r.documents(slug), id, &d); err != nil {
+		if droppedUnder(err) {
+			return nil, ErrNotFound
+		}
 		return nil, err
 	}
 	return &d, nil
@@ -47,6 +64,9 @@ func (r *TenantRepository) SetDocument(ctx context.Context, slug string, d *mode
 	}}}
 	var out model.Document
 	err := r.documents(slug).FindOneAndUpdate(ctx, filter, update, options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&out)
+	if droppedUnder(err) {
+		return nil, ErrNotFound
+	}
 	if err != nil {
 		return nil, wrap(err)
 	}
@@ -56,6 +76,9 @@ func (r *TenantRepository) SetDocument(ctx context.Context, slug string, d *mode
 // DeleteDocument removes a document; ErrNotFound when there was none.
 func (r *TenantRepository) DeleteDocument(ctx context.Context, slug string, id bson.ObjectID) error {
 	res, err := r.documents(slug).DeleteOne(ctx, bson.D{{Key: "_id", Value: id}})
+	if droppedUnder(err) {
+		return ErrNotFound
+	}
 	if err != nil {
 		return wrap(err)
 	}
@@ -81,12 +104,18 @@ func (r *TenantRepository) ListDocuments(ctx context.Context, slug string, after
 		filter = append(filter, bson.E{Key: "fields." + c.Field, Value: cond})
 	}
 	opts := options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(limit))
+	out := make([]model.Document, 0, limit)
 	cur, err := r.documents(slug).Find(ctx, filter, opts)
+	if droppedUnder(err) {
+		return out, nil
+	}
 	if err != nil {
 		return nil, wrap(err)
 	}
-	out := make([]model.Document, 0, limit)
 	if err := cur.All(ctx, &out); err != nil {
+		if droppedUnder(err) {
+			return out[:0], nil
+		}
 		return nil, wrap(err)
 	}
 	return out, nil

@@ -13,4 +13,7 @@ var (
 	// ErrUnavailable is returned when the database cannot be reached in
 	// time; the request may be retried.
 	ErrUnavailable = errors.New("database unavailable")
+	// ErrCollectionGone is returned when a write met its collection being
+	// dropped or moved at that very moment; nothing was written.
+	ErrCollectionGone = errors.New("collection dropped or moved during the write")
 )

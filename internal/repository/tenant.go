@@ -19,11 +19,20 @@ const TenantPrefix = "org_"
 // code that turns an organization's slug into a collection name.
 type TenantRepository struct {
 	db *mongo.Database
+	// prepare, when set, is called with the name of every tenant
+	// collection made (the embedded store indexes it).
+	prepare func(ctx context.Context, collection string) error
 }
 
 // NewTenantRepository returns a repository over db.
 func NewTenantRepository(db *mongo.Database) *TenantRepository {
 	return &TenantRepository{db: db}
+}
+
+// OnCreate sets what is done to every tenant collection made, after it is
+// made (see store.Store.IndexCollection).
+func (r *TenantRepository) OnCreate(f func(ctx context.Context, collection string) error) {
+	r.prepare = f
 }
 
 // CollectionName is the tenant collection of the organization with slug.
@@ -44,6 +53,11 @@ func (r *TenantRepository) Create(ctx context.Context, slug string) (string, err
 	}
 	if err != nil {
 		return "", fmt.Errorf("create tenant collection %s: %w", name, wrap(err))
+	}
+	if r.prepare != nil {
+		if err := r.prepare(ctx, name); err != nil {
+			return "", fmt.Errorf("prepare tenant collection %s: %w", name, err)
+		}
 	}
 	uuid, err := r.UUID(ctx, slug)
 	if err != nil {

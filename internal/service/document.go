@@ -93,7 +93,9 @@ func (s *DocumentService) Create(ctx context.Context, p Principal, doc jsondoc.D
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	d := &model.Document{ID: bson.NewObjectID(), JSON: string(doc.JSON), Fields: doc.Fields, CreatedAt: now, UpdatedAt: now}
 	for range attempts {
-		if err := s.tenants.InsertDocument(ctx, p.Slug, d); err != nil {
+		err := s.tenants.InsertDocument(ctx, p.Slug, d)
+		gone := errors.Is(err, repository.ErrCollectionGone)
+		if err != nil && !gone {
 			return nil, err
 		}
 		slug, stable, err := s.where(ctx, p)
@@ -101,8 +103,11 @@ func (s *DocumentService) Create(ctx context.Context, p Principal, doc jsondoc.D
 			s.withdraw(ctx, p, d.ID, err)
 			return nil, err
 		}
-		if stable {
+		if stable && !gone {
 			return d, nil
+		}
+		if gone && slug == p.Slug {
+			continue // the collection went while the organization stayed: write again
 		}
 		if _, err := s.tenants.Document(ctx, slug, d.ID); err == nil {
 			return d, nil // it moved with the collection

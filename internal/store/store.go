@@ -85,7 +85,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		return nil, err
 	}
 	s.DB = client.Database(o.Database)
-	if err := EnsureIndexes(ctx, s.DB); err != nil {
+	if err := Prepare(ctx, s.DB, s.embedded); err != nil {
 		s.Close(context.Background())
 		return nil, err
 	}
@@ -147,6 +147,7 @@ type Embedded struct {
 	db     *ferretdb.FerretDB
 	cancel context.CancelFunc
 	done   chan struct{}
+	ids    *idIndexes
 }
 
 // StartEmbedded starts FerretDB storing its files under dir, listening on
@@ -175,7 +176,7 @@ func StartEmbedded(dir, addr string, logger *slog.Logger) (*Embedded, error) {
 		return nil, fmt.Errorf("start embedded database: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	e := &Embedded{db: f, cancel: cancel, done: make(chan struct{})}
+	e := &Embedded{db: f, cancel: cancel, done: make(chan struct{}), ids: &idIndexes{dir: abs}}
 	go func() {
 		defer close(e.done)
 		_ = f.Run(ctx)
@@ -188,8 +189,30 @@ func (e *Embedded) URI() string { return e.db.MongoDBURI() }
 
 // Stop shuts the embedded store down and waits for it.
 func (e *Embedded) Stop() {
+	_ = e.ids.close()
 	e.cancel()
 	<-e.done
+}
+
+// IndexCollection is Store.IndexCollection for another database of the
+// embedded store.
+func (e *Embedded) IndexCollection(ctx context.Context, dbName, name string) error {
+	return e.ids.ensure(ctx, dbName, name)
+}
+
+// Prepare makes the master indexes of db and, on the embedded store e (nil
+// for MongoDB), makes every master collection and indexes its lookups.
+func Prepare(ctx context.Context, db *mongo.Database, e *Embedded) error {
+	if err := EnsureIndexes(ctx, db); err != nil {
+		return err
+	}
+	if e == nil {
+		return nil
+	}
+	if err := ensureMasterCollections(ctx, db); err != nil {
+		return err
+	}
+	return e.ids.ensure(ctx, db.Name())
 }
 
 // quiet keeps FerretDB's own chatter to errors: it logs every refused command (a duplicate key, say) as a warning.

@@ -19,8 +19,9 @@ import (
 )
 
 var (
-	uri    string
-	client *mongo.Client
+	uri      string
+	client   *mongo.Client
+	embedded *store.Embedded
 )
 
 // Main starts the embedded FerretDB in a temporary directory, runs the
@@ -42,6 +43,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer e.Stop()
+	embedded = e
 	uri = e.URI()
 	client, err = mongo.Connect(options.Client().ApplyURI(uri))
 	if err != nil {
@@ -55,8 +57,8 @@ func run(m *testing.M) int {
 // URI is the connection string of the package's embedded store.
 func URI() string { return uri }
 
-// Database returns a new, empty database with the master indexes, dropped
-// when the test ends.
+// Database returns a new, empty database prepared as the service prepares
+// its own (master collections and indexes), dropped when the test ends.
 func Database(t testing.TB) *mongo.Database {
 	t.Helper()
 	if client == nil {
@@ -65,9 +67,21 @@ func Database(t testing.TB) *mongo.Database {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	db := client.Database("t_" + hex.EncodeToString(b))
-	if err := store.EnsureIndexes(context.Background(), db); err != nil {
+	if err := store.Prepare(context.Background(), db, embedded); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = db.Drop(context.Background()) })
 	return db
+}
+
+// PrepareCollection is what the service does to each tenant collection it
+// makes in db (see store.Store.IndexCollection); nothing for a database of
+// another store.
+func PrepareCollection(db *mongo.Database) func(ctx context.Context, collection string) error {
+	return func(ctx context.Context, collection string) error {
+		if db.Client() != client {
+			return nil
+		}
+		return embedded.IndexCollection(ctx, db.Name(), collection)
+	}
 }
