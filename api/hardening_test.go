@@ -286,7 +286,7 @@ func TestSecurityHeadersAndCORS(t *testing.T) {
 // TestLogsAndMetrics runs a full scenario and reads the log and the metrics
 // as an operator would.
 func TestLogsAndMetrics(t *testing.T) {
-	e := newEnv(t)
+	e := newEnv(t, func(c *config.Config) { c.LogLevel = "debug" }) // probes too
 	o := e.signUp("alpha")
 	id := e.postDoc(o, `{"kind":"invoice"}`)
 	e.call("GET", "/org/documents/"+id, o.token, nil)
@@ -375,5 +375,31 @@ func TestReady(t *testing.T) {
 	expect(t, r, http.StatusOK, "")
 	if r.obj()["status"] != "ready" {
 		t.Fatalf("ready: %s", r.raw)
+	}
+}
+
+// TestProbesAreLoggedAtDebugLevel: polling /health, /ready and /metrics
+// writes no request line at the info level; other routes do, and so does a
+// probe at the debug level.
+func TestProbesAreLoggedAtDebugLevel(t *testing.T) {
+	for _, level := range []string{"info", "debug"} {
+		t.Run(level, func(t *testing.T) {
+			e := newEnv(t, func(c *config.Config) { c.LogLevel = level })
+			for path, id := range map[string]string{"/health": "probe-health", "/ready": "probe-ready", "/metrics": "probe-metrics", "/org/get?organization_name=x": "probe-org-get"} {
+				r := e.request("GET", path, nil, map[string]string{"X-Request-ID": id})
+				if r.status >= 500 {
+					t.Fatalf("%s: %d", path, r.status)
+				}
+			}
+			for _, id := range []string{"probe-health", "probe-ready", "probe-metrics"} {
+				logged := strings.Contains(e.logs.String(), `"request_id":"`+id+`"`)
+				if logged != (level == "debug") {
+					t.Errorf("%s at level %s: logged %v", id, level, logged)
+				}
+			}
+			if !strings.Contains(e.logs.String(), `"request_id":"probe-org-get"`) {
+				t.Errorf("a request to /org/get was not logged at level %s", level)
+			}
+		})
 	}
 }

@@ -65,7 +65,7 @@ func startEnv(t testing.TB, db *mongo.Database, ready func(context.Context) erro
 		o(&cfg)
 	}
 	logs := &syncBuffer{}
-	log := app.NewLogger(logs, "debug", "json")
+	log := app.NewLogger(logs, cfg.LogLevel, "json")
 	passwords, err := security.NewPasswords(cfg.BcryptCost, cfg.BcryptWorkers, cfg.BcryptQueue)
 	if err != nil {
 		t.Fatal(err)

@@ -2,9 +2,10 @@ package api
 
 import (
 	"context"
-	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -36,11 +37,20 @@ func info(ctx context.Context) *requestInfo {
 // else is replaced, so that log lines cannot be forged through it.
 var validRequestID = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
 
+// newRequestID makes a random 128-bit id. It needs to be unique, not
+// secret, so it comes from the runtime's fast generator rather than the
+// operating system's.
 func newRequestID() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
+	var b [16]byte
+	binary.LittleEndian.PutUint64(b[:8], rand.Uint64())
+	binary.LittleEndian.PutUint64(b[8:], rand.Uint64())
+	return hex.EncodeToString(b[:])
 }
+
+// probes are the routes load balancers and monitors poll; their request
+// lines are logged at debug level, so that polling does not drown the log
+// (errors are logged whatever the route).
+var probes = map[string]bool{"/health": true, "/ready": true, "/metrics": true}
 
 // observe gives every request an id (X-Request-ID, accepted or generated,
 // and echoed), a deadline that reaches the database calls, one log line and
@@ -77,8 +87,14 @@ func (s *server) observe(next http.Handler) http.Handler {
 			s.metrics.Latency.WithLabelValues(route, r.Method).Observe(elapsed.Seconds())
 		}
 		level := slog.LevelInfo
-		if status >= 500 {
+		switch {
+		case status >= 500:
 			level = slog.LevelError
+		case probes[route]:
+			level = slog.LevelDebug
+		}
+		if !s.log.Enabled(r.Context(), level) {
+			return
 		}
 		s.log.LogAttrs(r.Context(), level, "request",
 			slog.String("request_id", id),

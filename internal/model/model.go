@@ -79,6 +79,10 @@ type NameClaim struct {
 	Slug           string        `bson:"_id"`
 	OrganizationID bson.ObjectID `bson:"organization_id"`
 	CreatedAt      time.Time     `bson:"created_at"`
+	// Sweep marks a claim held for a moment by a sweeper, to drop a
+	// collection that belongs to nobody; OrganizationID then names the
+	// sweep, not an organization.
+	Sweep bool `bson:"sweep,omitempty"`
 }
 
 // EmailClaim reserves an admin e-mail address: its _id is the address in

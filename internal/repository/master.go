@@ -38,6 +38,20 @@ func (r *MasterRepository) ClaimName(ctx context.Context, slug string, orgID bso
 	return insert(ctx, r.names, model.NameClaim{Slug: slug, OrganizationID: orgID, CreatedAt: now()})
 }
 
+// ClaimNameToSweep reserves slug for a sweep (see model.NameClaim.Sweep).
+func (r *MasterRepository) ClaimNameToSweep(ctx context.Context, slug string, sweepID bson.ObjectID) error {
+	return insert(ctx, r.names, model.NameClaim{Slug: slug, OrganizationID: sweepID, CreatedAt: now(), Sweep: true})
+}
+
+// NameClaim returns the claim on slug.
+func (r *MasterRepository) NameClaim(ctx context.Context, slug string) (*model.NameClaim, error) {
+	var c model.NameClaim
+	if err := findByID(ctx, r.names, slug, &c); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
 // ReleaseName drops the claim on slug if orgID holds it.
 func (r *MasterRepository) ReleaseName(ctx context.Context, slug string, orgID bson.ObjectID) error {
 	_, err := r.names.DeleteOne(ctx, bson.D{{Key: "_id", Value: slug}, {Key: "organization_id", Value: orgID}})

@@ -349,6 +349,7 @@ func (s *OrgService) completeUpdate(ctx context.Context, r *run) (*model.Admin, 
 			if err := s.master.ReleaseName(ctx, p.OldSlug, r.op.OrgID); err != nil {
 				return nil, err
 			}
+			s.sweep(ctx, p.OldSlug)
 		}
 	}
 	if model.EmailKey(p.Email) != model.EmailKey(p.OldEmail) {
@@ -422,18 +423,29 @@ func (s *OrgService) completeDelete(ctx context.Context, r *run) error {
 	if err := s.master.ReleaseName(ctx, p.OldSlug, r.op.OrgID); err != nil {
 		return err
 	}
+	s.sweep(ctx, p.OldSlug)
 	return s.finish(ctx, r)
 }
 
 // ---------------------------------------------------------------------------
 // Orphans.
 
+// sweep drops the collection of a slug just released, if a late write made
+// it again between the last drop and the release (a write arriving later
+// still sweeps up after itself). A slug claimed by someone else meanwhile
+// is theirs, and left alone.
+func (s *OrgService) sweep(ctx context.Context, slug string) {
+	if err := s.DropOrphan(ctx, slug); err != nil && !errors.Is(err, ErrOrgBusy) {
+		s.log.Warn("sweep a released name's collection", "slug", slug, "err", err)
+	}
+}
+
 // DropOrphan removes the tenant collection of a slug nobody claims. The
 // slug is claimed for the time it takes, so a sign-up of that name cannot
 // make its collection in between; ErrOrgBusy if the slug is claimed.
 func (s *OrgService) DropOrphan(ctx context.Context, slug string) error {
 	sweeper := bson.NewObjectID()
-	if err := s.master.ClaimName(ctx, slug, sweeper); err != nil {
+	if err := s.master.ClaimNameToSweep(ctx, slug, sweeper); err != nil {
 		if errors.Is(err, repository.ErrDuplicate) {
 			return ErrOrgBusy
 		}

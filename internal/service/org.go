@@ -149,10 +149,17 @@ func (s *OrgService) abandon(ctx context.Context, r *run, undo func(context.Cont
 // (ErrOrgExists). If the claim belongs to an operation that was abandoned,
 // the operation is recovered at once, so that a retry can succeed.
 func (s *OrgService) claimedBy(ctx context.Context, slug string) error {
-	owner, err := s.master.NameOwner(ctx, slug)
+	claim, err := s.master.NameClaim(ctx, slug)
+	if errors.Is(err, repository.ErrNotFound) {
+		return ErrOrgBusy // released meanwhile: a retry can claim it
+	}
 	if err != nil {
 		return ErrOrgExists
 	}
+	if claim.Sweep {
+		return ErrOrgBusy // held for a moment while a stray collection goes
+	}
+	owner := claim.OrganizationID
 	if err := s.Recover(ctx, owner, false); err == nil {
 		if _, err := s.master.NameOwner(ctx, slug); errors.Is(err, repository.ErrNotFound) {
 			return ErrOrgBusy // freed: a retry can claim it
