@@ -249,9 +249,6 @@ func (s *OrgService) nudge(orgID bson.ObjectID) {
 
 // completeCreate puts a committed sign-up at rest.
 func (s *OrgService) completeCreate(ctx context.Context, r *run) error {
-	if err := s.step(ctx, r, "activate"); err != nil {
-		return err
-	}
 	err := s.master.SetOrganizationState(ctx, r.op.OrgID, "", bson.ObjectID{})
 	if err != nil && !errors.Is(err, repository.ErrNotFound) {
 		return err

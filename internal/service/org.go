@@ -105,9 +105,6 @@ func (s *OrgService) create(ctx context.Context, r *run, name, slug, email, hash
 	if err := s.master.InsertAdmin(ctx, admin); err != nil {
 		return nil, err
 	}
-	if err := s.step(ctx, r, "collection"); err != nil {
-		return nil, err
-	}
 	failpoint.Reach("create:before-collection")
 	uuid, err := s.tenants.Create(ctx, slug)
 	if err != nil {
