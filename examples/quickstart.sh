@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # A walk through the orgsvc API with curl: sign up an organization, log in,
 # look it up, store, read, list, patch, replace and delete a document,
-# rename the organization (with the fresh token the rename returns), and
-# delete it. Every call's status is checked; the script stops with a
+# rename the organization (earlier tokens keep working), change the
+# admin's password (earlier tokens stop working), and delete it. Every call's status is checked; the script stops with a
 # message and a non-zero exit at the first unexpected answer.
 #
 #   BASE_URL=http://localhost:8000 examples/quickstart.sh
@@ -121,7 +121,15 @@ old_auth="$AUTH"
 token="$(field access_token)"
 AUTH="Authorization: Bearer $token"
 
-call "the old token no longer works" 401 GET /org/documents -H "$old_auth"
+call "the earlier token still works" 200 GET /org/documents -H "$old_auth"
+call "so does the fresh one" 200 GET /org/documents -H "$AUTH"
+
+call "change the admin's password" 200 PUT /org/update -H "$AUTH" -H "$JSON" \
+	-d "{\"organization_name\":\"$new_name\",\"password\":\"another-pass-9\"}"
+old_auth="$AUTH"
+token="$(field access_token)"
+AUTH="Authorization: Bearer $token"
+call "the earlier token no longer works" 401 GET /org/documents -H "$old_auth"
 call "the fresh token does" 200 GET /org/documents -H "$AUTH"
 
 call "delete the organization" 200 DELETE /org/delete -H "$AUTH" -H "$JSON" \
