@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/orgsvc/orgsvc/internal/model"
@@ -117,12 +119,12 @@ func (s *Store) IndexCollection(ctx context.Context, name string) error {
 // ensureMasterCollections makes every master collection exist, so that
 // each can be indexed before its first use.
 func ensureMasterCollections(ctx context.Context, db *mongo.Database) error {
-	existing, err := db.ListCollectionNames(ctx, map[string]any{})
+	existing, err := db.ListCollectionNames(ctx, bson.D{})
 	if err != nil {
 		return err
 	}
 	for _, name := range model.MasterCollections {
-		if contains(existing, name) {
+		if slices.Contains(existing, name) {
 			continue
 		}
 		if err := db.CreateCollection(ctx, name); err != nil {
@@ -134,13 +136,4 @@ func ensureMasterCollections(ctx context.Context, db *mongo.Database) error {
 		}
 	}
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
