@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -72,19 +73,33 @@ func (r *TenantRepository) Create(ctx context.Context, slug string) (string, err
 // UUID returns the UUID of the tenant collection of slug, or "" when there
 // is no such collection. A rename keeps a collection's UUID.
 func (r *TenantRepository) UUID(ctx context.Context, slug string) (string, error) {
-	specs, err := r.db.ListCollectionSpecifications(ctx, bson.D{{Key: "name", Value: CollectionName(slug)}})
+	uuids, err := r.uuids(ctx, slug)
+	return uuids[0], err
+}
+
+// uuids returns the UUIDs of the tenant collections of slugs, in order, ""
+// for each that does not exist, from one listing.
+func (r *TenantRepository) uuids(ctx context.Context, slugs ...string) ([]string, error) {
+	names := make([]string, len(slugs))
+	for i, slug := range slugs {
+		names[i] = CollectionName(slug)
+	}
+	out := make([]string, len(slugs))
+	specs, err := r.db.ListCollectionSpecifications(ctx, bson.D{{Key: "name", Value: bson.D{{Key: "$in", Value: names}}}})
 	if err != nil {
-		return "", wrap(err)
+		return out, wrap(err)
 	}
 	for _, s := range specs {
-		if s.Name == CollectionName(slug) {
-			if s.UUID == nil {
-				return "-", nil // a store that does not tell; any non-empty value
-			}
-			return hex.EncodeToString(s.UUID.Data), nil
+		i := slices.Index(names, s.Name)
+		switch {
+		case i < 0:
+		case s.UUID == nil:
+			out[i] = "-" // a store that does not tell; any non-empty value
+		default:
+			out[i] = hex.EncodeToString(s.UUID.Data)
 		}
 	}
-	return "", nil
+	return out, nil
 }
 
 // Rename moves the tenant collection of from to to on the server, keeping
@@ -93,14 +108,11 @@ func (r *TenantRepository) UUID(ctx context.Context, slug string) (string, error
 // collection of either name that is not the organization's (one re-created
 // by a late write) is dropped first. An empty uuid moves whatever is there.
 func (r *TenantRepository) Rename(ctx context.Context, from, to, uuid string) error {
-	src, err := r.UUID(ctx, from)
+	found, err := r.uuids(ctx, from, to)
 	if err != nil {
 		return err
 	}
-	dst, err := r.UUID(ctx, to)
-	if err != nil {
-		return err
-	}
+	src, dst := found[0], found[1]
 	if uuid != "" && dst == uuid {
 		// Moved already; anything under the old name came later.
 		if src != "" {

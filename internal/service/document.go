@@ -246,9 +246,9 @@ func (s *DocumentService) set(ctx context.Context, p Principal, cur *model.Docum
 	if stable {
 		return out, false, notFound(err)
 	}
-	now2, gerr := s.tenants.Document(ctx, slug, cur.ID)
-	if gerr == nil && err == nil && now2.UpdatedAt.Equal(now) {
-		return now2, false, nil // it moved with the collection
+	moved, gerr := s.tenants.Document(ctx, slug, cur.ID)
+	if gerr == nil && err == nil && moved.UpdatedAt.Equal(now) {
+		return moved, false, nil // it moved with the collection
 	}
 	return nil, true, nil
 }
