@@ -59,7 +59,7 @@ func (s *server) authenticateOr(next http.Handler, deletion bool) http.Handler {
 			s.writeError(w, r, err)
 			return
 		}
-		info(r.Context()).org = p.Slug
+		info(r.Context()).org = p.Tenant.Slug
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
 	})
 }

@@ -44,7 +44,7 @@ func TestConsistencyCheck(t *testing.T) {
 	}
 
 	ctx := context.Background()
-	if err := e.db.Collection("org_alpha").Drop(ctx); err != nil {
+	if err := e.tenant("org_alpha").Drop(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.db.CreateCollection(ctx, "org_ghost"); err != nil {

@@ -94,7 +94,7 @@ func TestDifference4RenameMovesTheCollectionKeepingIDs(t *testing.T) {
 	ctx := context.Background()
 	var ids []any
 	for i := range 3 {
-		res, err := e.db.Collection("org_gamma").InsertOne(ctx, bson.D{{Key: "seq", Value: i}})
+		res, err := e.tenant("org_gamma").InsertOne(ctx, bson.D{{Key: "seq", Value: i}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -106,7 +106,7 @@ func TestDifference4RenameMovesTheCollectionKeepingIDs(t *testing.T) {
 	if e.hasCollection("org_gamma") || !e.hasCollection("org_gamma_renamed") {
 		t.Fatalf("collections after rename: %v", e.collections())
 	}
-	cur, err := e.db.Collection("org_gamma_renamed").Find(ctx, bson.D{})
+	cur, err := e.tenant("org_gamma_renamed").Find(ctx, bson.D{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,11 +137,11 @@ func TestDifference4RenameMovesTheCollectionKeepingIDs(t *testing.T) {
 
 	// A rename to a name with the same slug keeps the collection and its data.
 	delta := e.signUp("delta")
-	if _, err := e.db.Collection("org_delta").InsertOne(ctx, bson.D{{Key: "keep", Value: true}}); err != nil {
+	if _, err := e.tenant("org_delta").InsertOne(ctx, bson.D{{Key: "keep", Value: true}}); err != nil {
 		t.Fatal(err)
 	}
 	expect(t, e.call("PUT", "/org/update", delta.token, map[string]any{"organization_name": "delta", "new_organization_name": "Delta"}), http.StatusOK, "")
-	n, _ := e.db.Collection("org_delta").CountDocuments(ctx, bson.D{})
+	n, _ := e.tenant("org_delta").CountDocuments(ctx, bson.D{})
 	if n != 1 {
 		t.Fatalf("org_delta after same-slug rename: %d documents, want 1", n)
 	}

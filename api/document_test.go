@@ -195,7 +195,7 @@ func TestDocumentIsolationMatrix(t *testing.T) {
 				t.Fatalf("document %s changed: %s", id, r.raw)
 			}
 		}
-		n, _ := e.db.Collection("org_"+o.name).CountDocuments(context.Background(), bson.D{})
+		n, _ := e.tenant("org_"+o.name).CountDocuments(context.Background(), bson.D{})
 		if n != 3 {
 			t.Fatalf("org_%s holds %d documents, want 3", o.name, n)
 		}
@@ -317,7 +317,7 @@ func TestDocumentInjectionRefused(t *testing.T) {
 		"trailing":        `{"a":1} {"b":2}`,
 	}
 	count := func() int64 {
-		n, err := e.db.Collection("org_alpha").CountDocuments(context.Background(), bson.D{})
+		n, err := e.tenant("org_alpha").CountDocuments(context.Background(), bson.D{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -24,7 +24,7 @@ func abandonRename(t *testing.T, e *env, o *org, newName string, expires time.Ti
 	t.Helper()
 	ctx := context.Background()
 	master := repository.NewMasterRepository(e.db)
-	tenants := repository.NewTenantRepository(e.db)
+	tenants := repository.NewTenantRepository(e.db, 0)
 	ops := repository.NewOperationRepository(e.db)
 	orgID, err := master.NameOwner(ctx, model.Slug(o.name))
 	if err != nil {
@@ -38,7 +38,7 @@ func abandonRename(t *testing.T, e *env, o *org, newName string, expires time.Ti
 	if err != nil {
 		t.Fatal(err)
 	}
-	uuid, err := tenants.UUID(ctx, current.Slug)
+	uuid, err := tenants.UUID(ctx, current.Tenant())
 	if err != nil || uuid == "" {
 		t.Fatalf("uuid %q %v", uuid, err)
 	}
@@ -47,6 +47,7 @@ func abandonRename(t *testing.T, e *env, o *org, newName string, expires time.Ti
 		Plan: model.OperationPlan{
 			AdminID: admin.ID, Name: newName, Slug: model.Slug(newName), OldName: current.Name, OldSlug: current.Slug,
 			Email: admin.Email, OldEmail: admin.Email, TokenVersion: admin.TokenVersion, CollectionUUID: uuid,
+			TenantDB: current.TenantDB,
 		},
 		ExpiresAt: expires, Holder: "gone", StartedAt: time.Now().Add(-time.Minute),
 	}
@@ -142,7 +143,7 @@ func TestLiveOperationIsLeftAlone(t *testing.T) {
 	if r.header.Get("Retry-After") == "" {
 		t.Fatal("409 without Retry-After")
 	}
-	n, err := e.db.Collection("org_alpha").CountDocuments(context.Background(), bson.D{})
+	n, err := e.tenant("org_alpha").CountDocuments(context.Background(), bson.D{})
 	if err != nil || n != 0 {
 		t.Fatalf("org_alpha holds %d documents (%v), want 0", n, err)
 	}

@@ -19,6 +19,8 @@ import (
 	"github.com/orgsvc/orgsvc/internal/app"
 	"github.com/orgsvc/orgsvc/internal/config"
 	"github.com/orgsvc/orgsvc/internal/metrics"
+	"github.com/orgsvc/orgsvc/internal/model"
+	"github.com/orgsvc/orgsvc/internal/repository"
 	"github.com/orgsvc/orgsvc/internal/security"
 	"github.com/orgsvc/orgsvc/internal/service"
 	"github.com/orgsvc/orgsvc/internal/storetest"
@@ -45,7 +47,7 @@ func testConfig() config.Config {
 		MongoDB: "unused", JWTAlgorithm: "HS256", JWTExpiresMinutes: 60,
 		JWTIssuer: "orgsvc", BcryptCost: 4, BcryptQueue: 64, LogLevel: "info", LogFormat: "json",
 		MaxDocumentBytes: 1 << 20, MaxBodyBytes: 1 << 20, RequestTimeout: 10 * time.Second,
-		OperationLease: 30 * time.Second,
+		OperationLease: 30 * time.Second, TenantDatabases: 32,
 	}
 }
 
@@ -227,14 +229,46 @@ func (e *env) login(email, password string) string {
 	return tok
 }
 
-// collections lists the database's collections.
+// collections lists the master database's collections and every tenant
+// collection, wherever it is.
 func (e *env) collections() []string {
 	e.t.Helper()
 	names, err := e.db.ListCollectionNames(context.Background(), bson.D{})
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	for _, t := range e.tenants() {
+		if t.DB != "" {
+			names = append(names, repository.CollectionName(t.Slug))
+		}
+	}
 	return names
+}
+
+// tenants lists every tenant collection.
+func (e *env) tenants() []model.Tenant {
+	e.t.Helper()
+	ts, err := repository.NewTenantRepository(e.db, 0).Tenants(context.Background())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return ts
+}
+
+// tenant is the tenant collection of that name, in whichever database
+// holds it.
+func (e *env) tenant(name string) *mongo.Collection {
+	e.t.Helper()
+	for _, t := range e.tenants() {
+		if repository.CollectionName(t.Slug) == name {
+			if t.DB == "" {
+				return e.db.Collection(name)
+			}
+			return e.db.Client().Database(t.DB).Collection(name)
+		}
+	}
+	e.t.Fatalf("no tenant collection %s", name)
+	return nil
 }
 
 // hasCollection reports whether the database has the named collection.

@@ -137,19 +137,17 @@ func (b *bench) driverOrgGet(ctx context.Context, name, orgName string) *Result 
 // also reads the admin and the organization by _id first, as the Bearer
 // check of every authenticated request does.
 func (b *bench) driverDocRead(ctx context.Context, auth bool) *Result {
-	docs := b.db.Collection(repository.CollectionName(model.Slug(b.benchOrg.Name)))
+	org, err := b.organization(ctx, model.Slug(b.benchOrg.Name))
+	if err != nil {
+		b.note("driver doc-read skipped: %v", err)
+		return nil
+	}
+	docs, _ := b.tenantCollection(ctx, b.benchOrg.Name)
 	ids := make([]bson.ObjectID, len(b.benchDocIDs))
 	for i, s := range b.benchDocIDs {
 		ids[i], _ = bson.ObjectIDFromHex(s)
 	}
-	var orgID, adminID bson.ObjectID
-	if auth {
-		var err error
-		if orgID, adminID, err = b.orgIDs(ctx, model.Slug(b.benchOrg.Name)); err != nil {
-			b.note("driver doc-read+auth skipped: %v", err)
-			return nil
-		}
-	}
+	orgID, adminID := org.ID, org.AdminID
 	admins, orgs := b.db.Collection(model.Admins), b.db.Collection(model.Organizations)
 	var n atomic.Uint64
 	name, note := "driver doc-read", "FindOne by _id in the tenant collection"
@@ -177,7 +175,11 @@ func (b *bench) driverDocRead(ctx context.Context, auth bool) *Result {
 // driverDocList does what GET /org/documents?limit=50 does in the
 // database: Find sorted by _id, limit 51.
 func (b *bench) driverDocList(ctx context.Context) *Result {
-	docs := b.db.Collection(repository.CollectionName(model.Slug(b.benchOrg.Name)))
+	docs, err := b.tenantCollection(ctx, b.benchOrg.Name)
+	if err != nil {
+		b.note("driver doc-list skipped: %v", err)
+		return nil
+	}
 	opts := options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(51)
 	r := b.baseline(ctx, "driver doc-list", b.opts.concurrency, func(ctx context.Context) error {
 		cur, err := docs.Find(ctx, bson.D{}, opts)
@@ -203,17 +205,18 @@ func (b *bench) driverDocList(ctx context.Context) *Result {
 // the organization was not renamed or deleted under the write). With
 // insertOnly, the insert alone (informational).
 func (b *bench) driverDocCreate(ctx context.Context, insertOnly bool) *Result {
-	docs := b.db.Collection(repository.CollectionName(model.Slug(b.benchOrg.Name)))
 	orgs := b.db.Collection(model.Organizations)
 	doc, problems := jsondoc.Parse(mustJSON(sampleDocument(7)))
 	if len(problems) > 0 {
 		panic(problems[0].Msg)
 	}
-	orgID, _, err := b.orgIDs(ctx, model.Slug(b.benchOrg.Name))
+	org, err := b.organization(ctx, model.Slug(b.benchOrg.Name))
 	if err != nil {
 		b.note("driver doc-create skipped: %v", err)
 		return nil
 	}
+	docs, _ := b.tenantCollection(ctx, b.benchOrg.Name)
+	orgID := org.ID
 	name, note := "driver doc-create", "InsertOne into the tenant collection, then FindOne organizations by _id"
 	if insertOnly {
 		name, note = "driver insert", "InsertOne into the tenant collection alone (informational)"
@@ -234,7 +237,16 @@ func (b *bench) driverDocCreate(ctx context.Context, insertOnly bool) *Result {
 // collection between the two names' collections as many times as the
 // scenario renamed it, one at a time.
 func (b *bench) driverRename(ctx context.Context, name string, names [2]string) *Result {
-	db := b.db.Name()
+	var db string
+	for _, n := range names {
+		if coll, err := b.tenantCollection(ctx, n); err == nil {
+			db = coll.Database().Name()
+		}
+	}
+	if db == "" {
+		b.note("%s skipped: neither %s nor %s is in the database", name, names[0], names[1])
+		return nil
+	}
 	colls := [2]string{repository.CollectionName(model.Slug(names[0])), repository.CollectionName(model.Slug(names[1]))}
 	b.logf("baseline %s: %d renameCollection commands %s <-> %s", name, b.sz.renames, colls[0], colls[1])
 	admin := b.mongo.Database("admin")

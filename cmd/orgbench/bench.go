@@ -246,7 +246,10 @@ func (b *bench) seedLoginAdmins(ctx context.Context) error {
 // seedDirect inserts n documents straight into a's tenant collection, in
 // the service's storage format, in batches.
 func (b *bench) seedDirect(ctx context.Context, a *account, n int) error {
-	coll := b.db.Collection(repository.CollectionName(model.Slug(a.Name)))
+	coll, err := b.tenantCollection(ctx, a.Name)
+	if err != nil {
+		return err
+	}
 	began := time.Now()
 	const batch = 1000
 	inserted := 0
@@ -306,18 +309,32 @@ func (b *bench) serviceCost(ctx context.Context, fallback int) int {
 	return fallback
 }
 
-// orgIDs returns the organization and admin ids of the organization whose
-// slug is slug, read from the database.
-func (b *bench) orgIDs(ctx context.Context, slug string) (orgID, adminID bson.ObjectID, err error) {
+// organization reads the organization whose slug is slug from the
+// database, by its name claim.
+func (b *bench) organization(ctx context.Context, slug string) (*model.Organization, error) {
 	var claim model.NameClaim
-	if err = b.db.Collection(model.NameClaims).FindOne(ctx, bson.D{{Key: "_id", Value: slug}}).Decode(&claim); err != nil {
-		return orgID, adminID, fmt.Errorf("name claim %s: %w", slug, err)
+	if err := b.db.Collection(model.NameClaims).FindOne(ctx, bson.D{{Key: "_id", Value: slug}}).Decode(&claim); err != nil {
+		return nil, fmt.Errorf("name claim %s: %w", slug, err)
 	}
 	var org model.Organization
-	if err = b.db.Collection(model.Organizations).FindOne(ctx, bson.D{{Key: "_id", Value: claim.OrganizationID}}).Decode(&org); err != nil {
-		return orgID, adminID, fmt.Errorf("organization %s: %w", slug, err)
+	if err := b.db.Collection(model.Organizations).FindOne(ctx, bson.D{{Key: "_id", Value: claim.OrganizationID}}).Decode(&org); err != nil {
+		return nil, fmt.Errorf("organization %s: %w", slug, err)
 	}
-	return org.ID, org.AdminID, nil
+	return &org, nil
+}
+
+// tenantCollection is the tenant collection of the organization named
+// name, in the database its record names.
+func (b *bench) tenantCollection(ctx context.Context, name string) (*mongo.Collection, error) {
+	org, err := b.organization(ctx, model.Slug(name))
+	if err != nil {
+		return nil, err
+	}
+	db := b.db
+	if org.TenantDB != "" {
+		db = b.mongo.Database(org.TenantDB)
+	}
+	return db.Collection(repository.CollectionName(org.Slug)), nil
 }
 
 // signUpWorkers is how many sign-ups seeding sends at once. At a high

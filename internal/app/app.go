@@ -244,7 +244,7 @@ type Components struct {
 	Ready   func(context.Context) error
 	// PrepareCollection, when set, is called for every tenant collection
 	// made (see store.Store.IndexCollection).
-	PrepareCollection func(ctx context.Context, collection string) error
+	PrepareCollection func(ctx context.Context, db, collection string) error
 }
 
 // Services are the business layer, built once per process.
@@ -267,7 +267,7 @@ func NewServices(cfg config.Config, c Components) (*Services, error) {
 		}
 	}
 	master := repository.NewMasterRepository(c.DB)
-	tenants := repository.NewTenantRepository(c.DB)
+	tenants := repository.NewTenantRepository(c.DB, cfg.TenantDatabases)
 	tenants.OnCreate(c.PrepareCollection)
 	auth := service.NewAuthService(master, tokens, passwords, cfg.AuthCacheTTL)
 	orgs := service.NewOrgService(master, tenants, repository.NewOperationRepository(c.DB), passwords, auth, c.Logger, service.Lifecycle{

@@ -16,8 +16,12 @@ import (
 // Config holds every setting the service reads from its environment.
 // Each field's envconfig tag names its variable; .env.example lists them all.
 type Config struct {
-	MongoURI          string `envconfig:"MONGO_URI"`
-	MongoDB           string `envconfig:"MONGO_DB" default:"org_master"`
+	MongoURI string `envconfig:"MONGO_URI"`
+	MongoDB  string `envconfig:"MONGO_DB" default:"org_master"`
+	// TenantDatabases is how many databases new tenant collections are
+	// spread over, named MONGO_DB + "_t00" onwards; 0 keeps them in
+	// MONGO_DB itself.
+	TenantDatabases   int    `envconfig:"TENANT_DATABASES" default:"32"`
 	JWTSecret         string `envconfig:"JWT_SECRET"`
 	JWTAlgorithm      string `envconfig:"JWT_ALGORITHM" default:"HS256"`
 	JWTExpiresMinutes int    `envconfig:"JWT_EXPIRES_MINUTES" default:"60"`
@@ -62,6 +66,10 @@ type Config struct {
 	// another instance may finish the operation once all of it has passed.
 	OperationLease time.Duration `envconfig:"OPERATION_LEASE" default:"30s"`
 }
+
+// MaxMongoDBBytes is the longest MONGO_DB accepted: MongoDB's 63 bytes
+// less the suffix of a tenant database ("_t00").
+const MaxMongoDBBytes = 59
 
 // MinSecretBytes is the shortest JWT_SECRET accepted.
 const MinSecretBytes = 32
@@ -122,8 +130,11 @@ func (c Config) Validate() error {
 	if c.BcryptCost < 4 || c.BcryptCost > 16 {
 		errs = append(errs, fmt.Errorf("BCRYPT_COST: %d is outside 4..16", c.BcryptCost))
 	}
-	if c.MongoDB == "" || strings.ContainsAny(c.MongoDB, "/\\. \"$\x00") || len(c.MongoDB) > 63 {
-		errs = append(errs, fmt.Errorf("MONGO_DB: %q is not a valid database name", c.MongoDB))
+	if c.MongoDB == "" || strings.ContainsAny(c.MongoDB, "/\\. \"$\x00") || len(c.MongoDB) > MaxMongoDBBytes {
+		errs = append(errs, fmt.Errorf("MONGO_DB: %q is not a valid database name of at most %d bytes", c.MongoDB, MaxMongoDBBytes))
+	}
+	if c.TenantDatabases < 0 || c.TenantDatabases > 100 {
+		errs = append(errs, fmt.Errorf("TENANT_DATABASES: %d is outside 0..100", c.TenantDatabases))
 	}
 	if c.JWTSecret != "" && len(c.JWTSecret) < MinSecretBytes {
 		errs = append(errs, fmt.Errorf("JWT_SECRET: must be at least %d bytes, got %d", MinSecretBytes, len(c.JWTSecret)))

@@ -2,6 +2,8 @@
 package model
 
 import (
+	"fmt"
+	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -46,6 +48,30 @@ type Organization struct {
 	// keeps it, and a collection re-created under the old name by a late
 	// write has another.
 	CollectionUUID string `bson:"collection_uuid,omitempty"`
+	// TenantDB is the database holding the tenant collection, chosen when
+	// the organization is made and kept for its life; empty is the master
+	// database (where the original service kept every tenant collection).
+	TenantDB string `bson:"tenant_db,omitempty"`
+}
+
+// Tenant is where the organization's documents are.
+func (o *Organization) Tenant() Tenant { return Tenant{DB: o.TenantDB, Slug: o.Slug} }
+
+// Tenant locates a tenant collection: "org_" + Slug in the database DB
+// ("" is the master database).
+type Tenant struct {
+	DB   string
+	Slug string
+}
+
+// TenantDatabase is the name of the i-th tenant database beside the master
+// database master: master + "_t" + two digits.
+func TenantDatabase(master string, i int) string { return fmt.Sprintf("%s_t%02d", master, i) }
+
+// IsTenantDatabase reports whether db is a tenant database of master.
+func IsTenantDatabase(master, db string) bool {
+	n, ok := strings.CutPrefix(db, master+"_t")
+	return ok && n != "" && strings.Trim(n, "0123456789") == ""
 }
 
 // Organization states; the zero value is an organization at rest.
@@ -154,7 +180,16 @@ type OperationPlan struct {
 	TokenVersion int64 `bson:"token_version"`
 	// CollectionUUID is the tenant collection's, once known.
 	CollectionUUID string `bson:"collection_uuid,omitempty"`
+	// TenantDB is the database of the tenant collection (see
+	// Organization.TenantDB); a rename keeps the collection in it.
+	TenantDB string `bson:"tenant_db,omitempty"`
 }
+
+// Tenant is the organization's tenant collection after the operation.
+func (p OperationPlan) Tenant() Tenant { return Tenant{DB: p.TenantDB, Slug: p.Slug} }
+
+// OldTenant is the organization's tenant collection before the operation.
+func (p OperationPlan) OldTenant() Tenant { return Tenant{DB: p.TenantDB, Slug: p.OldSlug} }
 
 // Lease lets a driver that took over a stale operation finish it alone:
 // its _id is "<operation id>:<epoch>", so of several instances taking over

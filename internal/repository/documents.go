@@ -13,16 +13,9 @@ import (
 	"github.com/orgsvc/orgsvc/internal/model"
 )
 
-// documents is the tenant collection of the organization with slug. Every
-// document operation goes through here: the collection is resolved per
-// call from the slug of the caller's verified token.
-func (r *TenantRepository) documents(slug string) *mongo.Collection {
-	return r.db.Collection(CollectionName(slug))
-}
-
 // InsertDocument stores a new document.
-func (r *TenantRepository) InsertDocument(ctx context.Context, slug string, d *model.Document) error {
-	err := insert(ctx, r.documents(slug), d)
+func (r *TenantRepository) InsertDocument(ctx context.Context, t model.Tenant, d *model.Document) error {
+	err := insert(ctx, r.collection(t), d)
 	if droppedUnder(err) {
 		return ErrCollectionGone
 	}
@@ -38,9 +31,9 @@ func droppedUnder(err error) bool {
 }
 
 // Document returns one document by id.
-func (r *TenantRepository) Document(ctx context.Context, slug string, id bson.ObjectID) (*model.Document, error) {
+func (r *TenantRepository) Document(ctx context.Context, t model.Tenant, id bson.ObjectID) (*model.Document, error) {
 	var d model.Document
-	if err := findByID(ctx, r.documents(slug), id, &d); err != nil {
+	if err := findByID(ctx, r.collection(t), id, &d); err != nil {
 		if droppedUnder(err) {
 			return nil, ErrNotFound
 		}
@@ -52,7 +45,7 @@ func (r *TenantRepository) Document(ctx context.Context, slug string, id bson.Ob
 // SetDocument replaces a document's data and returns it as it now is.
 // When ifUpdatedAt is not zero, the change applies only if the document was
 // not changed since.
-func (r *TenantRepository) SetDocument(ctx context.Context, slug string, d *model.Document, ifUpdatedAt bson.DateTime) (*model.Document, error) {
+func (r *TenantRepository) SetDocument(ctx context.Context, t model.Tenant, d *model.Document, ifUpdatedAt bson.DateTime) (*model.Document, error) {
 	filter := bson.D{{Key: "_id", Value: d.ID}}
 	if ifUpdatedAt != 0 {
 		filter = append(filter, bson.E{Key: "updated_at", Value: ifUpdatedAt})
@@ -63,7 +56,7 @@ func (r *TenantRepository) SetDocument(ctx context.Context, slug string, d *mode
 		{Key: "updated_at", Value: d.UpdatedAt},
 	}}}
 	var out model.Document
-	err := r.documents(slug).FindOneAndUpdate(ctx, filter, update, options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&out)
+	err := r.collection(t).FindOneAndUpdate(ctx, filter, update, options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&out)
 	if droppedUnder(err) {
 		return nil, ErrNotFound
 	}
@@ -74,8 +67,8 @@ func (r *TenantRepository) SetDocument(ctx context.Context, slug string, d *mode
 }
 
 // DeleteDocument removes a document; ErrNotFound when there was none.
-func (r *TenantRepository) DeleteDocument(ctx context.Context, slug string, id bson.ObjectID) error {
-	res, err := r.documents(slug).DeleteOne(ctx, bson.D{{Key: "_id", Value: id}})
+func (r *TenantRepository) DeleteDocument(ctx context.Context, t model.Tenant, id bson.ObjectID) error {
+	res, err := r.collection(t).DeleteOne(ctx, bson.D{{Key: "_id", Value: id}})
 	if droppedUnder(err) {
 		return ErrNotFound
 	}
@@ -90,7 +83,7 @@ func (r *TenantRepository) DeleteDocument(ctx context.Context, slug string, id b
 
 // ListDocuments returns up to limit documents with ids above after (all
 // when after is zero) that match every condition, in id order.
-func (r *TenantRepository) ListDocuments(ctx context.Context, slug string, after bson.ObjectID, where []jsondoc.Condition, limit int) ([]model.Document, error) {
+func (r *TenantRepository) ListDocuments(ctx context.Context, t model.Tenant, after bson.ObjectID, where []jsondoc.Condition, limit int) ([]model.Document, error) {
 	filter := bson.D{}
 	if !after.IsZero() {
 		filter = append(filter, bson.E{Key: "_id", Value: bson.D{{Key: "$gt", Value: after}}})
@@ -105,7 +98,7 @@ func (r *TenantRepository) ListDocuments(ctx context.Context, slug string, after
 	}
 	opts := options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(limit))
 	out := make([]model.Document, 0, limit)
-	cur, err := r.documents(slug).Find(ctx, filter, opts)
+	cur, err := r.collection(t).Find(ctx, filter, opts)
 	if droppedUnder(err) {
 		return out, nil
 	}

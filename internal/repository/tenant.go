@@ -5,11 +5,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/orgsvc/orgsvc/internal/model"
 )
 
 // TenantPrefix starts the name of every tenant collection, and of nothing
@@ -17,75 +20,118 @@ import (
 const TenantPrefix = "org_"
 
 // TenantRepository owns the per-organization collections. It is the only
-// code that turns an organization's slug into a collection name.
+// code that turns an organization's slug into a collection name, and its
+// tenant database into a database.
+//
+// Tenant collections are spread over a fixed set of tenant databases,
+// "<master>_t00" to "<master>_tNN": an organization's database is chosen
+// from its id when it is made and recorded with it, so changing how many
+// there are only affects organizations made afterwards. On the embedded
+// store each database is a file of its own, and making or dropping a
+// collection costs in proportion to the collections of its file, not of
+// all (see README, "Where this design's limits are").
 type TenantRepository struct {
-	db *mongo.Database
-	// prepare, when set, is called with the name of every tenant
-	// collection made (the embedded store indexes it).
-	prepare func(ctx context.Context, collection string) error
+	master    *mongo.Database
+	databases int
+	// prepare, when set, is called with the database and name of every
+	// tenant collection made (the embedded store indexes it).
+	prepare func(ctx context.Context, db, collection string) error
 }
 
-// NewTenantRepository returns a repository over db.
-func NewTenantRepository(db *mongo.Database) *TenantRepository {
-	return &TenantRepository{db: db}
+// NewTenantRepository returns a repository whose new tenant collections go
+// to one of databases tenant databases beside master (0: into master
+// itself, the original service's layout).
+func NewTenantRepository(master *mongo.Database, databases int) *TenantRepository {
+	return &TenantRepository{master: master, databases: databases}
 }
 
 // OnCreate sets what is done to every tenant collection made, after it is
 // made (see store.Store.IndexCollection).
-func (r *TenantRepository) OnCreate(f func(ctx context.Context, collection string) error) {
+func (r *TenantRepository) OnCreate(f func(ctx context.Context, db, collection string) error) {
 	r.prepare = f
 }
 
 // CollectionName is the tenant collection of the organization with slug.
 func CollectionName(slug string) string { return TenantPrefix + slug }
 
-// Create makes the tenant collection of slug and returns its UUID. An
-// existing collection of that name is dropped first: the caller holds the
-// slug's claim, so it can only be left over from a create that never
-// finished, or made by a late write for an organization gone since.
-func (r *TenantRepository) Create(ctx context.Context, slug string) (string, error) {
-	name := CollectionName(slug)
-	err := r.db.CreateCollection(ctx, name)
+// Place chooses the tenant database of a new organization ("" for the
+// master database).
+func (r *TenantRepository) Place(orgID bson.ObjectID) string {
+	if r.databases <= 0 {
+		return ""
+	}
+	h := fnv.New32a()
+	h.Write(orgID[:])
+	return model.TenantDatabase(r.master.Name(), int(h.Sum32()%uint32(r.databases)))
+}
+
+// database is the database of a tenant collection.
+func (r *TenantRepository) database(db string) *mongo.Database {
+	if db == "" || db == r.master.Name() {
+		return r.master
+	}
+	return r.master.Client().Database(db)
+}
+
+// collection is the tenant collection t. Every document operation goes
+// through here: the collection is resolved per call from the organization
+// of the caller's verified token.
+func (r *TenantRepository) collection(t model.Tenant) *mongo.Collection {
+	return r.database(t.DB).Collection(CollectionName(t.Slug))
+}
+
+// Describe names the tenant collection t for people: database.collection.
+func (r *TenantRepository) Describe(t model.Tenant) string {
+	return r.database(t.DB).Name() + "." + CollectionName(t.Slug)
+}
+
+// Create makes the tenant collection t and returns its UUID. An existing
+// collection of that name is dropped first: the caller holds the slug's
+// claim, so it can only be left over from a create that never finished,
+// or made by a late write for an organization gone since.
+func (r *TenantRepository) Create(ctx context.Context, t model.Tenant) (string, error) {
+	db, name := r.database(t.DB), CollectionName(t.Slug)
+	err := db.CreateCollection(ctx, name)
 	if isCode(err, codeNamespaceExists) {
-		if err := r.db.Collection(name).Drop(ctx); err != nil {
+		if err := db.Collection(name).Drop(ctx); err != nil {
 			return "", wrap(err)
 		}
-		err = r.db.CreateCollection(ctx, name)
+		err = db.CreateCollection(ctx, name)
 	}
 	if err != nil {
-		return "", fmt.Errorf("create tenant collection %s: %w", name, wrap(err))
+		return "", fmt.Errorf("create tenant collection %s.%s: %w", db.Name(), name, wrap(err))
 	}
 	if r.prepare != nil {
-		if err := r.prepare(ctx, name); err != nil {
-			return "", fmt.Errorf("prepare tenant collection %s: %w", name, err)
+		if err := r.prepare(ctx, db.Name(), name); err != nil {
+			return "", fmt.Errorf("prepare tenant collection %s.%s: %w", db.Name(), name, err)
 		}
 	}
-	uuid, err := r.UUID(ctx, slug)
+	uuid, err := r.UUID(ctx, t)
 	if err != nil {
 		return "", err
 	}
 	if uuid == "" {
-		return "", fmt.Errorf("create tenant collection %s: it is not listed", name)
+		return "", fmt.Errorf("create tenant collection %s.%s: it is not listed", db.Name(), name)
 	}
 	return uuid, nil
 }
 
-// UUID returns the UUID of the tenant collection of slug, or "" when there
-// is no such collection. A rename keeps a collection's UUID.
-func (r *TenantRepository) UUID(ctx context.Context, slug string) (string, error) {
-	uuids, err := r.uuids(ctx, slug)
+// UUID returns the UUID of the tenant collection t, or "" when there is no
+// such collection. A rename keeps a collection's UUID.
+func (r *TenantRepository) UUID(ctx context.Context, t model.Tenant) (string, error) {
+	uuids, err := r.uuids(ctx, t.DB, t.Slug)
 	return uuids[0], err
 }
 
-// uuids returns the UUIDs of the tenant collections of slugs, in order, ""
-// for each that does not exist, from one listing.
-func (r *TenantRepository) uuids(ctx context.Context, slugs ...string) ([]string, error) {
+// uuids returns the UUIDs of the tenant collections of slugs in database
+// db, in order, "" for each that does not exist, from one listing.
+func (r *TenantRepository) uuids(ctx context.Context, db string, slugs ...string) ([]string, error) {
 	names := make([]string, len(slugs))
 	for i, slug := range slugs {
 		names[i] = CollectionName(slug)
 	}
 	out := make([]string, len(slugs))
-	specs, err := r.db.ListCollectionSpecifications(ctx, bson.D{{Key: "name", Value: bson.D{{Key: "$in", Value: names}}}})
+	specs, err := r.database(db).ListCollectionSpecifications(ctx, bson.D{{Key: "name", Value: bson.D{{Key: "$in", Value: names}}}})
 	if err != nil {
 		return out, wrap(err)
 	}
@@ -102,13 +148,15 @@ func (r *TenantRepository) uuids(ctx context.Context, slugs ...string) ([]string
 	return out, nil
 }
 
-// Rename moves the tenant collection of from to to on the server, keeping
-// every document and its _id. The collection moved is the one with the
-// given UUID: a rename that already happened is not repeated, and a
-// collection of either name that is not the organization's (one re-created
-// by a late write) is dropped first. An empty uuid moves whatever is there.
-func (r *TenantRepository) Rename(ctx context.Context, from, to, uuid string) error {
-	found, err := r.uuids(ctx, from, to)
+// Rename moves the tenant collection t to the slug to, in the same
+// database, on the server, keeping every document and its _id. The
+// collection moved is the one with the given UUID: a rename that already
+// happened is not repeated, and a collection of either name that is not
+// the organization's (one re-created by a late write) is dropped first.
+// An empty uuid moves whatever is there.
+func (r *TenantRepository) Rename(ctx context.Context, t model.Tenant, to, uuid string) error {
+	target := model.Tenant{DB: t.DB, Slug: to}
+	found, err := r.uuids(ctx, t.DB, t.Slug, to)
 	if err != nil {
 		return err
 	}
@@ -116,48 +164,60 @@ func (r *TenantRepository) Rename(ctx context.Context, from, to, uuid string) er
 	if uuid != "" && dst == uuid {
 		// Moved already; anything under the old name came later.
 		if src != "" {
-			return r.Drop(ctx, from)
+			return r.Drop(ctx, t)
 		}
 		return nil
 	}
 	if uuid != "" && src != uuid {
-		return fmt.Errorf("rename tenant collection %s: %w", CollectionName(from), ErrNotFound)
+		return fmt.Errorf("rename tenant collection %s: %w", CollectionName(t.Slug), ErrNotFound)
 	}
 	if dst != "" {
-		if err := r.Drop(ctx, to); err != nil {
+		if err := r.Drop(ctx, target); err != nil {
 			return err
 		}
 	}
+	db := r.database(t.DB).Name()
 	cmd := bson.D{
-		{Key: "renameCollection", Value: r.db.Name() + "." + CollectionName(from)},
-		{Key: "to", Value: r.db.Name() + "." + CollectionName(to)},
+		{Key: "renameCollection", Value: db + "." + CollectionName(t.Slug)},
+		{Key: "to", Value: db + "." + CollectionName(to)},
 		{Key: "dropTarget", Value: false},
 	}
-	if err := r.db.Client().Database("admin").RunCommand(ctx, cmd).Err(); err != nil {
-		return fmt.Errorf("rename tenant collection %s to %s: %w", CollectionName(from), CollectionName(to), wrap(err))
+	if err := r.master.Client().Database("admin").RunCommand(ctx, cmd).Err(); err != nil {
+		return fmt.Errorf("rename tenant collection %s to %s: %w", CollectionName(t.Slug), CollectionName(to), wrap(err))
 	}
 	return nil
 }
 
-// Drop removes the tenant collection of slug; dropping a missing one is no
+// Drop removes the tenant collection t; dropping a missing one is no
 // error.
-func (r *TenantRepository) Drop(ctx context.Context, slug string) error {
-	return wrap(r.db.Collection(CollectionName(slug)).Drop(ctx))
+func (r *TenantRepository) Drop(ctx context.Context, t model.Tenant) error {
+	return wrap(r.collection(t).Drop(ctx))
 }
 
-// Slugs lists the slugs of every tenant collection in the database.
-func (r *TenantRepository) Slugs(ctx context.Context) ([]string, error) {
-	names, err := r.db.ListCollectionNames(ctx, bson.D{})
+// Tenants lists every tenant collection: those of the master database
+// (DB "") and of every tenant database, whether or not new organizations
+// are still placed there.
+func (r *TenantRepository) Tenants(ctx context.Context) ([]model.Tenant, error) {
+	dbs, err := r.master.Client().ListDatabaseNames(ctx, bson.D{})
 	if err != nil {
 		return nil, wrap(err)
 	}
-	var slugs []string
-	for _, n := range names {
-		if slug, ok := strings.CutPrefix(n, TenantPrefix); ok {
-			slugs = append(slugs, slug)
+	var out []model.Tenant
+	for _, db := range append([]string{""}, dbs...) {
+		if db != "" && !model.IsTenantDatabase(r.master.Name(), db) {
+			continue
+		}
+		names, err := r.database(db).ListCollectionNames(ctx, bson.D{})
+		if err != nil {
+			return nil, wrap(err)
+		}
+		for _, n := range names {
+			if slug, ok := strings.CutPrefix(n, TenantPrefix); ok {
+				out = append(out, model.Tenant{DB: db, Slug: slug})
+			}
 		}
 	}
-	return slugs, nil
+	return out, nil
 }
 
 const codeNamespaceExists = 48

@@ -16,9 +16,9 @@ import (
 type Principal struct {
 	AdminID bson.ObjectID
 	OrgID   bson.ObjectID
-	// Slug names the organization's tenant collection, as it was when the
+	// Tenant is the organization's tenant collection, as it was when the
 	// token was checked.
-	Slug string
+	Tenant model.Tenant
 }
 
 // AuthService logs admins in and verifies their tokens.
@@ -128,7 +128,7 @@ func (s *AuthService) Authenticate(ctx context.Context, raw string) (Principal, 
 	if err != nil {
 		return Principal{}, err
 	}
-	p := Principal{AdminID: adminID, OrgID: orgID, Slug: org.Slug}
+	p := Principal{AdminID: adminID, OrgID: orgID, Tenant: org.Tenant()}
 	s.cache.put(p, admin.TokenVersion)
 	return p, nil
 }

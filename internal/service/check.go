@@ -54,7 +54,7 @@ type snapshot struct {
 	ops      []model.Operation
 	leases   []model.Lease
 	outcomes []model.Outcome
-	slugs    []string
+	tenants  []model.Tenant
 }
 
 func (c *Checker) read(ctx context.Context) (*snapshot, error) {
@@ -81,7 +81,7 @@ func (c *Checker) read(ctx context.Context) (*snapshot, error) {
 	if s.outcomes, err = c.ops.AllOutcomes(ctx); err != nil {
 		return nil, err
 	}
-	if s.slugs, err = c.tenants.Slugs(ctx); err != nil {
+	if s.tenants, err = c.tenants.Tenants(ctx); err != nil {
 		return nil, err
 	}
 	return &s, nil
@@ -133,10 +133,10 @@ func (c *Checker) Check(ctx context.Context) ([]Finding, error) {
 	}
 
 	orgByID := map[bson.ObjectID]model.Organization{}
-	orgBySlug := map[string]model.Organization{}
+	orgByTenant := map[model.Tenant]model.Organization{}
 	for _, o := range s.orgs {
 		orgByID[o.ID] = o
-		orgBySlug[o.Slug] = o
+		orgByTenant[o.Tenant()] = o
 	}
 	adminByID := map[bson.ObjectID]model.Admin{}
 	for _, a := range s.admins {
@@ -162,19 +162,19 @@ func (c *Checker) Check(ctx context.Context) ([]Finding, error) {
 				return c.master.SetOrganizationState(ctx, o.ID, "", bson.ObjectID{})
 			}, "marked %q with no operation under way", o.State)
 		}
-		if !slices.Contains(s.slugs, o.Slug) {
+		if !slices.Contains(s.tenants, o.Tenant()) {
 			add("missing-collection", subject, func(ctx context.Context) error {
-				uuid, err := c.tenants.Create(ctx, o.Slug)
+				uuid, err := c.tenants.Create(ctx, o.Tenant())
 				if err != nil {
 					return err
 				}
 				return c.master.SetCollectionUUID(ctx, o.ID, uuid)
-			}, "its tenant collection %s does not exist (repair makes it anew, empty)", repository.CollectionName(o.Slug))
+			}, "its tenant collection %s does not exist (repair makes it anew, empty)", c.tenants.Describe(o.Tenant()))
 		} else if o.CollectionUUID != "" {
-			if uuid, err := c.tenants.UUID(ctx, o.Slug); err != nil {
+			if uuid, err := c.tenants.UUID(ctx, o.Tenant()); err != nil {
 				return nil, err
 			} else if uuid != o.CollectionUUID && uuid != "-" {
-				add("replaced-collection", subject, nil, "%s is not the collection it was given (uuid %s, recorded %s)", repository.CollectionName(o.Slug), uuid, o.CollectionUUID)
+				add("replaced-collection", subject, nil, "%s is not the collection it was given (uuid %s, recorded %s)", c.tenants.Describe(o.Tenant()), uuid, o.CollectionUUID)
 			}
 		}
 		if o.CollectionName != repository.CollectionName(o.Slug) {
@@ -191,12 +191,12 @@ func (c *Checker) Check(ctx context.Context) ([]Finding, error) {
 			add("missing-admin", subject, nil, "its admin %s does not exist or belongs elsewhere", o.AdminID.Hex())
 		}
 	}
-	for _, slug := range s.slugs {
-		if _, ok := orgBySlug[slug]; !ok && !busySlug[slug] {
-			slug := slug
-			add("orphan-collection", repository.CollectionName(slug), func(ctx context.Context) error {
-				return c.orgs.DropOrphan(ctx, slug)
-			}, "no organization has the slug %q", slug)
+	for _, t := range s.tenants {
+		if _, ok := orgByTenant[t]; !ok && !busySlug[t.Slug] {
+			t := t
+			add("orphan-collection", c.tenants.Describe(t), func(ctx context.Context) error {
+				return c.orgs.DropOrphan(ctx, t)
+			}, "no organization has the slug %q in this database", t.Slug)
 		}
 	}
 	for _, a := range s.admins {

@@ -60,29 +60,29 @@ const attempts = 3
 // organization before it answers ErrOrgBusy.
 const settleWait = 2 * time.Second
 
-// where returns the slug the organization has now, waiting for an
-// operation under way to end; stable is true when the organization was at
-// rest under p.Slug all along (no wait, same slug).
-func (s *DocumentService) where(ctx context.Context, p Principal) (slug string, stable bool, err error) {
+// where returns the tenant collection the organization has now, waiting
+// for an operation under way to end; stable is true when the organization
+// was at rest in p.Tenant all along (no wait, same collection).
+func (s *DocumentService) where(ctx context.Context, p Principal) (now model.Tenant, stable bool, err error) {
 	deadline := time.Now().Add(settleWait)
 	waited := false
 	for {
 		org, err := s.orgs.master.Organization(ctx, p.OrgID)
 		switch {
 		case errors.Is(err, repository.ErrNotFound):
-			return "", false, ErrTokenRevoked
+			return model.Tenant{}, false, ErrTokenRevoked
 		case err != nil:
-			return "", false, err
+			return model.Tenant{}, false, err
 		case org.State == "":
-			return org.Slug, !waited && org.Slug == p.Slug, nil
+			return org.Tenant(), !waited && org.Tenant() == p.Tenant, nil
 		case time.Now().After(deadline):
 			s.orgs.nudge(p.OrgID)
-			return "", false, ErrOrgBusy
+			return model.Tenant{}, false, ErrOrgBusy
 		}
 		waited = true
 		select {
 		case <-ctx.Done():
-			return "", false, ctx.Err()
+			return model.Tenant{}, false, ctx.Err()
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
@@ -93,12 +93,12 @@ func (s *DocumentService) Create(ctx context.Context, p Principal, doc jsondoc.D
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	d := &model.Document{ID: bson.NewObjectID(), JSON: string(doc.JSON), Fields: doc.Fields, CreatedAt: now, UpdatedAt: now}
 	for range attempts {
-		err := s.tenants.InsertDocument(ctx, p.Slug, d)
+		err := s.tenants.InsertDocument(ctx, p.Tenant, d)
 		gone := errors.Is(err, repository.ErrCollectionGone)
 		if err != nil && !gone {
 			return nil, err
 		}
-		slug, stable, err := s.where(ctx, p)
+		now, stable, err := s.where(ctx, p)
 		if err != nil {
 			s.withdraw(ctx, p, d.ID, err)
 			return nil, err
@@ -106,16 +106,16 @@ func (s *DocumentService) Create(ctx context.Context, p Principal, doc jsondoc.D
 		if stable && !gone {
 			return d, nil
 		}
-		if gone && slug == p.Slug {
+		if gone && now == p.Tenant {
 			continue // the collection went while the organization stayed: write again
 		}
-		if _, err := s.tenants.Document(ctx, slug, d.ID); err == nil {
+		if _, err := s.tenants.Document(ctx, now, d.ID); err == nil {
 			return d, nil // it moved with the collection
 		} else if !errors.Is(err, repository.ErrNotFound) {
 			return nil, err
 		}
-		s.unwrite(ctx, p.Slug, d.ID)
-		p.Slug = slug
+		s.unwrite(ctx, p.Tenant, d.ID)
+		p.Tenant = now
 	}
 	return nil, ErrOrgBusy
 }
@@ -128,9 +128,9 @@ func (s *DocumentService) withdraw(ctx context.Context, p Principal, id bson.Obj
 	if !errors.Is(why, ErrOrgBusy) && !errors.Is(why, ErrTokenRevoked) {
 		return // the database is unreachable: nothing can be done
 	}
-	s.unwrite(ctx, p.Slug, id)
-	if op, err := s.orgs.ops.Get(context.WithoutCancel(ctx), p.OrgID); err == nil && op.Plan.Slug != "" && op.Plan.Slug != p.Slug {
-		if err := s.tenants.DeleteDocument(context.WithoutCancel(ctx), op.Plan.Slug, id); err != nil && !errors.Is(err, repository.ErrNotFound) {
+	s.unwrite(ctx, p.Tenant, id)
+	if op, err := s.orgs.ops.Get(context.WithoutCancel(ctx), p.OrgID); err == nil && op.Plan.Slug != "" && op.Plan.Tenant() != p.Tenant {
+		if err := s.tenants.DeleteDocument(context.WithoutCancel(ctx), op.Plan.Tenant(), id); err != nil && !errors.Is(err, repository.ErrNotFound) {
 			s.orgs.log.Error("remove a document written during a rename", "slug", op.Plan.Slug, "err", err)
 		}
 	}
@@ -139,15 +139,15 @@ func (s *DocumentService) withdraw(ctx context.Context, p Principal, id bson.Obj
 // unwrite removes a document written to a collection the organization had
 // already left. If that write made the collection anew and nobody claims
 // its name, the collection goes too.
-func (s *DocumentService) unwrite(ctx context.Context, slug string, id bson.ObjectID) {
+func (s *DocumentService) unwrite(ctx context.Context, t model.Tenant, id bson.ObjectID) {
 	ctx = context.WithoutCancel(ctx)
-	if err := s.tenants.DeleteDocument(ctx, slug, id); err != nil && !errors.Is(err, repository.ErrNotFound) {
-		s.orgs.log.Error("remove a document written to a former collection", "slug", slug, "err", err)
+	if err := s.tenants.DeleteDocument(ctx, t, id); err != nil && !errors.Is(err, repository.ErrNotFound) {
+		s.orgs.log.Error("remove a document written to a former collection", "slug", t.Slug, "err", err)
 		return
 	}
-	if _, err := s.orgs.master.NameOwner(ctx, slug); errors.Is(err, repository.ErrNotFound) {
-		if err := s.orgs.DropOrphan(ctx, slug); err != nil && !errors.Is(err, ErrOrgBusy) {
-			s.orgs.log.Error("drop a former collection", "slug", slug, "err", err)
+	if _, err := s.orgs.master.NameOwner(ctx, t.Slug); errors.Is(err, repository.ErrNotFound) {
+		if err := s.orgs.DropOrphan(ctx, t); err != nil && !errors.Is(err, ErrOrgBusy) {
+			s.orgs.log.Error("drop a former collection", "slug", t.Slug, "err", err)
 		}
 	}
 }
@@ -167,18 +167,18 @@ func (s *DocumentService) get(ctx context.Context, p Principal, id string) (*mod
 		return nil, p, ErrDocumentNotFound
 	}
 	for range attempts {
-		d, err := s.tenants.Document(ctx, p.Slug, oid)
+		d, err := s.tenants.Document(ctx, p.Tenant, oid)
 		if !errors.Is(err, repository.ErrNotFound) {
 			return d, p, err
 		}
-		slug, stable, err := s.where(ctx, p)
+		now, stable, err := s.where(ctx, p)
 		if err != nil {
 			return nil, p, err
 		}
-		if stable || slug == p.Slug {
+		if stable || now == p.Tenant {
 			return nil, p, ErrDocumentNotFound
 		}
-		p.Slug = slug
+		p.Tenant = now
 	}
 	return nil, p, ErrOrgBusy
 }
@@ -235,18 +235,18 @@ func (s *DocumentService) set(ctx context.Context, p Principal, cur *model.Docum
 		now = cur.UpdatedAt.Add(time.Millisecond) // updated_at always moves
 	}
 	d := &model.Document{ID: cur.ID, JSON: string(doc.JSON), Fields: doc.Fields, CreatedAt: cur.CreatedAt, UpdatedAt: now}
-	out, err := s.tenants.SetDocument(ctx, p.Slug, d, ifUpdatedAt)
+	out, err := s.tenants.SetDocument(ctx, p.Tenant, d, ifUpdatedAt)
 	if err != nil && !errors.Is(err, repository.ErrNotFound) {
 		return nil, false, err
 	}
-	slug, stable, werr := s.where(ctx, p)
+	here, stable, werr := s.where(ctx, p)
 	if werr != nil {
 		return nil, false, werr
 	}
 	if stable {
 		return out, false, notFound(err)
 	}
-	moved, gerr := s.tenants.Document(ctx, slug, cur.ID)
+	moved, gerr := s.tenants.Document(ctx, here, cur.ID)
 	if gerr == nil && err == nil && moved.UpdatedAt.Equal(now) {
 		return moved, false, nil // it moved with the collection
 	}
@@ -260,26 +260,26 @@ func (s *DocumentService) Delete(ctx context.Context, p Principal, id string) er
 		return ErrDocumentNotFound
 	}
 	for range attempts {
-		err := s.tenants.DeleteDocument(ctx, p.Slug, oid)
+		err := s.tenants.DeleteDocument(ctx, p.Tenant, oid)
 		if err != nil && !errors.Is(err, repository.ErrNotFound) {
 			return err
 		}
-		slug, stable, werr := s.where(ctx, p)
+		now, stable, werr := s.where(ctx, p)
 		if werr != nil {
 			return werr
 		}
-		if stable || (slug == p.Slug && err != nil) {
+		if stable || (now == p.Tenant && err != nil) {
 			return notFound(err)
 		}
 		if err == nil {
 			// Deleted before the move, or from a collection left behind:
 			// either way it must not be in the current one.
-			if derr := s.tenants.DeleteDocument(ctx, slug, oid); derr != nil && !errors.Is(derr, repository.ErrNotFound) {
+			if derr := s.tenants.DeleteDocument(ctx, now, oid); derr != nil && !errors.Is(derr, repository.ErrNotFound) {
 				return derr
 			}
 			return nil
 		}
-		p.Slug = slug
+		p.Tenant = now
 	}
 	return ErrOrgBusy
 }
@@ -302,16 +302,16 @@ func (s *DocumentService) List(ctx context.Context, p Principal, after string, w
 		}
 	}
 	for range attempts {
-		docs, err := s.tenants.ListDocuments(ctx, p.Slug, cursor, where, limit+1)
+		docs, err := s.tenants.ListDocuments(ctx, p.Tenant, cursor, where, limit+1)
 		if err != nil {
 			return Page{}, err
 		}
-		slug, stable, err := s.where(ctx, p)
+		now, stable, err := s.where(ctx, p)
 		if err != nil {
 			return Page{}, err
 		}
-		if !stable && slug != p.Slug {
-			p.Slug = slug
+		if !stable && now != p.Tenant {
+			p.Tenant = now
 			continue
 		}
 		page := Page{Items: docs}

@@ -266,7 +266,7 @@ func (s *OrgService) undoCreate(ctx context.Context, r *run) error {
 	// The collection is dropped only while the slug is still claimed by
 	// this organization: otherwise it is someone else's, or nobody made it.
 	if owner, err := s.master.NameOwner(ctx, p.Slug); err == nil && owner == r.op.OrgID {
-		if err := s.tenants.Drop(ctx, p.Slug); err != nil {
+		if err := s.tenants.Drop(ctx, p.Tenant()); err != nil {
 			return err
 		}
 	} else if err != nil && !errors.Is(err, repository.ErrNotFound) {
@@ -322,7 +322,7 @@ func (s *OrgService) completeUpdate(ctx context.Context, r *run) (*model.Admin, 
 				return nil, err
 			}
 			failpoint.Reach("rename:before-collection")
-			if err := s.tenants.Rename(ctx, p.OldSlug, p.Slug, p.CollectionUUID); err != nil {
+			if err := s.tenants.Rename(ctx, p.OldTenant(), p.Slug, p.CollectionUUID); err != nil {
 				return nil, err
 			}
 			failpoint.Reach("rename:after-collection")
@@ -340,13 +340,13 @@ func (s *OrgService) completeUpdate(ctx context.Context, r *run) (*model.Admin, 
 			}
 			// A late write may have re-created the old collection; the old
 			// slug is still claimed, so nobody else can own it yet.
-			if err := s.tenants.Drop(ctx, p.OldSlug); err != nil {
+			if err := s.tenants.Drop(ctx, p.OldTenant()); err != nil {
 				return nil, err
 			}
 			if err := s.master.ReleaseName(ctx, p.OldSlug, r.op.OrgID); err != nil {
 				return nil, err
 			}
-			s.sweep(ctx, p.OldSlug)
+			s.sweep(ctx, p.OldTenant())
 		}
 	}
 	if model.EmailKey(p.Email) != model.EmailKey(p.OldEmail) {
@@ -392,7 +392,7 @@ func (s *OrgService) completeDelete(ctx context.Context, r *run) error {
 		return err
 	}
 	failpoint.Reach("delete:before-drop")
-	if err := s.tenants.Drop(ctx, p.OldSlug); err != nil {
+	if err := s.tenants.Drop(ctx, p.OldTenant()); err != nil {
 		return err
 	}
 	failpoint.Reach("delete:after-drop")
@@ -414,13 +414,13 @@ func (s *OrgService) completeDelete(ctx context.Context, r *run) error {
 	}
 	// Dropped again: a late write may have re-created it, and the slug is
 	// still claimed, so it cannot be anybody else's yet.
-	if err := s.tenants.Drop(ctx, p.OldSlug); err != nil {
+	if err := s.tenants.Drop(ctx, p.OldTenant()); err != nil {
 		return err
 	}
 	if err := s.master.ReleaseName(ctx, p.OldSlug, r.op.OrgID); err != nil {
 		return err
 	}
-	s.sweep(ctx, p.OldSlug)
+	s.sweep(ctx, p.OldTenant())
 	return s.finish(ctx, r)
 }
 
@@ -431,28 +431,39 @@ func (s *OrgService) completeDelete(ctx context.Context, r *run) error {
 // it again between the last drop and the release (a write arriving later
 // still sweeps up after itself). A slug claimed by someone else meanwhile
 // is theirs, and left alone.
-func (s *OrgService) sweep(ctx context.Context, slug string) {
-	if err := s.DropOrphan(ctx, slug); err != nil && !errors.Is(err, ErrOrgBusy) {
-		s.log.Warn("sweep a released name's collection", "slug", slug, "err", err)
+func (s *OrgService) sweep(ctx context.Context, t model.Tenant) {
+	if err := s.DropOrphan(ctx, t); err != nil && !errors.Is(err, ErrOrgBusy) {
+		s.log.Warn("sweep a released name's collection", "slug", t.Slug, "err", err)
 	}
 }
 
-// DropOrphan removes the tenant collection of a slug nobody claims. The
-// slug is claimed for the time it takes, so a sign-up of that name cannot
-// make its collection in between; ErrOrgBusy if the slug is claimed.
-func (s *OrgService) DropOrphan(ctx context.Context, slug string) error {
+// DropOrphan removes a tenant collection that belongs to nobody. Its slug
+// is claimed for the time it takes, so a sign-up of that name cannot make
+// its collection in between. If the slug is claimed already, the
+// collection is dropped only when the claimant is an organization whose
+// collection lives in another database (it can never be this one);
+// otherwise ErrOrgBusy.
+func (s *OrgService) DropOrphan(ctx context.Context, t model.Tenant) error {
 	sweeper := bson.NewObjectID()
-	if err := s.master.ClaimNameToSweep(ctx, slug, sweeper); err != nil {
-		if errors.Is(err, repository.ErrDuplicate) {
+	if err := s.master.ClaimNameToSweep(ctx, t.Slug, sweeper); err != nil {
+		if !errors.Is(err, repository.ErrDuplicate) {
+			return err
+		}
+		owner, err := s.master.NameOwner(ctx, t.Slug)
+		if err != nil {
 			return ErrOrgBusy
 		}
-		return err
+		org, err := s.master.Organization(ctx, owner)
+		if err != nil || org.TenantDB == t.DB {
+			return ErrOrgBusy
+		}
+		return s.tenants.Drop(ctx, t)
 	}
 	ctx = context.WithoutCancel(ctx)
 	defer func() {
-		if err := s.master.ReleaseName(ctx, slug, sweeper); err != nil {
-			s.log.Error("release a sweeper's claim", "slug", slug, "err", err)
+		if err := s.master.ReleaseName(ctx, t.Slug, sweeper); err != nil {
+			s.log.Error("release a sweeper's claim", "slug", t.Slug, "err", err)
 		}
 	}()
-	return s.tenants.Drop(ctx, slug)
+	return s.tenants.Drop(ctx, t)
 }

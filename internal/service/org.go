@@ -62,7 +62,7 @@ func (s *OrgService) Create(ctx context.Context, in CreateOrg) (*model.Organizat
 	}
 	orgID, adminID := bson.NewObjectID(), bson.NewObjectID()
 	r, ctx, cancel, err := s.begin(ctx, model.OpCreate, orgID, model.OperationPlan{
-		AdminID: adminID, Name: name, Slug: slug, Email: email,
+		AdminID: adminID, Name: name, Slug: slug, Email: email, TenantDB: s.tenants.Place(orgID),
 	})
 	if err != nil {
 		return nil, err
@@ -93,7 +93,7 @@ func (s *OrgService) create(ctx context.Context, r *run, name, slug, email, hash
 	org := &model.Organization{
 		ID: orgID, Name: name, Slug: slug, CollectionName: repository.CollectionName(slug),
 		AdminID: adminID, CreatedAt: now, UpdatedAt: now,
-		State: model.StateCreating, OperationID: r.op.ID,
+		State: model.StateCreating, OperationID: r.op.ID, TenantDB: r.op.Plan.TenantDB,
 	}
 	if err := s.master.InsertOrganization(ctx, org); err != nil {
 		return nil, err
@@ -106,7 +106,7 @@ func (s *OrgService) create(ctx context.Context, r *run, name, slug, email, hash
 		return nil, err
 	}
 	failpoint.Reach("create:before-collection")
-	uuid, err := s.tenants.Create(ctx, slug)
+	uuid, err := s.tenants.Create(ctx, org.Tenant())
 	if err != nil {
 		return nil, err
 	}
@@ -206,7 +206,7 @@ func (s *OrgService) Update(ctx context.Context, p Principal, in UpdateOrg) (str
 	plan := model.OperationPlan{
 		AdminID: admin.ID, Name: org.Name, Slug: org.Slug, OldName: org.Name, OldSlug: org.Slug,
 		Email: admin.Email, OldEmail: admin.Email, TokenVersion: admin.TokenVersion,
-		CollectionUUID: org.CollectionUUID,
+		CollectionUUID: org.CollectionUUID, TenantDB: org.TenantDB,
 	}
 	if in.Password != nil {
 		if plan.PasswordHash, err = s.passwords.Hash(ctx, *in.Password); err != nil {
@@ -230,7 +230,7 @@ func (s *OrgService) Update(ctx context.Context, p Principal, in UpdateOrg) (str
 	}
 	if plan.Slug != plan.OldSlug && plan.CollectionUUID == "" {
 		// Organizations made before collections were identified.
-		if plan.CollectionUUID, err = s.tenants.UUID(ctx, org.Slug); err != nil {
+		if plan.CollectionUUID, err = s.tenants.UUID(ctx, org.Tenant()); err != nil {
 			return "", err
 		}
 	}
@@ -344,7 +344,7 @@ func (s *OrgService) Delete(ctx context.Context, p Principal, name string) error
 		return err
 	}
 	r, ctx, cancel, err := s.begin(ctx, model.OpDelete, org.ID, model.OperationPlan{
-		AdminID: admin.ID, OldName: org.Name, OldSlug: org.Slug, OldEmail: admin.Email,
+		AdminID: admin.ID, OldName: org.Name, OldSlug: org.Slug, OldEmail: admin.Email, TenantDB: org.TenantDB,
 		TokenVersion: admin.TokenVersion, CollectionUUID: org.CollectionUUID,
 	})
 	if err != nil {

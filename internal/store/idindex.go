@@ -108,12 +108,13 @@ func (x *idIndexes) close() error {
 }
 
 // IndexCollection makes lookups by _id in the named collection of the
-// database use an index, on the embedded store; elsewhere it does nothing.
-func (s *Store) IndexCollection(ctx context.Context, name string) error {
+// database db use an index, on the embedded store; elsewhere it does
+// nothing.
+func (s *Store) IndexCollection(ctx context.Context, db, name string) error {
 	if s.embedded == nil {
 		return nil
 	}
-	return s.embedded.ids.ensure(ctx, s.DB.Name(), name)
+	return s.embedded.IndexCollection(ctx, db, name)
 }
 
 // ensureMasterCollections makes every master collection exist, so that

@@ -18,7 +18,9 @@ import (
 
 // TestLookupsByIDUseAnIndex: on the embedded store, the master collections
 // and every tenant collection the service makes get an index on the very
-// expression FerretDB looks _id up by, and a renamed collection keeps it.
+// expression FerretDB looks _id up by, and a renamed collection keeps it;
+// collections of the tenant databases made without it get it at the next
+// start-up (Prepare).
 func TestLookupsByIDUseAnIndex(t *testing.T) {
 	dir := t.TempDir()
 	e, err := StartEmbedded(dir, "", slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -55,12 +57,27 @@ func TestLookupsByIDUseAnIndex(t *testing.T) {
 		t.Fatalf("lookup after rename: %v %v", got, err)
 	}
 
-	sq, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "idx.sqlite"))
+	tenantDB := model.TenantDatabase("idx", 7)
+	if err := client.Database(tenantDB).CreateCollection(ctx, "org_gamma"); err != nil {
+		t.Fatal(err)
+	}
+	if err := Prepare(ctx, db, e); err != nil {
+		t.Fatal(err)
+	}
+	usesIndex(t, filepath.Join(dir, tenantDB+".sqlite"), "org_gamma")
+	usesIndex(t, filepath.Join(dir, "idx.sqlite"), append([]string{"org_beta"}, model.MasterCollections...)...)
+}
+
+// usesIndex fails the test unless lookups by _id in each named collection
+// of the SQLite file path use the service's index.
+func usesIndex(t *testing.T, path string, names ...string) {
+	t.Helper()
+	sq, err := sql.Open("sqlite", "file:"+path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer sq.Close()
-	for _, name := range append([]string{"org_beta"}, model.MasterCollections...) {
+	for _, name := range names {
 		var table string
 		if err := sq.QueryRow(`SELECT table_name FROM _ferretdb_collections WHERE name = ?`, name).Scan(&table); err != nil {
 			t.Fatalf("%s: %v", name, err)

@@ -13,10 +13,13 @@ import (
 	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
+
+	"github.com/orgsvc/orgsvc/internal/model"
 )
 
 // Store is an open connection to the database the service uses.
@@ -217,7 +220,8 @@ func (e *Embedded) IndexCollection(ctx context.Context, dbName, name string) err
 }
 
 // Prepare makes the master indexes of db and, on the embedded store e (nil
-// for MongoDB), makes every master collection and indexes its lookups.
+// for MongoDB), makes every master collection and indexes the lookups of
+// every collection of db and of its tenant databases.
 func Prepare(ctx context.Context, db *mongo.Database, e *Embedded) error {
 	if err := EnsureIndexes(ctx, db); err != nil {
 		return err
@@ -228,7 +232,21 @@ func Prepare(ctx context.Context, db *mongo.Database, e *Embedded) error {
 	if err := ensureMasterCollections(ctx, db); err != nil {
 		return err
 	}
-	return e.ids.ensure(ctx, db.Name())
+	if err := e.ids.ensure(ctx, db.Name()); err != nil {
+		return err
+	}
+	dbs, err := db.Client().ListDatabaseNames(ctx, bson.D{})
+	if err != nil {
+		return err
+	}
+	for _, name := range dbs {
+		if model.IsTenantDatabase(db.Name(), name) {
+			if err := e.ids.ensure(ctx, name); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // quiet keeps FerretDB's own chatter to errors: it logs every refused command (a duplicate key, say) as a warning.

@@ -12,9 +12,11 @@ import (
 	"os"
 	"testing"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/orgsvc/orgsvc/internal/model"
 	"github.com/orgsvc/orgsvc/internal/store"
 )
 
@@ -58,7 +60,8 @@ func run(m *testing.M) int {
 func URI() string { return uri }
 
 // Database returns a new, empty database prepared as the service prepares
-// its own (master collections and indexes), dropped when the test ends.
+// its own (master collections and indexes), dropped with its tenant
+// databases when the test ends.
 func Database(t testing.TB) *mongo.Database {
 	t.Helper()
 	if client == nil {
@@ -70,18 +73,27 @@ func Database(t testing.TB) *mongo.Database {
 	if err := store.Prepare(context.Background(), db, embedded); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = db.Drop(context.Background()) })
+	t.Cleanup(func() {
+		ctx := context.Background()
+		dbs, _ := client.ListDatabaseNames(ctx, bson.D{})
+		for _, name := range dbs {
+			if model.IsTenantDatabase(db.Name(), name) {
+				_ = client.Database(name).Drop(ctx)
+			}
+		}
+		_ = db.Drop(ctx)
+	})
 	return db
 }
 
-// PrepareCollection is what the service does to each tenant collection it
-// makes in db (see store.Store.IndexCollection); nothing for a database of
-// another store.
-func PrepareCollection(db *mongo.Database) func(ctx context.Context, collection string) error {
-	return func(ctx context.Context, collection string) error {
-		if db.Client() != client {
+// PrepareCollection is what the service over the master database master
+// does to each tenant collection it makes (see store.Store.IndexCollection);
+// nothing for a database of another store.
+func PrepareCollection(master *mongo.Database) func(ctx context.Context, db, collection string) error {
+	return func(ctx context.Context, db, collection string) error {
+		if master.Client() != client {
 			return nil
 		}
-		return embedded.IndexCollection(ctx, db.Name(), collection)
+		return embedded.IndexCollection(ctx, db, collection)
 	}
 }
