@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net/http"
 
@@ -37,8 +38,11 @@ var problems = map[error]problem{
 	service.ErrUnavailable:        {http.StatusServiceUnavailable, "database unavailable", true},
 	service.ErrOrgBusy:            {http.StatusConflict, "Organization is being changed; retry", true},
 	service.ErrInterrupted:        {http.StatusServiceUnavailable, "Operation interrupted; retry", true},
-	errNotFound:                   {http.StatusNotFound, "Not Found", false},
-	errMethodNotAllowed:           {http.StatusMethodNotAllowed, "Method Not Allowed", false},
+	// REQUEST_TIMEOUT ran out while the request waited for something
+	// other than the database (a bcrypt worker, an operation to end).
+	context.DeadlineExceeded: {http.StatusServiceUnavailable, "Server busy; retry later", true},
+	errNotFound:              {http.StatusNotFound, "Not Found", false},
+	errMethodNotAllowed:      {http.StatusMethodNotAllowed, "Method Not Allowed", false},
 }
 
 var (

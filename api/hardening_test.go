@@ -403,3 +403,29 @@ func TestProbesAreLoggedAtDebugLevel(t *testing.T) {
 		})
 	}
 }
+
+// TestRequestDeadline: REQUEST_TIMEOUT bounds every API request, its
+// database calls included (one that cannot finish in time is a 503 in the
+// error shape), while the probes, which do not wait on the database, are
+// not bound by it.
+func TestRequestDeadline(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) { c.RequestTimeout = time.Nanosecond })
+	r := e.call("GET", "/org/get?organization_name=anyone", "", nil)
+	expect(t, r, http.StatusServiceUnavailable, "database unavailable")
+	if r.header.Get("Retry-After") == "" {
+		t.Error("503 without Retry-After")
+	}
+	// A sign-up runs out of time waiting for a bcrypt worker or for the
+	// database, whichever comes first.
+	for range 5 {
+		c := e.call("POST", "/org/create", "", map[string]any{"organization_name": "late", "email": "a@late.example.com", "password": "password-123"})
+		if d := c.detail(); c.status != http.StatusServiceUnavailable || (d != "database unavailable" && d != "Server busy; retry later") || c.header.Get("Retry-After") == "" {
+			t.Fatalf("sign-up past its deadline: %d %s", c.status, c.raw)
+		}
+	}
+	expect(t, e.call("GET", "/health", "", nil), http.StatusOK, "")
+	expect(t, e.call("GET", "/metrics", "", nil), http.StatusOK, "")
+	if e.hasCollection("org_late") {
+		t.Fatal("a sign-up past its deadline left its collection")
+	}
+}

@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
@@ -53,23 +52,17 @@ func newRequestID() string {
 var probes = map[string]bool{"/health": true, "/ready": true, "/metrics": true}
 
 // observe gives every request an id (X-Request-ID, accepted or generated,
-// and echoed), a deadline that reaches the database calls, one log line and
-// its metrics.
+// and echoed), one log line and its metrics.
 func (s *server) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := r.Header.Get("X-Request-ID")
-		if !validRequestID.MatchString(id) {
+		if id == "" || !validRequestID.MatchString(id) {
 			id = newRequestID()
 		}
 		w.Header()["X-Request-Id"] = []string{id}
 		ri := &requestInfo{id: id}
 		ctx := context.WithValue(r.Context(), requestInfoKey{}, ri)
-		if s.requestTimeout > 0 {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, s.requestTimeout)
-			defer cancel()
-		}
 		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 		next.ServeHTTP(ww, r.WithContext(ctx))
 
@@ -83,8 +76,7 @@ func (s *server) observe(next http.Handler) http.Handler {
 		}
 		elapsed := time.Since(start)
 		if s.metrics != nil {
-			s.metrics.Requests.WithLabelValues(route, r.Method, strconv.Itoa(status)).Inc()
-			s.metrics.Latency.WithLabelValues(route, r.Method).Observe(elapsed.Seconds())
+			s.metrics.Answered(route, r.Method, status, elapsed.Seconds())
 		}
 		level := slog.LevelInfo
 		switch {
@@ -110,19 +102,39 @@ func (s *server) observe(next http.Handler) http.Handler {
 	})
 }
 
+// deadline bounds the request, database calls included, by
+// REQUEST_TIMEOUT. The probes and the documentation do without: they do
+// not reach the database, or bound their one call themselves.
+func (s *server) deadline(next http.Handler) http.Handler {
+	if s.requestTimeout <= 0 {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), s.requestTimeout)
+		defer cancel()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// header is one response header: its key in canonical form and a shared
+// value, so that setting it costs no allocation.
+type header struct {
+	key   string
+	value []string
+}
+
 // The headers every answer carries, and those of every API answer (not the
 // Swagger UI's static files): never cached, since answers carry tokens and
-// tenant data, and nothing to run. Keys are in canonical form and values
-// shared, so setting them costs no allocation.
+// tenant data, and nothing to run.
 var (
-	everyAnswer = http.Header{
-		"X-Content-Type-Options": {"nosniff"},
-		"X-Frame-Options":        {"DENY"},
-		"Referrer-Policy":        {"no-referrer"},
+	everyAnswer = []header{
+		{"X-Content-Type-Options", []string{"nosniff"}},
+		{"X-Frame-Options", []string{"DENY"}},
+		{"Referrer-Policy", []string{"no-referrer"}},
 	}
-	apiAnswer = http.Header{
-		"Cache-Control":           {"no-store"},
-		"Content-Security-Policy": {"default-src 'none'; frame-ancestors 'none'"},
+	apiAnswer = []header{
+		{"Cache-Control", []string{"no-store"}},
+		{"Content-Security-Policy", []string{"default-src 'none'; frame-ancestors 'none'"}},
 	}
 )
 
@@ -130,12 +142,12 @@ var (
 func secureHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		for k, v := range everyAnswer {
-			h[k] = v
+		for _, x := range everyAnswer {
+			h[x.key] = x.value
 		}
 		if !strings.HasPrefix(r.URL.Path, "/docs") {
-			for k, v := range apiAnswer {
-				h[k] = v
+			for _, x := range apiAnswer {
+				h[x.key] = x.value
 			}
 		}
 		next.ServeHTTP(w, r)

@@ -33,29 +33,32 @@ func (s *server) routes() http.Handler {
 		r.Get("/metrics", s.handleMetrics)
 	}
 
-	r.Post("/admin/login", s.handleLogin)
-	r.With(s.authenticate).Post("/admin/logout", s.handleLogout)
+	r.Group(func(r chi.Router) {
+		r.Use(s.deadline)
+		r.Post("/admin/login", s.handleLogin)
+		r.With(s.authenticate).Post("/admin/logout", s.handleLogout)
 
-	r.Route("/org", func(r chi.Router) {
-		r.Post("/create", s.handleCreateOrg)
-		r.Get("/get", s.handleGetOrg)
-		r.Group(func(r chi.Router) {
-			r.Use(s.authenticate)
-			// POST too: the original's README documents POST for both.
-			r.Put("/update", s.handleUpdateOrg)
-			r.Post("/update", s.handleUpdateOrg)
+		r.Route("/org", func(r chi.Router) {
+			r.Post("/create", s.handleCreateOrg)
+			r.Get("/get", s.handleGetOrg)
+			r.Group(func(r chi.Router) {
+				r.Use(s.authenticate)
+				// POST too: the original's README documents POST for both.
+				r.Put("/update", s.handleUpdateOrg)
+				r.Post("/update", s.handleUpdateOrg)
 
-			r.Post("/documents", s.handleCreateDocument)
-			r.Get("/documents", s.handleListDocuments)
-			r.Get("/documents/{id}", s.handleGetDocument)
-			r.Put("/documents/{id}", s.handleReplaceDocument)
-			r.Patch("/documents/{id}", s.handlePatchDocument)
-			r.Delete("/documents/{id}", s.handleDeleteDocument)
-		})
-		r.Group(func(r chi.Router) {
-			r.Use(s.authenticateDeletion)
-			r.Delete("/delete", s.handleDeleteOrg)
-			r.Post("/delete", s.handleDeleteOrg)
+				r.Post("/documents", s.handleCreateDocument)
+				r.Get("/documents", s.handleListDocuments)
+				r.Get("/documents/{id}", s.handleGetDocument)
+				r.Put("/documents/{id}", s.handleReplaceDocument)
+				r.Patch("/documents/{id}", s.handlePatchDocument)
+				r.Delete("/documents/{id}", s.handleDeleteDocument)
+			})
+			r.Group(func(r chi.Router) {
+				r.Use(s.authenticateDeletion)
+				r.Delete("/delete", s.handleDeleteOrg)
+				r.Post("/delete", s.handleDeleteOrg)
+			})
 		})
 	})
 
