@@ -47,7 +47,7 @@ func testConfig() config.Config {
 		MongoDB: "unused", JWTAlgorithm: "HS256", JWTExpiresMinutes: 60,
 		JWTIssuer: "orgsvc", BcryptCost: 4, BcryptQueue: 64, LogLevel: "info", LogFormat: "json",
 		MaxDocumentBytes: 1 << 20, MaxBodyBytes: 1 << 20, RequestTimeout: 10 * time.Second,
-		OperationLease: 30 * time.Second, TenantDatabases: 32,
+		OperationLease: 30 * time.Second, TenantsPerDatabase: 4,
 	}
 }
 

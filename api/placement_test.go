@@ -50,28 +50,25 @@ func (e *env) consistent() {
 	}
 }
 
-// TestTenantDatabases: new organizations' collections are spread over the
-// tenant databases, each in the database its record names and nowhere
-// else; a rename keeps the collection in its database, a delete drops it
-// there, and documents are read and written there.
+// TestTenantDatabases: new organizations' collections fill the tenant
+// databases in order, TENANTS_PER_DATABASE each (4 in the tests), each in
+// the database its record names and nowhere else; a rename keeps the
+// collection in its database, a delete drops it there, and documents are
+// read and written there. Room a deletion leaves is used again after a
+// restart.
 func TestTenantDatabases(t *testing.T) {
 	e := newEnv(t)
-	used := map[string]bool{}
 	var orgs []*org
-	for i := range 12 {
+	for i := range 10 {
 		o := e.signUp(fmt.Sprintf("spread-%02d", i))
 		orgs = append(orgs, o)
 		rec := e.record(o.name)
-		if !model.IsTenantDatabase(e.db.Name(), rec.TenantDB) {
-			t.Fatalf("%s: tenant_db %q is not a tenant database of %s", o.name, rec.TenantDB, e.db.Name())
+		if want := model.TenantDatabase(e.db.Name(), i/4); rec.TenantDB != want {
+			t.Fatalf("organization %d: tenant_db %q, want %q", i, rec.TenantDB, want)
 		}
 		if got := e.where(rec.CollectionName); !slices.Equal(got, []string{rec.TenantDB}) {
 			t.Fatalf("%s lives in %q, its record says %q", rec.CollectionName, got, rec.TenantDB)
 		}
-		used[rec.TenantDB] = true
-	}
-	if len(used) < 2 {
-		t.Fatalf("12 organizations all went to %v", used)
 	}
 
 	o := orgs[0]
@@ -99,6 +96,17 @@ func TestTenantDatabases(t *testing.T) {
 		t.Fatalf("org_spread_moved survived its deletion in %q", got)
 	}
 	e.consistent()
+
+	// This instance goes on after the last database it filled; a new one
+	// starts from the first and finds the room the deletion left.
+	if got := e.record(e.signUp("spread-10").name).TenantDB; got != model.TenantDatabase(e.db.Name(), 2) {
+		t.Fatalf("the next organization went to %q, want the third database", got)
+	}
+	again := startEnv(t, e.db, func(ctx context.Context) error { return nil })
+	if got := again.record(again.signUp("spread-11").name).TenantDB; got != home {
+		t.Fatalf("after a restart the next organization went to %q, want %q with its free place", got, home)
+	}
+	again.consistent()
 }
 
 func mustOID(t *testing.T, hex string) bson.ObjectID {
@@ -111,23 +119,23 @@ func mustOID(t *testing.T, hex string) bson.ObjectID {
 }
 
 // TestTenantDatabasesChangedLater: organizations made while tenant
-// collections went into the master database (TENANT_DATABASES=0, the
+// collections went into the master database (TENANTS_PER_DATABASE=0, the
 // original's layout) keep working, and stay where they are, after the
 // setting changes; new organizations go to the tenant databases.
 func TestTenantDatabasesChangedLater(t *testing.T) {
 	db := storetest.Database(t)
 	ready := func(ctx context.Context) error { return db.Client().Ping(ctx, nil) }
-	before := startEnv(t, db, ready, func(c *config.Config) { c.TenantDatabases = 0 })
+	before := startEnv(t, db, ready, func(c *config.Config) { c.TenantsPerDatabase = 0 })
 	old := before.signUp("old-layout")
 	id := before.postDoc(old, `{"n":1}`)
 	if got := before.record(old.name).TenantDB; got != "" {
-		t.Fatalf("tenant_db with TENANT_DATABASES=0: %q, want none", got)
+		t.Fatalf("tenant_db with TENANTS_PER_DATABASE=0: %q, want none", got)
 	}
 	if got := before.where("org_old_layout"); !slices.Equal(got, []string{""}) {
 		t.Fatalf("org_old_layout lives in %q, want the master database", got)
 	}
 
-	after := startEnv(t, db, ready, func(c *config.Config) { c.TenantDatabases = 4 })
+	after := startEnv(t, db, ready, func(c *config.Config) { c.TenantsPerDatabase = 4 })
 	expect(t, after.call("GET", "/org/documents/"+id, old.token, nil), 200, "")
 	after.postDoc(old, `{"n":2}`)
 	r := after.call("PUT", "/org/update", old.token, map[string]any{"organization_name": old.name, "new_organization_name": "old-layout-2"})
@@ -143,10 +151,8 @@ func TestTenantDatabasesChangedLater(t *testing.T) {
 
 	fresh := after.signUp("new-layout")
 	rec := after.record(fresh.name)
-	if !model.IsTenantDatabase(db.Name(), rec.TenantDB) || !slices.Contains([]string{
-		model.TenantDatabase(db.Name(), 0), model.TenantDatabase(db.Name(), 1), model.TenantDatabase(db.Name(), 2), model.TenantDatabase(db.Name(), 3),
-	}, rec.TenantDB) {
-		t.Fatalf("new organization's tenant_db with TENANT_DATABASES=4: %q", rec.TenantDB)
+	if want := model.TenantDatabase(db.Name(), 0); rec.TenantDB != want {
+		t.Fatalf("new organization's tenant_db with TENANTS_PER_DATABASE=4: %q, want %q", rec.TenantDB, want)
 	}
 	after.consistent()
 

@@ -267,7 +267,7 @@ func NewServices(cfg config.Config, c Components) (*Services, error) {
 		}
 	}
 	master := repository.NewMasterRepository(c.DB)
-	tenants := repository.NewTenantRepository(c.DB, cfg.TenantDatabases)
+	tenants := repository.NewTenantRepository(c.DB, cfg.TenantsPerDatabase)
 	tenants.OnCreate(c.PrepareCollection)
 	auth := service.NewAuthService(master, tokens, passwords, cfg.AuthCacheTTL)
 	orgs := service.NewOrgService(master, tenants, repository.NewOperationRepository(c.DB), passwords, auth, c.Logger, service.Lifecycle{

@@ -18,23 +18,23 @@ import (
 type Config struct {
 	MongoURI string `envconfig:"MONGO_URI"`
 	MongoDB  string `envconfig:"MONGO_DB" default:"org_master"`
-	// TenantDatabases is how many databases new tenant collections are
-	// spread over, named MONGO_DB + "_t00" onwards; 0 keeps them in
-	// MONGO_DB itself.
-	TenantDatabases   int    `envconfig:"TENANT_DATABASES" default:"32"`
-	JWTSecret         string `envconfig:"JWT_SECRET"`
-	JWTAlgorithm      string `envconfig:"JWT_ALGORITHM" default:"HS256"`
-	JWTExpiresMinutes int    `envconfig:"JWT_EXPIRES_MINUTES" default:"60"`
-	JWTIssuer         string `envconfig:"JWT_ISSUER" default:"orgsvc"`
-	HTTPAddr          string `envconfig:"HTTP_ADDR"`
-	Port              string `envconfig:"PORT"`
-	DataDir           string `envconfig:"DATA_DIR" default:"./data"`
-	BcryptCost        int    `envconfig:"BCRYPT_COST" default:"12"`
-	EmbeddedMongoAddr string `envconfig:"EMBEDDED_MONGO_ADDR"`
-	LogLevel          string `envconfig:"LOG_LEVEL" default:"info"`
-	LogFormat         string `envconfig:"LOG_FORMAT" default:"json"`
-	MaxDocumentBytes  int64  `envconfig:"MAX_DOCUMENT_BYTES" default:"1048576"`
-	MaxBodyBytes      int64  `envconfig:"MAX_BODY_BYTES" default:"1048576"`
+	// TenantsPerDatabase is how many tenant collections a tenant database
+	// (MONGO_DB + "_t000" onwards) receives before new ones go to the
+	// next; 0 keeps them in MONGO_DB itself.
+	TenantsPerDatabase int    `envconfig:"TENANTS_PER_DATABASE" default:"64"`
+	JWTSecret          string `envconfig:"JWT_SECRET"`
+	JWTAlgorithm       string `envconfig:"JWT_ALGORITHM" default:"HS256"`
+	JWTExpiresMinutes  int    `envconfig:"JWT_EXPIRES_MINUTES" default:"60"`
+	JWTIssuer          string `envconfig:"JWT_ISSUER" default:"orgsvc"`
+	HTTPAddr           string `envconfig:"HTTP_ADDR"`
+	Port               string `envconfig:"PORT"`
+	DataDir            string `envconfig:"DATA_DIR" default:"./data"`
+	BcryptCost         int    `envconfig:"BCRYPT_COST" default:"12"`
+	EmbeddedMongoAddr  string `envconfig:"EMBEDDED_MONGO_ADDR"`
+	LogLevel           string `envconfig:"LOG_LEVEL" default:"info"`
+	LogFormat          string `envconfig:"LOG_FORMAT" default:"json"`
+	MaxDocumentBytes   int64  `envconfig:"MAX_DOCUMENT_BYTES" default:"1048576"`
+	MaxBodyBytes       int64  `envconfig:"MAX_BODY_BYTES" default:"1048576"`
 
 	// Abuse limits, per minute; 0 turns a limit off.
 	LoginRatePerEmail    int `envconfig:"LOGIN_RATE_PER_EMAIL" default:"10"`
@@ -68,8 +68,9 @@ type Config struct {
 }
 
 // MaxMongoDBBytes is the longest MONGO_DB accepted: MongoDB's 63 bytes
-// less the suffix of a tenant database ("_t00").
-const MaxMongoDBBytes = 59
+// less room for the suffix of a tenant database ("_t" and up to six
+// digits).
+const MaxMongoDBBytes = 55
 
 // MinSecretBytes is the shortest JWT_SECRET accepted.
 const MinSecretBytes = 32
@@ -133,8 +134,8 @@ func (c Config) Validate() error {
 	if c.MongoDB == "" || strings.ContainsAny(c.MongoDB, "/\\. \"$\x00") || len(c.MongoDB) > MaxMongoDBBytes {
 		errs = append(errs, fmt.Errorf("MONGO_DB: %q is not a valid database name of at most %d bytes", c.MongoDB, MaxMongoDBBytes))
 	}
-	if c.TenantDatabases < 0 || c.TenantDatabases > 100 {
-		errs = append(errs, fmt.Errorf("TENANT_DATABASES: %d is outside 0..100", c.TenantDatabases))
+	if c.TenantsPerDatabase < 0 || c.TenantsPerDatabase > 100000 {
+		errs = append(errs, fmt.Errorf("TENANTS_PER_DATABASE: %d is outside 0..100000", c.TenantsPerDatabase))
 	}
 	if c.JWTSecret != "" && len(c.JWTSecret) < MinSecretBytes {
 		errs = append(errs, fmt.Errorf("JWT_SECRET: must be at least %d bytes, got %d", MinSecretBytes, len(c.JWTSecret)))

@@ -80,7 +80,7 @@ func TestLoadDefaults(t *testing.T) {
 	}{
 		{"MongoURI", c.MongoURI, ""},
 		{"MongoDB", c.MongoDB, "org_master"},
-		{"TenantDatabases", c.TenantDatabases, 32},
+		{"TenantsPerDatabase", c.TenantsPerDatabase, 64},
 		{"JWTSecret", c.JWTSecret, ""},
 		{"JWTAlgorithm", c.JWTAlgorithm, "HS256"},
 		{"JWTExpiresMinutes", c.JWTExpiresMinutes, 60},
@@ -168,14 +168,14 @@ func TestLoadValid(t *testing.T) {
 				"MONGO_DB=tenants_1", "JWT_ALGORITHM=HS512", "JWT_EXPIRES_MINUTES=43200",
 				"JWT_ISSUER=issuer", "DATA_DIR=/var/lib/orgsvc", "BCRYPT_COST=4",
 				"EMBEDDED_MONGO_ADDR=127.0.0.1:27018", "LOG_LEVEL=DEBUG", "MAX_DOCUMENT_BYTES=1024",
-				"TENANT_DATABASES=0",
+				"TENANTS_PER_DATABASE=0",
 			},
 			check: func(t *testing.T, c config.Config) {
 				want := c
 				want.MongoDB, want.JWTAlgorithm, want.JWTExpiresMinutes = "tenants_1", "HS512", 43200
 				want.JWTIssuer, want.HTTPAddr, want.DataDir, want.BcryptCost = "issuer", ":8000", "/var/lib/orgsvc", 4
 				want.EmbeddedMongoAddr, want.LogLevel, want.MaxDocumentBytes = "127.0.0.1:27018", "DEBUG", 1024
-				want.TenantDatabases = 0
+				want.TenantsPerDatabase = 0
 				if !same(c, want) {
 					t.Errorf("got  %+v\nwant %+v", c, want)
 				}
@@ -183,10 +183,10 @@ func TestLoadValid(t *testing.T) {
 		},
 		{
 			name: "upper bounds",
-			env:  []string{"BCRYPT_COST=16", "MAX_DOCUMENT_BYTES=16776192", "TENANT_DATABASES=100", "MONGO_DB=" + strings.Repeat("d", 59)},
+			env:  []string{"BCRYPT_COST=16", "MAX_DOCUMENT_BYTES=16776192", "TENANTS_PER_DATABASE=100000", "MONGO_DB=" + strings.Repeat("d", 55)},
 			check: func(t *testing.T, c config.Config) {
-				if c.TenantDatabases != 100 || len(c.MongoDB) != 59 {
-					t.Errorf("TenantDatabases, MongoDB: got %d, %q", c.TenantDatabases, c.MongoDB)
+				if c.TenantsPerDatabase != 100000 || len(c.MongoDB) != 55 {
+					t.Errorf("TenantsPerDatabase, MongoDB: got %d, %q", c.TenantsPerDatabase, c.MongoDB)
 				}
 				if c.BcryptCost != 16 {
 					t.Errorf("BcryptCost: got %d, want 16", c.BcryptCost)
@@ -229,9 +229,9 @@ func TestLoadInvalid(t *testing.T) {
 		{"MONGO_URI without JWT_SECRET", []string{"MONGO_URI=mongodb://db:27017"}, "JWT_SECRET"},
 		{"LOG_LEVEL loud", []string{"LOG_LEVEL=loud"}, "LOG_LEVEL"},
 		{"MONGO_DB with a dot", []string{"MONGO_DB=org.master"}, "MONGO_DB"},
-		{"MONGO_DB over 59 bytes", []string{"MONGO_DB=" + strings.Repeat("d", 60)}, "MONGO_DB"},
-		{"TENANT_DATABASES negative", []string{"TENANT_DATABASES=-1"}, "TENANT_DATABASES"},
-		{"TENANT_DATABASES over 100", []string{"TENANT_DATABASES=101"}, "TENANT_DATABASES"},
+		{"MONGO_DB over 55 bytes", []string{"MONGO_DB=" + strings.Repeat("d", 56)}, "MONGO_DB"},
+		{"TENANTS_PER_DATABASE negative", []string{"TENANTS_PER_DATABASE=-1"}, "TENANTS_PER_DATABASE"},
+		{"TENANTS_PER_DATABASE over 100000", []string{"TENANTS_PER_DATABASE=100001"}, "TENANTS_PER_DATABASE"},
 		{"MAX_DOCUMENT_BYTES 1023", []string{"MAX_DOCUMENT_BYTES=1023"}, "MAX_DOCUMENT_BYTES"},
 		{"MAX_DOCUMENT_BYTES over 16 MiB less 1 KiB", []string{"MAX_DOCUMENT_BYTES=16776193"}, "MAX_DOCUMENT_BYTES"},
 		{"MAX_DOCUMENT_BYTES 1MB", []string{"MAX_DOCUMENT_BYTES=1MB"}, "MAX_DOCUMENT_BYTES"},

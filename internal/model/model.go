@@ -65,8 +65,8 @@ type Tenant struct {
 }
 
 // TenantDatabase is the name of the i-th tenant database beside the master
-// database master: master + "_t" + two digits.
-func TenantDatabase(master string, i int) string { return fmt.Sprintf("%s_t%02d", master, i) }
+// database master: master + "_t" + at least three digits.
+func TenantDatabase(master string, i int) string { return fmt.Sprintf("%s_t%03d", master, i) }
 
 // IsTenantDatabase reports whether db is a tenant database of master.
 func IsTenantDatabase(master, db string) bool {

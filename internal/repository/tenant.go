@@ -5,9 +5,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"slices"
 	"strings"
+	"sync"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -23,26 +23,30 @@ const TenantPrefix = "org_"
 // code that turns an organization's slug into a collection name, and its
 // tenant database into a database.
 //
-// Tenant collections are spread over a fixed set of tenant databases,
-// "<master>_t00" to "<master>_tNN": an organization's database is chosen
-// from its id when it is made and recorded with it, so changing how many
-// there are only affects organizations made afterwards. On the embedded
-// store each database is a file of its own, and making or dropping a
-// collection costs in proportion to the collections of its file, not of
-// all (see README, "Where this design's limits are").
+// Tenant collections live in tenant databases beside the master database,
+// "<master>_t000", "<master>_t001", ...: each receives perDatabase new
+// collections, then the next one is started. An organization's database
+// is chosen when it is made and recorded with it, so the setting can
+// change at any time. On the embedded store each database is a file of
+// its own, and making or dropping a collection costs in proportion to the
+// collections of its file: bounding them keeps a sign-up as cheap at
+// 5,000 organizations as at 10 (see README, "Design choices").
 type TenantRepository struct {
-	master    *mongo.Database
-	databases int
+	master      *mongo.Database
+	perDatabase int
 	// prepare, when set, is called with the database and name of every
 	// tenant collection made (the embedded store indexes it).
 	prepare func(ctx context.Context, db, collection string) error
+
+	mu   sync.Mutex
+	next int // the lowest tenant database that may have room
 }
 
-// NewTenantRepository returns a repository whose new tenant collections go
-// to one of databases tenant databases beside master (0: into master
-// itself, the original service's layout).
-func NewTenantRepository(master *mongo.Database, databases int) *TenantRepository {
-	return &TenantRepository{master: master, databases: databases}
+// NewTenantRepository returns a repository whose tenant databases beside
+// master receive perDatabase collections each (0: new collections go into
+// master itself, the original service's layout).
+func NewTenantRepository(master *mongo.Database, perDatabase int) *TenantRepository {
+	return &TenantRepository{master: master, perDatabase: perDatabase}
 }
 
 // OnCreate sets what is done to every tenant collection made, after it is
@@ -55,14 +59,34 @@ func (r *TenantRepository) OnCreate(f func(ctx context.Context, db, collection s
 func CollectionName(slug string) string { return TenantPrefix + slug }
 
 // Place chooses the tenant database of a new organization ("" for the
-// master database).
-func (r *TenantRepository) Place(orgID bson.ObjectID) string {
-	if r.databases <= 0 {
-		return ""
+// master database): the first one holding fewer than perDatabase tenant
+// collections, counted from the database's own list, starting where the
+// last choice was made (from the first after a restart, so that room left
+// by deletions is used again). Instances choosing at the same moment may
+// put a few more into a database; the bound is a target, not a limit.
+func (r *TenantRepository) Place(ctx context.Context) (string, error) {
+	if r.perDatabase <= 0 {
+		return "", nil
 	}
-	h := fnv.New32a()
-	h.Write(orgID[:])
-	return model.TenantDatabase(r.master.Name(), int(h.Sum32()%uint32(r.databases)))
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for {
+		db := model.TenantDatabase(r.master.Name(), r.next)
+		names, err := r.master.Client().Database(db).ListCollectionNames(ctx, bson.D{})
+		if err != nil {
+			return "", wrap(err)
+		}
+		n := 0
+		for _, name := range names {
+			if strings.HasPrefix(name, TenantPrefix) {
+				n++
+			}
+		}
+		if n < r.perDatabase {
+			return db, nil
+		}
+		r.next++
+	}
 }
 
 // database is the database of a tenant collection.

@@ -60,9 +60,13 @@ func (s *OrgService) Create(ctx context.Context, in CreateOrg) (*model.Organizat
 	if err != nil {
 		return nil, err
 	}
+	tenantDB, err := s.tenants.Place(ctx)
+	if err != nil {
+		return nil, err
+	}
 	orgID, adminID := bson.NewObjectID(), bson.NewObjectID()
 	r, ctx, cancel, err := s.begin(ctx, model.OpCreate, orgID, model.OperationPlan{
-		AdminID: adminID, Name: name, Slug: slug, Email: email, TenantDB: s.tenants.Place(orgID),
+		AdminID: adminID, Name: name, Slug: slug, Email: email, TenantDB: tenantDB,
 	})
 	if err != nil {
 		return nil, err
