@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -30,46 +32,105 @@ func (b *bench) baseline(ctx context.Context, name string, concurrency int, op f
 	return r
 }
 
-// httpFloor serves a constant {"status":"ok"} from a bare net/http server
-// in this process and loads it with the same vegeta attacker as the
-// scenarios: the most any HTTP handler can do here.
-func (b *bench) httpFloor(ctx context.Context) (*Result, error) {
-	// The floor runs in a process of its own, as the service does, so that
-	// both pay the same for crossing between processes.
+// startFloor starts the floor server: the tool itself again, in a process
+// of its own as the service is, so that both pay the same for crossing
+// between processes. It answers a constant {"status":"ok"} from a bare
+// net/http handler: the most any HTTP handler can do here.
+func startFloor(ctx context.Context) (addr string, pid int, stop func(), err error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, err
+		return "", 0, nil, err
 	}
-	addr := ln.Addr().String()
+	addr = ln.Addr().String()
 	ln.Close()
 	self, err := os.Executable()
 	if err != nil {
-		return nil, err
+		return "", 0, nil, err
 	}
 	cmd := exec.CommandContext(ctx, self)
 	cmd.Env = append(os.Environ(), floorEnv+"="+addr)
 	if err := cmd.Start(); err != nil {
-		return nil, err
+		return "", 0, nil, err
 	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	stop = func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
 	for i := 0; ; i++ {
 		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
 		if err == nil {
 			c.Close()
-			break
+			return addr, cmd.Process.Pid, stop, nil
 		}
 		if i > 100 {
-			return nil, fmt.Errorf("the floor server did not start on %s: %w", addr, err)
+			stop()
+			return "", 0, nil, fmt.Errorf("the floor server did not start on %s: %w", addr, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	name := "net/http floor"
-	b.logf("baseline %s: %d clients for %s against %s", name, b.opts.concurrency, b.opts.duration, addr)
-	t := vegeta.Target{Method: http.MethodGet, URL: "http://" + addr + "/health"}
-	r := collect(ctx, b.log, name, "baseline", b.opts.concurrency, b.opts.duration, attackHTTP(name, roundRobin([]vegeta.Target{t}), b.opts.concurrency, b.opts.duration, nil), cmd.Process.Pid)
-	r.Note = "constant JSON from a bare net/http server in a process of its own"
-	b.add(r)
-	return r, nil
+}
+
+// turn is one side of an alternating measurement.
+type turn struct {
+	name, kind string
+	targets    vegeta.Targeter
+	pid        int
+}
+
+// alternate measures two HTTP loads in turns, each running for a fifth of
+// the scenario duration at a time until both have run for all of it. On
+// a shared machine, load from elsewhere comes and goes on a scale of
+// seconds and moves either side's throughput more than the difference
+// between them; in turns, both see the same machine.
+func (b *bench) alternate(ctx context.Context, sides [2]turn) [2]*Result {
+	const rounds = 5
+	slice := b.opts.duration / rounds
+	var out [2]chan *vegeta.Result
+	var busy [2]atomic.Int64
+	var stopped atomic.Bool
+	var current atomic.Pointer[vegeta.Attacker]
+	stop := func() {
+		stopped.Store(true)
+		if a := current.Load(); a != nil {
+			a.Stop()
+		}
+	}
+	for i := range out {
+		out[i] = make(chan *vegeta.Result, 4*b.opts.concurrency)
+	}
+	go func() {
+		defer close(out[0])
+		defer close(out[1])
+		for round := range rounds {
+			for i, s := range sides {
+				if stopped.Load() {
+					return
+				}
+				a := newAttacker(b.opts.concurrency)
+				current.Store(a)
+				b.logf("  %s: turn %d of %d", s.name, round+1, rounds)
+				began := time.Now()
+				for r := range a.Attack(s.targets, vegeta.ConstantPacer{}, slice, s.name) {
+					out[i] <- r
+				}
+				busy[i].Add(int64(time.Since(began)))
+			}
+		}
+	}()
+	var res [2]*Result
+	var wg sync.WaitGroup
+	for i, s := range sides {
+		b.logf("%s %s: %d clients, %d turns of %s, in turns with %s", s.kind, s.name, b.opts.concurrency, rounds, slice, sides[1-i].name)
+		wg.Go(func() {
+			l := load{results: out[i], stop: stop, busy: func() time.Duration { return time.Duration(busy[i].Load()) }}
+			res[i] = collect(ctx, io.Discard, s.name, s.kind, b.opts.concurrency, b.opts.duration, l, s.pid)
+			// The tool's CPU covers both sides' load at once: not
+			// attributable to either.
+			res[i].ToolCPU = 0
+		})
+	}
+	wg.Wait()
+	for _, r := range res {
+		b.add(r)
+	}
+	return res
 }
 
 // floorEnv, when set to an address, makes the program the floor server.

@@ -51,27 +51,35 @@ type Result struct {
 }
 
 // load is a running measurement: a stream of results, and a way to end
-// it early.
+// it early. busy, when set, is how long the load has been running, for a
+// load that pauses (see alternate); otherwise the wall time counts.
 type load struct {
 	results <-chan *vegeta.Result
 	stop    func()
+	busy    func() time.Duration
 }
 
 // attackHTTP drives targets with vegeta from concurrency workers, each
 // sending its next request as soon as the last one is answered, for d
 // (and, when pacer is not nil, until it says stop).
 func attackHTTP(name string, tr vegeta.Targeter, concurrency int, d time.Duration, pacer vegeta.Pacer) load {
-	a := vegeta.NewAttacker(
+	a := newAttacker(concurrency)
+	if pacer == nil {
+		pacer = vegeta.ConstantPacer{} // no pacing: as fast as the workers go
+	}
+	return load{results: a.Attack(tr, pacer, d, name), stop: func() { a.Stop() }}
+}
+
+// newAttacker is a vegeta attacker with concurrency workers, each on a
+// kept-alive connection of its own.
+func newAttacker(concurrency int) *vegeta.Attacker {
+	return vegeta.NewAttacker(
 		vegeta.Workers(uint64(concurrency)),
 		vegeta.MaxWorkers(uint64(concurrency)),
 		vegeta.Connections(concurrency),
 		vegeta.KeepAlive(true),
 		vegeta.Timeout(2*time.Minute),
 	)
-	if pacer == nil {
-		pacer = vegeta.ConstantPacer{} // no pacing: as fast as the workers go
-	}
-	return load{results: a.Attack(tr, pacer, d, name), stop: func() { a.Stop() }}
 }
 
 // maxHits is an unpaced vegeta.Pacer that stops after n hits.
@@ -136,6 +144,9 @@ func collect(ctx context.Context, progress io.Writer, name, kind string, concurr
 			if !ok {
 				m.Close()
 				res.Seconds = time.Since(began).Seconds()
+				if l.busy != nil {
+					res.Seconds = l.busy().Seconds()
+				}
 				res.Requests = m.Requests
 				res.PeakMB = mib(rss.Peak())
 				res.ServiceCPU, res.ToolCPU = cpu.perRequest(m.Requests)

@@ -85,14 +85,20 @@ func mustJSON(v any) []byte {
 	return b
 }
 
-// health: GET /health, next to a bare net/http handler in this process.
+// health: GET /health, in turns with a bare net/http server answering the
+// same JSON (see alternate).
 func (b *bench) health(ctx context.Context) error {
-	floor, err := b.httpFloor(ctx)
+	addr, pid, stop, err := startFloor(ctx)
 	if err != nil {
 		return err
 	}
-	r := b.attack(ctx, "health", roundRobin([]vegeta.Target{{Method: http.MethodGet, URL: b.base + "/health"}}), b.opts.concurrency, nil)
-	compare(r, floor)
+	defer stop()
+	r := b.alternate(ctx, [2]turn{
+		{name: "health", kind: "scenario", pid: b.pid, targets: roundRobin([]vegeta.Target{{Method: http.MethodGet, URL: b.base + "/health"}})},
+		{name: "net/http floor", kind: "baseline", pid: pid, targets: roundRobin([]vegeta.Target{{Method: http.MethodGet, URL: "http://" + addr + "/health"}})},
+	})
+	r[1].Note = "constant JSON from a bare net/http server in a process of its own, measured in turns with health"
+	compare(r[0], r[1])
 	return nil
 }
 
