@@ -67,11 +67,26 @@ func startFloor(ctx context.Context) (addr string, pid int, stop func(), err err
 	}
 }
 
-// turn is one side of an alternating measurement.
+// turn is one side of an alternating measurement: start runs its load
+// for a while.
 type turn struct {
 	name, kind string
-	targets    vegeta.Targeter
 	pid        int
+	start      func(d time.Duration) load
+}
+
+// httpTurn drives targets with vegeta, as attack does.
+func (b *bench) httpTurn(name, kind string, pid int, targets vegeta.Targeter) turn {
+	return turn{name: name, kind: kind, pid: pid, start: func(d time.Duration) load {
+		return attackHTTP(name, targets, b.opts.concurrency, d, nil)
+	}}
+}
+
+// driverTurn calls op from as many goroutines, as baseline does.
+func (b *bench) driverTurn(name string, op func(context.Context) error) turn {
+	return turn{name: name, kind: "baseline", pid: b.pid, start: func(d time.Duration) load {
+		return runFunc(b.opts.concurrency, d, op)
+	}}
 }
 
 // alternate measures two HTTP loads in turns, each running for a fifth of
@@ -85,11 +100,11 @@ func (b *bench) alternate(ctx context.Context, sides [2]turn) [2]*Result {
 	var out [2]chan *vegeta.Result
 	var busy [2]atomic.Int64
 	var stopped atomic.Bool
-	var current atomic.Pointer[vegeta.Attacker]
+	var current atomic.Pointer[func()]
 	stop := func() {
 		stopped.Store(true)
-		if a := current.Load(); a != nil {
-			a.Stop()
+		if f := current.Load(); f != nil {
+			(*f)()
 		}
 	}
 	for i := range out {
@@ -103,11 +118,11 @@ func (b *bench) alternate(ctx context.Context, sides [2]turn) [2]*Result {
 				if stopped.Load() {
 					return
 				}
-				a := newAttacker(b.opts.concurrency)
-				current.Store(a)
 				b.logf("  %s: turn %d of %d", s.name, round+1, rounds)
 				began := time.Now()
-				for r := range a.Attack(s.targets, vegeta.ConstantPacer{}, slice, s.name) {
+				l := s.start(slice)
+				current.Store(&l.stop)
+				for r := range l.results {
 					out[i] <- r
 				}
 				busy[i].Add(int64(time.Since(began)))
@@ -117,7 +132,7 @@ func (b *bench) alternate(ctx context.Context, sides [2]turn) [2]*Result {
 	var res [2]*Result
 	var wg sync.WaitGroup
 	for i, s := range sides {
-		b.logf("%s %s: %d clients, %d turns of %s, in turns with %s", s.kind, s.name, b.opts.concurrency, rounds, slice, sides[1-i].name)
+		b.logf("%s %s: %d clients, %d turns of %s, alternating with %s", s.kind, s.name, b.opts.concurrency, rounds, slice, sides[1-i].name)
 		wg.Go(func() {
 			l := load{results: out[i], stop: stop, busy: func() time.Duration { return time.Duration(busy[i].Load()) }}
 			res[i] = collect(ctx, io.Discard, s.name, s.kind, b.opts.concurrency, b.opts.duration, l, s.pid)
@@ -196,41 +211,39 @@ func (b *bench) driverOrgGet(ctx context.Context, name, orgName string) *Result 
 // driverDocRead does what GET /org/documents/{id} does in the database:
 // FindOne by _id in the tenant collection, over the same ids. With auth it
 // also reads the admin and the organization by _id first, as the Bearer
-// check of every authenticated request does.
-func (b *bench) driverDocRead(ctx context.Context, auth bool) *Result {
+// check of every authenticated request does. ok is false (and noted) when
+// the organization cannot be read.
+func (b *bench) driverDocRead(ctx context.Context, auth bool) (name, note string, op func(context.Context) error, ok bool) {
 	org, err := b.organization(ctx, model.Slug(b.benchOrg.Name))
 	if err != nil {
 		b.note("driver doc-read skipped: %v", err)
-		return nil
+		return "", "", nil, false
 	}
 	docs, _ := b.tenantCollection(ctx, b.benchOrg.Name)
 	ids := make([]bson.ObjectID, len(b.benchDocIDs))
 	for i, s := range b.benchDocIDs {
 		ids[i], _ = bson.ObjectIDFromHex(s)
 	}
-	orgID, adminID := org.ID, org.AdminID
 	admins, orgs := b.db.Collection(model.Admins), b.db.Collection(model.Organizations)
 	var n atomic.Uint64
-	name, note := "driver doc-read", "FindOne by _id in the tenant collection"
+	name, note = "driver doc-read", "FindOne by _id in the tenant collection"
 	if auth {
 		name, note = "driver doc-read+auth", "FindOne admins, organizations, then the document, each by _id (informational)"
 	}
-	r := b.baseline(ctx, name, b.opts.concurrency, func(ctx context.Context) error {
+	return name, note, func(ctx context.Context) error {
 		if auth {
 			var a model.Admin
-			if err := admins.FindOne(ctx, bson.D{{Key: "_id", Value: adminID}}).Decode(&a); err != nil {
+			if err := admins.FindOne(ctx, bson.D{{Key: "_id", Value: org.AdminID}}).Decode(&a); err != nil {
 				return err
 			}
 			var o model.Organization
-			if err := orgs.FindOne(ctx, bson.D{{Key: "_id", Value: orgID}}).Decode(&o); err != nil {
+			if err := orgs.FindOne(ctx, bson.D{{Key: "_id", Value: org.ID}}).Decode(&o); err != nil {
 				return err
 			}
 		}
 		var d model.Document
 		return docs.FindOne(ctx, bson.D{{Key: "_id", Value: ids[(n.Add(1)-1)%uint64(len(ids))]}}).Decode(&d)
-	})
-	r.Note = note
-	return r
+	}, true
 }
 
 // driverDocList does what GET /org/documents?limit=50 does in the
@@ -265,7 +278,7 @@ func (b *bench) driverDocList(ctx context.Context) *Result {
 // organization by _id, the confirmation every document write makes (that
 // the organization was not renamed or deleted under the write). With
 // insertOnly, the insert alone (informational).
-func (b *bench) driverDocCreate(ctx context.Context, insertOnly bool) *Result {
+func (b *bench) driverDocCreate(ctx context.Context, insertOnly bool) (name, note string, op func(context.Context) error, ok bool) {
 	orgs := b.db.Collection(model.Organizations)
 	doc, problems := jsondoc.Parse(mustJSON(sampleDocument(7)))
 	if len(problems) > 0 {
@@ -274,24 +287,46 @@ func (b *bench) driverDocCreate(ctx context.Context, insertOnly bool) *Result {
 	org, err := b.organization(ctx, model.Slug(b.benchOrg.Name))
 	if err != nil {
 		b.note("driver doc-create skipped: %v", err)
-		return nil
+		return "", "", nil, false
 	}
 	docs, _ := b.tenantCollection(ctx, b.benchOrg.Name)
-	orgID := org.ID
-	name, note := "driver doc-create", "InsertOne into the tenant collection, then FindOne organizations by _id"
+	name, note = "driver doc-create", "InsertOne into the tenant collection, then FindOne organizations by _id"
 	if insertOnly {
 		name, note = "driver insert", "InsertOne into the tenant collection alone (informational)"
 	}
-	r := b.baseline(ctx, name, b.opts.concurrency, func(ctx context.Context) error {
+	return name, note, func(ctx context.Context) error {
 		now := time.Now().UTC().Truncate(time.Millisecond)
 		if _, err := docs.InsertOne(ctx, &model.Document{ID: bson.NewObjectID(), JSON: string(doc.JSON), Fields: doc.Fields, CreatedAt: now, UpdatedAt: now}); err != nil || insertOnly {
 			return err
 		}
 		var o model.Organization
-		return orgs.FindOne(ctx, bson.D{{Key: "_id", Value: orgID}}).Decode(&o)
-	})
-	r.Note = note
-	return r
+		return orgs.FindOne(ctx, bson.D{{Key: "_id", Value: org.ID}}).Decode(&o)
+	}, true
+}
+
+// withDriver measures an HTTP scenario in turns with the driver doing the
+// same database work (see alternate), or alone when the database cannot
+// be reached (driver returns ok false); then the informational variant
+// of the driver's work, if there is one, on its own.
+func (b *bench) withDriver(ctx context.Context, name string, targets vegeta.Targeter, driver func(ctx context.Context, variant bool) (string, string, func(context.Context) error, bool), informational bool) {
+	var base, note string
+	var op func(context.Context) error
+	ok := false
+	if b.db != nil {
+		base, note, op, ok = driver(ctx, false)
+	}
+	if !ok {
+		b.attack(ctx, name, targets, b.opts.concurrency, nil)
+		return
+	}
+	r := b.alternate(ctx, [2]turn{b.httpTurn(name, "scenario", b.pid, targets), b.driverTurn(base, op)})
+	r[1].Note = note + "; in turns with " + name
+	compare(r[0], r[1])
+	if informational {
+		if base, note, op, ok := driver(ctx, true); ok {
+			b.baseline(ctx, base, b.opts.concurrency, op).Note = note
+		}
+	}
 }
 
 // driverRename sends renameCollection directly, moving the tenant

@@ -63,23 +63,17 @@ type load struct {
 // sending its next request as soon as the last one is answered, for d
 // (and, when pacer is not nil, until it says stop).
 func attackHTTP(name string, tr vegeta.Targeter, concurrency int, d time.Duration, pacer vegeta.Pacer) load {
-	a := newAttacker(concurrency)
-	if pacer == nil {
-		pacer = vegeta.ConstantPacer{} // no pacing: as fast as the workers go
-	}
-	return load{results: a.Attack(tr, pacer, d, name), stop: func() { a.Stop() }}
-}
-
-// newAttacker is a vegeta attacker with concurrency workers, each on a
-// kept-alive connection of its own.
-func newAttacker(concurrency int) *vegeta.Attacker {
-	return vegeta.NewAttacker(
+	a := vegeta.NewAttacker(
 		vegeta.Workers(uint64(concurrency)),
 		vegeta.MaxWorkers(uint64(concurrency)),
 		vegeta.Connections(concurrency),
 		vegeta.KeepAlive(true),
 		vegeta.Timeout(2*time.Minute),
 	)
+	if pacer == nil {
+		pacer = vegeta.ConstantPacer{} // no pacing: as fast as the workers go
+	}
+	return load{results: a.Attack(tr, pacer, d, name), stop: func() { a.Stop() }}
 }
 
 // maxHits is an unpaced vegeta.Pacer that stops after n hits.

@@ -94,10 +94,10 @@ func (b *bench) health(ctx context.Context) error {
 	}
 	defer stop()
 	r := b.alternate(ctx, [2]turn{
-		{name: "health", kind: "scenario", pid: b.pid, targets: roundRobin([]vegeta.Target{{Method: http.MethodGet, URL: b.base + "/health"}})},
-		{name: "net/http floor", kind: "baseline", pid: pid, targets: roundRobin([]vegeta.Target{{Method: http.MethodGet, URL: "http://" + addr + "/health"}})},
+		b.httpTurn("health", "scenario", b.pid, roundRobin([]vegeta.Target{{Method: http.MethodGet, URL: b.base + "/health"}})),
+		b.httpTurn("net/http floor", "baseline", pid, roundRobin([]vegeta.Target{{Method: http.MethodGet, URL: "http://" + addr + "/health"}})),
 	})
-	r[1].Note = "constant JSON from a bare net/http server in a process of its own, measured in turns with health"
+	r[1].Note = "constant JSON from a bare net/http server in a process of its own; in turns with health"
 	compare(r[0], r[1])
 	return nil
 }
@@ -149,11 +149,7 @@ func (b *bench) docRead(ctx context.Context) error {
 	if err := b.seedBenchOrg(ctx, b.sz.listDocs); err != nil {
 		return err
 	}
-	r := b.attack(ctx, "doc-read", b.docReadTargets(), b.opts.concurrency, nil)
-	if b.db != nil {
-		compare(r, b.driverDocRead(ctx, false))
-		b.driverDocRead(ctx, true)
-	}
+	b.withDriver(ctx, "doc-read", b.docReadTargets(), b.driverDocRead, true)
 	return nil
 }
 
@@ -185,11 +181,7 @@ func (b *bench) docCreate(ctx context.Context) error {
 		return err
 	}
 	t := vegeta.Target{Method: http.MethodPost, URL: b.base + "/org/documents", Body: mustJSON(sampleDocument(7)), Header: jsonHeader(b.benchOrg.Token)}
-	r := b.attack(ctx, "doc-create", roundRobin([]vegeta.Target{t}), b.opts.concurrency, nil)
-	if b.db != nil {
-		compare(r, b.driverDocCreate(ctx, false))
-		b.driverDocCreate(ctx, true)
-	}
+	b.withDriver(ctx, "doc-create", roundRobin([]vegeta.Target{t}), b.driverDocCreate, true)
 	return nil
 }
 
