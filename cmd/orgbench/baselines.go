@@ -136,9 +136,13 @@ func (b *bench) alternate(ctx context.Context, sides [2]turn) [2]*Result {
 		wg.Go(func() {
 			l := load{results: out[i], stop: stop, busy: func() time.Duration { return time.Duration(busy[i].Load()) }}
 			res[i] = collect(ctx, io.Discard, s.name, s.kind, b.opts.concurrency, b.opts.duration, l, s.pid)
-			// The tool's CPU covers both sides' load at once: not
-			// attributable to either.
+			// The tool's CPU covers both sides' load at once, and so
+			// does the service's when both sides load it (the driver
+			// baselines run on its embedded store): not attributable.
 			res[i].ToolCPU = 0
+			if sides[0].pid == sides[1].pid {
+				res[i].ServiceCPU = 0
+			}
 		})
 	}
 	wg.Wait()
