@@ -255,20 +255,31 @@ func (e *env) tenants() []model.Tenant {
 	return ts
 }
 
+// where lists the databases ("" for the master) holding the tenant
+// collection of that name.
+func (e *env) where(collection string) []string {
+	e.t.Helper()
+	var dbs []string
+	for _, t := range e.tenants() {
+		if repository.CollectionName(t.Slug) == collection {
+			dbs = append(dbs, t.DB)
+		}
+	}
+	return dbs
+}
+
 // tenant is the tenant collection of that name, in whichever database
 // holds it.
 func (e *env) tenant(name string) *mongo.Collection {
 	e.t.Helper()
-	for _, t := range e.tenants() {
-		if repository.CollectionName(t.Slug) == name {
-			if t.DB == "" {
-				return e.db.Collection(name)
-			}
-			return e.db.Client().Database(t.DB).Collection(name)
-		}
+	dbs := e.where(name)
+	switch {
+	case len(dbs) == 0:
+		e.t.Fatalf("no tenant collection %s", name)
+	case dbs[0] == "":
+		return e.db.Collection(name)
 	}
-	e.t.Fatalf("no tenant collection %s", name)
-	return nil
+	return e.db.Client().Database(dbs[0]).Collection(name)
 }
 
 // hasCollection reports whether the database has the named collection.

@@ -10,7 +10,6 @@ import (
 
 	"github.com/orgsvc/orgsvc/internal/config"
 	"github.com/orgsvc/orgsvc/internal/model"
-	"github.com/orgsvc/orgsvc/internal/repository"
 	"github.com/orgsvc/orgsvc/internal/service"
 	"github.com/orgsvc/orgsvc/internal/storetest"
 )
@@ -23,19 +22,6 @@ func (e *env) record(name string) model.Organization {
 		e.t.Fatalf("organization %q: %v", name, err)
 	}
 	return o
-}
-
-// where lists the databases ("" for the master) holding the tenant
-// collection of that name.
-func (e *env) where(collection string) []string {
-	e.t.Helper()
-	var dbs []string
-	for _, t := range e.tenants() {
-		if repository.CollectionName(t.Slug) == collection {
-			dbs = append(dbs, t.DB)
-		}
-	}
-	return dbs
 }
 
 // consistent fails the test unless `orgsvc check` would find nothing.

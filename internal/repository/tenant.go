@@ -72,7 +72,7 @@ func (r *TenantRepository) Place(ctx context.Context) (string, error) {
 	defer r.mu.Unlock()
 	for {
 		db := model.TenantDatabase(r.master.Name(), r.next)
-		names, err := r.master.Client().Database(db).ListCollectionNames(ctx, bson.D{})
+		names, err := r.database(db).ListCollectionNames(ctx, bson.D{})
 		if err != nil {
 			return "", wrap(err)
 		}
