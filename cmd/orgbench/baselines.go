@@ -223,7 +223,7 @@ func (b *bench) driverDocRead(ctx context.Context, auth bool) (name, note string
 		b.note("driver doc-read skipped: %v", err)
 		return "", "", nil, false
 	}
-	docs, _ := b.tenantCollection(ctx, b.benchOrg.Name)
+	docs := b.documents(org)
 	ids := make([]bson.ObjectID, len(b.benchDocIDs))
 	for i, s := range b.benchDocIDs {
 		ids[i], _ = bson.ObjectIDFromHex(s)
@@ -293,7 +293,7 @@ func (b *bench) driverDocCreate(ctx context.Context, insertOnly bool) (name, not
 		b.note("driver doc-create skipped: %v", err)
 		return "", "", nil, false
 	}
-	docs, _ := b.tenantCollection(ctx, b.benchOrg.Name)
+	docs := b.documents(org)
 	name, note = "driver doc-create", "InsertOne into the tenant collection, then FindOne organizations by _id"
 	if insertOnly {
 		name, note = "driver insert", "InsertOne into the tenant collection alone (informational)"

@@ -330,11 +330,16 @@ func (b *bench) tenantCollection(ctx context.Context, name string) (*mongo.Colle
 	if err != nil {
 		return nil, err
 	}
+	return b.documents(org), nil
+}
+
+// documents is org's tenant collection, in the database its record names.
+func (b *bench) documents(org *model.Organization) *mongo.Collection {
 	db := b.db
 	if org.TenantDB != "" {
 		db = b.mongo.Database(org.TenantDB)
 	}
-	return db.Collection(repository.CollectionName(org.Slug)), nil
+	return db.Collection(repository.CollectionName(org.Slug))
 }
 
 // signUpWorkers is how many sign-ups seeding sends at once. At a high
