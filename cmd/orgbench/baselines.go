@@ -67,12 +67,21 @@ func startFloor(ctx context.Context) (addr string, pid int, stop func(), err err
 	}
 }
 
+// alternateRounds is how many turns each side of an alternating
+// measurement gets.
+const alternateRounds = 5
+
 // turn is one side of an alternating measurement: start runs its load
-// for a while.
+// for a while (for d, unless it bounds itself otherwise, as size then
+// says); after, when set, runs once each turn has ended, outside the
+// measured time.
 type turn struct {
 	name, kind string
+	server     string // the service process measured; empty: the bench's own
 	pid        int
+	size       string
 	start      func(d time.Duration) load
+	after      func()
 }
 
 // httpTurn drives targets with vegeta, as attack does.
@@ -95,7 +104,7 @@ func (b *bench) driverTurn(name string, op func(context.Context) error) turn {
 // seconds and moves either side's throughput more than the difference
 // between them; in turns, both see the same machine.
 func (b *bench) alternate(ctx context.Context, sides [2]turn) [2]*Result {
-	const rounds = 5
+	const rounds = alternateRounds
 	slice := b.opts.duration / rounds
 	var out [2]chan *vegeta.Result
 	var busy [2]atomic.Int64
@@ -126,13 +135,20 @@ func (b *bench) alternate(ctx context.Context, sides [2]turn) [2]*Result {
 					out[i] <- r
 				}
 				busy[i].Add(int64(time.Since(began)))
+				if s.after != nil {
+					s.after()
+				}
 			}
 		}
 	}()
 	var res [2]*Result
 	var wg sync.WaitGroup
 	for i, s := range sides {
-		b.logf("%s %s: %d clients, %d turns of %s, alternating with %s", s.kind, s.name, b.opts.concurrency, rounds, slice, sides[1-i].name)
+		size := s.size
+		if size == "" {
+			size = slice.String()
+		}
+		b.logf("%s %s: %d clients, %d turns of %s, alternating with %s", s.kind, s.name, b.opts.concurrency, rounds, size, sides[1-i].name)
 		wg.Go(func() {
 			l := load{results: out[i], stop: stop, busy: func() time.Duration { return time.Duration(busy[i].Load()) }}
 			res[i] = collect(ctx, io.Discard, s.name, s.kind, b.opts.concurrency, b.opts.duration, l, s.pid)
@@ -143,6 +159,7 @@ func (b *bench) alternate(ctx context.Context, sides [2]turn) [2]*Result {
 			if sides[0].pid == sides[1].pid {
 				res[i].ServiceCPU = 0
 			}
+			res[i].Server = s.server
 		})
 	}
 	wg.Wait()

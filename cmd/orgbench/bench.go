@@ -100,8 +100,9 @@ func (b *bench) runAll(ctx context.Context) (err error) {
 		return err
 	}
 	if b.opts.wants("org-count") {
+		var ref *reference
 		if b.svc != nil {
-			b.logf("stopping the main service; starting a second one with BCRYPT_COST=%d for the org-count series", seriesCost)
+			b.logf("stopping the main service; starting two with BCRYPT_COST=%d for the org-count series: one grows, one stays small", seriesCost)
 			b.svc.Stop()
 			b.disconnect()
 			svc, err := b.start(ctx, "series", seriesCost)
@@ -109,11 +110,15 @@ func (b *bench) runAll(ctx context.Context) (err error) {
 				return err
 			}
 			defer svc.Stop()
+			if ref, err = b.startReference(ctx); err != nil {
+				return err
+			}
+			defer ref.svc.Stop()
 			b.report.SeriesBcryptCost = seriesCost
 		} else {
 			b.report.SeriesBcryptCost = b.cost
 		}
-		if err := b.orgCountSeries(ctx); err != nil {
+		if err := b.orgCountSeries(ctx, ref); err != nil {
 			return err
 		}
 	}
@@ -166,7 +171,7 @@ func (b *bench) add(r *Result) {
 	if r.Requests == 0 {
 		return
 	}
-	if r.Kind == "scenario" {
+	if r.Kind == "scenario" && r.Server == "" {
 		r.Server = b.server
 	}
 	b.report.Results = append(b.report.Results, r)

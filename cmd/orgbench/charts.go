@@ -110,28 +110,52 @@ func (b *bench) seriesChart(file string, rows []seriesRow) error {
 	p.Y.Scale = plot.LogScale{}
 	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
 	var all []float64
-	get, create := make(plotter.XYs, len(rows)), make(plotter.XYs, len(rows))
-	for i, r := range rows {
-		get[i] = plotter.XY{X: float64(r.level), Y: r.get.P50}
-		create[i] = plotter.XY{X: float64(r.level), Y: r.create.P50}
+	var get, create, getRef, createRef plotter.XYs
+	refLevel := 0
+	for _, r := range rows {
+		get = append(get, plotter.XY{X: float64(r.level), Y: r.get.P50})
+		create = append(create, plotter.XY{X: float64(r.level), Y: r.create.P50})
 		all = append(all, r.get.P50, r.create.P50)
+		// The reference's medians, drawn at the level they were measured
+		// beside: how much of a level's change the machine made.
+		for _, x := range []struct {
+			r   *Result
+			xys *plotter.XYs
+		}{{r.get, &getRef}, {r.create, &createRef}} {
+			if ref := b.find(x.r.Reference); x.r.Reference != "" && ref != nil {
+				*x.xys = append(*x.xys, plotter.XY{X: float64(r.level), Y: ref.P50})
+				all = append(all, ref.P50)
+				refLevel = ref.Organizations
+			}
+		}
 	}
+	refLabel := fmt.Sprintf(", service at %d in turns", refLevel)
 	for _, s := range []struct {
-		name string
-		xys  plotter.XYs
-		c    color.Color
-	}{{"org-get", get, serviceColor}, {"org-create", create, createColor}} {
+		name   string
+		xys    plotter.XYs
+		c      color.Color
+		dashed bool
+	}{{"org-get", get, serviceColor, false}, {"org-create", create, createColor, false},
+		{"org-get" + refLabel, getRef, serviceColor, true}, {"org-create" + refLabel, createRef, createColor, true}} {
+		if len(s.xys) == 0 {
+			continue
+		}
 		l, pts, err := plotter.NewLinePoints(s.xys)
 		if err != nil {
 			return err
 		}
 		l.Color, pts.Color = s.c, s.c
+		if s.dashed {
+			l.Dashes = []vg.Length{vg.Points(5), vg.Points(3)}
+			pts.Shape = draw.CircleGlyph{}
+		}
 		p.Add(l, pts)
 		p.Legend.Add(s.name, l, pts)
 	}
 	p.Y.Min, p.Y.Max = logRange(all)
 	p.Legend.Top = true
 	p.Legend.Left = true
+	p.Legend.XOffs, p.Legend.YOffs = vg.Points(10), -vg.Points(32) // clear of the title and the axis
 	p.Add(plotter.NewGrid())
 	return p.Save(8*vg.Inch, 4.5*vg.Inch, filepath.Join(b.opts.out, file))
 }

@@ -42,12 +42,17 @@ type Result struct {
 	ToolCPU    float64 `json:"tool_cpu_us_per_request,omitempty"`
 	// Baseline names the result this one is compared with; Ratio is this
 	// one's RPS over the baseline's.
-	Baseline      string         `json:"baseline,omitempty"`
-	Ratio         float64        `json:"ratio_to_baseline,omitempty"`
-	Organizations int            `json:"organizations,omitempty"` // organizations present, for the org-count series
-	StatusCodes   map[string]int `json:"status_codes,omitempty"`
-	ErrorSamples  []string       `json:"error_samples,omitempty"`
-	Note          string         `json:"note,omitempty"`
+	Baseline      string  `json:"baseline,omitempty"`
+	Ratio         float64 `json:"ratio_to_baseline,omitempty"`
+	Organizations int     `json:"organizations,omitempty"` // organizations present, for the org-count series
+	// Reference names the result measured in turns with this one on the
+	// org-count series' reference service; ReferenceRatio is this one's
+	// p50 over the reference's.
+	Reference      string         `json:"reference,omitempty"`
+	ReferenceRatio float64        `json:"p50_ratio_to_reference,omitempty"`
+	StatusCodes    map[string]int `json:"status_codes,omitempty"`
+	ErrorSamples   []string       `json:"error_samples,omitempty"`
+	Note           string         `json:"note,omitempty"`
 }
 
 // load is a running measurement: a stream of results, and a way to end

@@ -3,14 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"sync/atomic"
-	"time"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
-	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/orgsvc/orgsvc/internal/model"
 	"github.com/orgsvc/orgsvc/internal/repository"
@@ -187,12 +184,12 @@ func (b *bench) docCreate(ctx context.Context) error {
 
 // signUps is a targeter of sign-ups with unique names prefix-00000,
 // prefix-00001, ...; issued counts the requests made.
-func (b *bench) signUps(prefix string, issued *atomic.Int64) vegeta.Targeter {
+func signUps(base, prefix string, issued *atomic.Int64) vegeta.Targeter {
 	h := jsonHeader("")
 	return func(t *vegeta.Target) error {
 		i := issued.Add(1) - 1
 		a := newAccount(fmt.Sprintf("%s-%05d", prefix, i))
-		*t = vegeta.Target{Method: http.MethodPost, URL: b.base + "/org/create", Body: mustJSON(a.signUpBody()), Header: h}
+		*t = vegeta.Target{Method: http.MethodPost, URL: base + "/org/create", Body: mustJSON(a.signUpBody()), Header: h}
 		return nil
 	}
 }
@@ -202,7 +199,7 @@ func (b *bench) signUps(prefix string, issued *atomic.Int64) vegeta.Targeter {
 func (b *bench) orgCreate(ctx context.Context) error {
 	base := b.bcryptHash(ctx, b.cost)
 	var issued atomic.Int64
-	r := b.attack(ctx, "org-create", b.signUps("bench-new-"+b.runID, &issued), b.opts.concurrency, nil)
+	r := b.attack(ctx, "org-create", signUps(b.base, "bench-new-"+b.runID, &issued), b.opts.concurrency, nil)
 	compare(r, base)
 	return nil
 }
@@ -237,100 +234,4 @@ func (b *bench) renameScenario(ctx context.Context, name string, docs int) error
 		compare(r, b.driverRename(ctx, "driver "+name, names))
 	}
 	return nil
-}
-
-// orgCountSeries measures org-get and org-create with 10, 100, 1,000 and
-// 5,000 organizations present (fewer with -short). Each level's sign-ups
-// are deleted again before the next level is seeded.
-func (b *bench) orgCountSeries(ctx context.Context) error {
-	b.benchOrg, b.benchDocIDs = nil, nil
-	if err := b.seedBenchOrg(ctx, 0); err != nil {
-		return err
-	}
-	present := 1
-	if n, err := b.countOrganizations(ctx); err == nil {
-		present = n
-	}
-	filler := 0
-	getTarget := roundRobin([]vegeta.Target{{Method: http.MethodGet, URL: b.base + orgGetPath("bench")}})
-	for _, level := range b.sz.orgLevels {
-		if level < present {
-			b.note("org-count: level %d skipped, %d organizations are already present", level, present)
-			continue
-		}
-		if add := level - present; add > 0 {
-			b.logf("org-count: signing up %d organizations to reach %d (bcrypt cost %d)", add, level, b.cost)
-			began := time.Now()
-			err := parallel(ctx, add, b.signUpWorkers(), func(ctx context.Context, i int) error {
-				return b.api.signUp(ctx, newAccount(fmt.Sprintf("bench-fill-%s-%05d", b.runID, filler+i)))
-			})
-			if err != nil {
-				return fmt.Errorf("seed organizations: %w", err)
-			}
-			filler += add
-			present = level
-			b.logf("org-count: %d sign-ups in %s", add, time.Since(began).Round(time.Millisecond))
-		}
-
-		r := b.attack(ctx, fmt.Sprintf("org-get@%d", level), getTarget, b.opts.concurrency, nil)
-		r.Organizations = level
-		if b.db != nil {
-			base := b.driverOrgGet(ctx, fmt.Sprintf("driver org-get@%d", level), "bench")
-			base.Organizations = level
-			compare(r, base)
-		}
-
-		var issued atomic.Int64
-		prefix := fmt.Sprintf("bench-series-%s-%d", b.runID, level)
-		c := b.attack(ctx, fmt.Sprintf("org-create@%d", level), b.signUps(prefix, &issued), b.opts.concurrency, maxHits(b.sz.seriesCreates))
-		c.Organizations = level
-		c.Note = fmt.Sprintf("at most %d sign-ups, starting from %d organizations; deleted afterwards", b.sz.seriesCreates, level)
-
-		present = level + int(c.Requests-c.Errors) - b.deleteSignUps(ctx, prefix, int(issued.Load()))
-		if n, err := b.countOrganizations(ctx); err == nil {
-			present = n
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if err := b.checkAlive(); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// deleteSignUps deletes the organizations prefix-00000 .. prefix-(n-1)
-// through the API (log in, DELETE /org/delete); names that were never
-// created are skipped. It returns how many it deleted; those it could not
-// delete are noted and stay.
-func (b *bench) deleteSignUps(ctx context.Context, prefix string, n int) int {
-	var deleted, failed atomic.Int64
-	var firstErr atomic.Value
-	_ = parallel(ctx, n, 4, func(ctx context.Context, i int) error {
-		ok, err := b.api.remove(ctx, newAccount(fmt.Sprintf("%s-%05d", prefix, i)))
-		switch {
-		case err != nil:
-			failed.Add(1)
-			firstErr.CompareAndSwap(nil, err.Error())
-		case ok:
-			deleted.Add(1)
-		}
-		return nil
-	})
-	b.logf("org-count: deleted the %d organizations just signed up", deleted.Load())
-	if failed.Load() > 0 {
-		b.note("org-count: %d of the sign-ups under %s could not be deleted (first error: %v); they stay and count towards the next level", failed.Load(), prefix, firstErr.Load())
-	}
-	return int(deleted.Load())
-}
-
-// countOrganizations counts the organizations in the database; an error
-// without one.
-func (b *bench) countOrganizations(ctx context.Context) (int, error) {
-	if b.db == nil {
-		return 0, errors.New("no database address")
-	}
-	n, err := b.db.Collection(model.Organizations).CountDocuments(ctx, bson.D{})
-	return int(n), err
 }

@@ -1,0 +1,236 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/orgsvc/orgsvc/internal/model"
+)
+
+// reference is a second series service that stays at the series' fewest
+// organizations while the series service grows. Every level above the
+// first is measured in turns with it (see alternate): each level is
+// reached minutes after the one before, and on a shared machine load from
+// elsewhere moves a sign-up's latency more in that time than the number
+// of organizations does. In turns, both services see the same machine.
+type reference struct {
+	svc           *service
+	api           *apiClient
+	organizations int
+}
+
+// startReference starts the reference service and signs it up to the
+// series' first level: the organization "bench" and fillers.
+func (b *bench) startReference(ctx context.Context) (*reference, error) {
+	lo := b.sz.orgLevels[0]
+	b.logf("starting the reference service (BCRYPT_COST=%d, embedded store), kept at %d organizations", seriesCost, lo)
+	svc, err := startService(ctx, b.bin, b.workDir, b.opts.out, "reference", b.opts.mongoDB, seriesCost)
+	if err != nil {
+		return nil, err
+	}
+	b.logf("reference service: %s, pid %d, log %s", svc.URL, svc.PID(), svc.LogPath)
+	ref := &reference{svc: svc, api: newAPIClient(svc.URL), organizations: lo}
+	err = ref.api.ensure(ctx, newAccount("bench"))
+	if err == nil {
+		err = parallel(ctx, lo-1, 4, func(ctx context.Context, i int) error {
+			return ref.api.signUp(ctx, newAccount(fmt.Sprintf("bench-fill-%s-%05d", b.runID, i)))
+		})
+	}
+	if err != nil {
+		svc.Stop()
+		return nil, fmt.Errorf("seed the reference service: %w", err)
+	}
+	return ref, nil
+}
+
+// orgCountSeries measures org-get and org-create with 10, 100, 1,000 and
+// 5,000 organizations present (fewer with -short); with a reference
+// service, each level above the first in turns with the reference. Each
+// level's sign-ups are deleted again before the next level is seeded.
+func (b *bench) orgCountSeries(ctx context.Context, ref *reference) error {
+	b.benchOrg, b.benchDocIDs = nil, nil
+	if err := b.seedBenchOrg(ctx, 0); err != nil {
+		return err
+	}
+	present := 1
+	if n, err := b.countOrganizations(ctx); err == nil {
+		present = n
+	}
+	filler := 0
+	for _, level := range b.sz.orgLevels {
+		if level < present {
+			b.note("org-count: level %d skipped, %d organizations are already present", level, present)
+			continue
+		}
+		if add := level - present; add > 0 {
+			b.logf("org-count: signing up %d organizations to reach %d (bcrypt cost %d)", add, level, b.cost)
+			began := time.Now()
+			err := parallel(ctx, add, b.signUpWorkers(), func(ctx context.Context, i int) error {
+				return b.api.signUp(ctx, newAccount(fmt.Sprintf("bench-fill-%s-%05d", b.runID, filler+i)))
+			})
+			if err != nil {
+				return fmt.Errorf("seed organizations: %w", err)
+			}
+			filler += add
+			present = level
+			b.logf("org-count: %d sign-ups in %s", add, time.Since(began).Round(time.Millisecond))
+		}
+
+		beside := ref
+		if ref != nil && level <= ref.organizations {
+			beside = nil // the reference would measure the same thing
+		}
+		b.seriesGet(ctx, level, beside)
+		present = b.seriesCreate(ctx, level, beside)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := b.checkAlive(); err != nil {
+			return err
+		}
+		if ref != nil && ref.svc.Exited() {
+			return fmt.Errorf("the reference service exited; its log:\n%s", tail(ref.svc.LogPath, 20))
+		}
+	}
+	return nil
+}
+
+// referenceName names the reference's result measured beside level.
+func (b *bench) referenceName(scenario string, ref *reference, level int) string {
+	return fmt.Sprintf("%s@%d beside @%d", scenario, ref.organizations, level)
+}
+
+// seriesGet measures GET /org/get of "bench" with level organizations
+// present, in turns with the reference when there is one, and the same
+// lookups sent through the driver.
+func (b *bench) seriesGet(ctx context.Context, level int, ref *reference) {
+	name := fmt.Sprintf("org-get@%d", level)
+	targets := func(base string) vegeta.Targeter {
+		return roundRobin([]vegeta.Target{{Method: http.MethodGet, URL: base + orgGetPath("bench")}})
+	}
+	var r *Result
+	if ref == nil {
+		r = b.attack(ctx, name, targets(b.base), b.opts.concurrency, nil)
+	} else {
+		other := b.httpTurn(b.referenceName("org-get", ref, level), "scenario", ref.svc.PID(), targets(ref.svc.URL))
+		other.server = ref.svc.Name
+		res := b.alternate(ctx, [2]turn{b.httpTurn(name, "scenario", b.pid, targets(b.base)), other})
+		r = res[0]
+		res[1].Organizations = ref.organizations
+		pairReference(r, res[1])
+	}
+	r.Organizations = level
+	if b.db != nil {
+		base := b.driverOrgGet(ctx, fmt.Sprintf("driver org-get@%d", level), "bench")
+		base.Organizations = level
+		compare(r, base)
+	}
+}
+
+// seriesCreate measures sign-ups starting from level organizations, in
+// turns with the reference when there is one, and deletes them again
+// (after each turn in turns, so that neither side drifts from its level).
+// It returns how many organizations the series service holds afterwards.
+func (b *bench) seriesCreate(ctx context.Context, level int, ref *reference) int {
+	name := fmt.Sprintf("org-create@%d", level)
+	prefix := fmt.Sprintf("bench-series-%s-%d", b.runID, level)
+	var r *Result
+	var deleted int
+	if ref == nil {
+		var issued atomic.Int64
+		r = b.attack(ctx, name, signUps(b.base, prefix, &issued), b.opts.concurrency, maxHits(b.sz.seriesCreates))
+		r.Note = fmt.Sprintf("at most %d sign-ups, starting from %d organizations; deleted afterwards", b.sz.seriesCreates, level)
+		deleted = b.deleteSignUps(ctx, b.api, prefix, 0, int(issued.Load()))
+	} else {
+		perTurn := max(1, b.sz.seriesCreates/alternateRounds)
+		side := func(name, server, base, prefix string, pid int, api *apiClient, deleted *int) turn {
+			var issued atomic.Int64
+			from := 0
+			return turn{name: name, kind: "scenario", server: server, pid: pid, size: fmt.Sprintf("%d sign-ups", perTurn),
+				start: func(time.Duration) load {
+					return attackHTTP(name, signUps(base, prefix, &issued), b.opts.concurrency, 0, maxHits(perTurn))
+				},
+				after: func() {
+					to := int(issued.Load())
+					*deleted += b.deleteSignUps(ctx, api, prefix, from, to)
+					from = to
+				}}
+		}
+		refName := b.referenceName("org-create", ref, level)
+		var refDeleted int
+		res := b.alternate(ctx, [2]turn{
+			side(name, b.server, b.base, prefix, b.pid, b.api, &deleted),
+			side(refName, ref.svc.Name, ref.svc.URL, prefix+"-ref", ref.svc.PID(), ref.api, &refDeleted),
+		})
+		r = res[0]
+		note := func(from int, other string) string {
+			return fmt.Sprintf("%d turns of at most %d sign-ups, each starting from %d organizations (a turn's sign-ups are deleted before the next); in turns with %s",
+				alternateRounds, perTurn, from, other)
+		}
+		r.Note, res[1].Note = note(level, res[1].Name), note(ref.organizations, r.Name)
+		res[1].Organizations = ref.organizations
+		pairReference(r, res[1])
+		if int(res[1].Requests-res[1].Errors) != refDeleted {
+			b.note("org-count: the reference service kept %d of the sign-ups measured beside @%d; it no longer holds exactly %d organizations",
+				int(res[1].Requests-res[1].Errors)-refDeleted, level, ref.organizations)
+		}
+	}
+	r.Organizations = level
+	present := level + int(r.Requests-r.Errors) - deleted
+	if n, err := b.countOrganizations(ctx); err == nil {
+		present = n
+	}
+	return present
+}
+
+// pairReference records that r was measured in turns with ref, and the
+// ratio of their medians.
+func pairReference(r, ref *Result) {
+	if r == nil || ref == nil || r.Requests == 0 || ref.P50 == 0 {
+		return
+	}
+	r.Reference = ref.Name
+	r.ReferenceRatio = r.P50 / ref.P50
+}
+
+// deleteSignUps deletes the organizations prefix-<from> .. prefix-<to-1>
+// through api (log in, DELETE /org/delete); names that were never created
+// are skipped. It returns how many it deleted; those it could not delete
+// are noted and stay.
+func (b *bench) deleteSignUps(ctx context.Context, api *apiClient, prefix string, from, to int) int {
+	var deleted, failed atomic.Int64
+	var firstErr atomic.Value
+	_ = parallel(ctx, to-from, 4, func(ctx context.Context, i int) error {
+		ok, err := api.remove(ctx, newAccount(fmt.Sprintf("%s-%05d", prefix, from+i)))
+		switch {
+		case err != nil:
+			failed.Add(1)
+			firstErr.CompareAndSwap(nil, err.Error())
+		case ok:
+			deleted.Add(1)
+		}
+		return nil
+	})
+	b.logf("org-count: deleted the %d organizations just signed up", deleted.Load())
+	if failed.Load() > 0 {
+		b.note("org-count: %d of the sign-ups under %s could not be deleted (first error: %v); they stay", failed.Load(), prefix, firstErr.Load())
+	}
+	return int(deleted.Load())
+}
+
+// countOrganizations counts the organizations in the database; an error
+// without one.
+func (b *bench) countOrganizations(ctx context.Context) (int, error) {
+	if b.db == nil {
+		return 0, errors.New("no database address")
+	}
+	n, err := b.db.Collection(model.Organizations).CountDocuments(ctx, bson.D{})
+	return int(n), err
+}
