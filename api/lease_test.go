@@ -23,7 +23,7 @@ import (
 func abandonRename(t *testing.T, e *env, o *org, newName string, expires time.Time, commit bool) bson.ObjectID {
 	t.Helper()
 	ctx := context.Background()
-	master := repository.NewMasterRepository(e.db)
+	master := repository.NewMasterRepository(e.db, e.idFiltersOnly)
 	tenants := repository.NewTenantRepository(e.db, 0)
 	ops := repository.NewOperationRepository(e.db)
 	orgID, err := master.NameOwner(ctx, model.Slug(o.name))

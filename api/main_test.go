@@ -23,6 +23,7 @@ import (
 	"github.com/orgsvc/orgsvc/internal/repository"
 	"github.com/orgsvc/orgsvc/internal/security"
 	"github.com/orgsvc/orgsvc/internal/service"
+	"github.com/orgsvc/orgsvc/internal/store"
 	"github.com/orgsvc/orgsvc/internal/storetest"
 )
 
@@ -40,6 +41,9 @@ type env struct {
 	logs    *syncBuffer
 	metrics *metrics.Metrics
 	orgs    *service.OrgService
+	// idFiltersOnly is what the store said of itself, as the service
+	// learns it at start-up.
+	idFiltersOnly bool
 }
 
 func testConfig() config.Config {
@@ -73,9 +77,13 @@ func startEnv(t testing.TB, db *mongo.Database, ready func(context.Context) erro
 		t.Fatal(err)
 	}
 	m := metrics.New(passwords)
+	idFiltersOnly, err := store.IDFiltersOnly(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
 	comp := app.Components{
 		DB: db, Secret: testSecret, Logger: log, Passwords: passwords, Metrics: m,
-		Ready: ready, PrepareCollection: storetest.PrepareCollection(db),
+		Ready: ready, PrepareCollection: storetest.PrepareCollection(db), IDFiltersOnly: idFiltersOnly,
 	}
 	sv, err := app.NewServices(cfg, comp)
 	if err != nil {
@@ -83,7 +91,7 @@ func startEnv(t testing.TB, db *mongo.Database, ready func(context.Context) erro
 	}
 	srv := httptest.NewServer(sv.Handler(cfg, comp))
 	t.Cleanup(srv.Close)
-	return &env{t: t, srv: srv, db: db, cfg: cfg, logs: logs, metrics: m, orgs: sv.Orgs}
+	return &env{t: t, srv: srv, db: db, cfg: cfg, logs: logs, metrics: m, orgs: sv.Orgs, idFiltersOnly: idFiltersOnly}
 }
 
 // syncBuffer is a bytes.Buffer safe for the server's goroutines.

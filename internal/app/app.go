@@ -125,7 +125,7 @@ func serve(ctx context.Context, logOut io.Writer) error {
 	}
 	comp := Components{
 		DB: st.DB, Secret: secret, Logger: log, Passwords: passwords, Metrics: m, Ready: st.Ping,
-		PrepareCollection: st.IndexCollection,
+		PrepareCollection: st.IndexCollection, IDFiltersOnly: st.IDFiltersOnly,
 	}
 	sv, err := NewServices(cfg, comp)
 	if err != nil {
@@ -200,7 +200,7 @@ func check(ctx context.Context, repair bool, stdout, stderr io.Writer) int {
 	defer st.Close(context.Background())
 	sv, err := NewServices(cfg, Components{
 		DB: st.DB, Secret: []byte("check: issues no tokens, signs nothing"), Logger: log,
-		PrepareCollection: st.IndexCollection,
+		PrepareCollection: st.IndexCollection, IDFiltersOnly: st.IDFiltersOnly,
 	})
 	if err != nil {
 		fmt.Fprintf(stderr, "orgsvc: %v\n", err)
@@ -245,6 +245,9 @@ type Components struct {
 	// PrepareCollection, when set, is called for every tenant collection
 	// made (see store.Store.IndexCollection).
 	PrepareCollection func(ctx context.Context, db, collection string) error
+	// IDFiltersOnly: the database evaluates only a lone _id equality
+	// filter itself (see store.Store.IDFiltersOnly).
+	IDFiltersOnly bool
 }
 
 // Services are the business layer, built once per process.
@@ -266,7 +269,7 @@ func NewServices(cfg config.Config, c Components) (*Services, error) {
 			return nil, err
 		}
 	}
-	master := repository.NewMasterRepository(c.DB)
+	master := repository.NewMasterRepository(c.DB, c.IDFiltersOnly)
 	tenants := repository.NewTenantRepository(c.DB, cfg.TenantsPerDatabase)
 	tenants.OnCreate(c.PrepareCollection)
 	auth := service.NewAuthService(master, tokens, passwords, cfg.AuthCacheTTL)

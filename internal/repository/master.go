@@ -21,15 +21,21 @@ type MasterRepository struct {
 	admins *mongo.Collection
 	names  *mongo.Collection
 	emails *mongo.Collection
+	// idFiltersOnly: the database evaluates no filter but a lone _id
+	// equality itself (see release).
+	idFiltersOnly bool
 }
 
-// NewMasterRepository returns a repository over db.
-func NewMasterRepository(db *mongo.Database) *MasterRepository {
+// NewMasterRepository returns a repository over db. idFiltersOnly says
+// that the database reads the whole collection for any filter other than
+// a lone _id equality, as the embedded store does (store.IDFiltersOnly).
+func NewMasterRepository(db *mongo.Database, idFiltersOnly bool) *MasterRepository {
 	return &MasterRepository{
-		orgs:   db.Collection(model.Organizations),
-		admins: db.Collection(model.Admins),
-		names:  db.Collection(model.NameClaims),
-		emails: db.Collection(model.EmailClaims),
+		orgs:          db.Collection(model.Organizations),
+		admins:        db.Collection(model.Admins),
+		names:         db.Collection(model.NameClaims),
+		emails:        db.Collection(model.EmailClaims),
+		idFiltersOnly: idFiltersOnly,
 	}
 }
 
@@ -54,8 +60,7 @@ func (r *MasterRepository) NameClaim(ctx context.Context, slug string) (*model.N
 
 // ReleaseName drops the claim on slug if orgID holds it.
 func (r *MasterRepository) ReleaseName(ctx context.Context, slug string, orgID bson.ObjectID) error {
-	_, err := r.names.DeleteOne(ctx, bson.D{{Key: "_id", Value: slug}, {Key: "organization_id", Value: orgID}})
-	return wrap(err)
+	return r.release(ctx, r.names, slug, "organization_id", orgID)
 }
 
 // NameOwner returns the organization holding the claim on slug.
@@ -84,7 +89,34 @@ func (r *MasterRepository) ClaimEmail(ctx context.Context, key string, adminID b
 
 // ReleaseEmail drops the claim on key if adminID holds it.
 func (r *MasterRepository) ReleaseEmail(ctx context.Context, key string, adminID bson.ObjectID) error {
-	_, err := r.emails.DeleteOne(ctx, bson.D{{Key: "_id", Value: key}, {Key: "admin_id", Value: adminID}})
+	return r.release(ctx, r.emails, key, "admin_id", adminID)
+}
+
+// release deletes the claim id of c if its field names owner. MongoDB
+// does that in one delete whose filter carries both, served by the _id
+// index. A database that evaluates only a lone _id equality itself would
+// read every claim to match that filter, on every release: there the
+// claim is read by _id and, if owner holds it, deleted by _id. That is
+// what such a database does with the two-field filter anyway (FerretDB
+// finds the matching documents, then deletes them by _id), so nothing is
+// less atomic than it was.
+func (r *MasterRepository) release(ctx context.Context, c *mongo.Collection, id any, field string, owner bson.ObjectID) error {
+	if !r.idFiltersOnly {
+		_, err := c.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: field, Value: owner}})
+		return wrap(err)
+	}
+	var claim bson.Raw
+	err := findByID(ctx, c, id, &claim)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if held, ok := claim.Lookup(field).ObjectIDOK(); !ok || held != owner {
+		return nil
+	}
+	_, err = c.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}})
 	return wrap(err)
 }
 

@@ -28,8 +28,12 @@ type Store struct {
 	DB     *mongo.Database
 	// URI is the connection string the driver used; for the embedded store
 	// it names the loopback address it listens on.
-	URI      string
-	embedded *Embedded
+	URI string
+	// IDFiltersOnly: the database is FerretDB, which evaluates a lone _id
+	// equality filter in its storage and reads the whole collection for
+	// any other (see repository.NewMasterRepository).
+	IDFiltersOnly bool
+	embedded      *Embedded
 }
 
 // Options says which database to open.
@@ -92,11 +96,26 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		return nil, err
 	}
 	s.DB = client.Database(o.Database)
+	if s.IDFiltersOnly, err = IDFiltersOnly(ctx, s.DB); err != nil {
+		s.Close(context.Background())
+		return nil, fmt.Errorf("buildInfo: %w", err)
+	}
 	if err := Prepare(ctx, s.DB, s.embedded); err != nil {
 		s.Close(context.Background())
 		return nil, err
 	}
 	return s, nil
+}
+
+// IDFiltersOnly reports whether db is served by FerretDB, from the
+// buildInfo answer that only FerretDB gives a ferretdbVersion.
+func IDFiltersOnly(ctx context.Context, db *mongo.Database) (bool, error) {
+	var info bson.M
+	if err := db.RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&info); err != nil {
+		return false, err
+	}
+	_, ferret := info["ferretdbVersion"]
+	return ferret, nil
 }
 
 // waitReachable pings the database until it answers, backing off from
