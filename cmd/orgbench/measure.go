@@ -213,7 +213,9 @@ func (b *bench) timeEach(ctx context.Context, name, kind string, n int, op func(
 
 func timed(name, kind string, lat []time.Duration, errs []string, seconds float64, peak int64, cpu *cpuMeter) *Result {
 	res := &Result{Name: name, Kind: kind, Concurrency: 1, Requests: uint64(len(lat) + len(errs)), Errors: uint64(len(errs)), Seconds: seconds, PeakMB: mib(peak)}
-	res.ServiceCPU, res.ToolCPU = cpu.perRequest(res.Requests)
+	if cpu != nil {
+		res.ServiceCPU, res.ToolCPU = cpu.perRequest(res.Requests)
+	}
 	for _, e := range errs {
 		if len(res.ErrorSamples) < 5 {
 			res.ErrorSamples = append(res.ErrorSamples, e)

@@ -286,13 +286,18 @@ func (b *bench) markdown(charts []string) string {
 
 	if rows := b.seriesRows(); len(rows) > 0 {
 		w("\n## Latency against the number of organizations\n\n")
-		w("A level marked \"in turns\" was measured alternately with a second service holding the first level's organizations; \"÷ ref\" is the level's p50 over that service's p50 measured in the turns between.\n\n")
-		w("| organizations | org-get p50 | org-get p99 | org-get req/s | org-get ÷ ref | org-create p50 | org-create p99 | org-create req/s | org-create ÷ ref |\n")
-		w("|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+		w("Where \"÷ ref\" is filled in, the level was measured in turns with a second service holding the first level's organizations: it is the level's p50 over that service's p50, with the latter in brackets.\n\n")
+		w("| organizations | org-get p50 | org-get p99 | org-get req/s | org-get ÷ ref | org-create p50 | org-create p99 | org-create req/s | org-create ÷ ref | org-delete p50 | org-delete ÷ ref |\n")
+		w("|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 		for _, row := range rows {
-			w("| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", group(row.level), fmtMs(row.get.P50), fmtMs(row.get.P99), fmtRate(row.get.RPS), b.fmtReference(row.get),
-				fmtMs(row.create.P50), fmtMs(row.create.P99), fmtRate(row.create.RPS), b.fmtReference(row.create))
+			del, delRef := "", ""
+			if row.del != nil {
+				del, delRef = fmtMs(row.del.P50), b.fmtReference(row.del)
+			}
+			w("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", group(row.level), fmtMs(row.get.P50), fmtMs(row.get.P99), fmtRate(row.get.RPS), b.fmtReference(row.get),
+				fmtMs(row.create.P50), fmtMs(row.create.P99), fmtRate(row.create.RPS), b.fmtReference(row.create), del, delRef)
 		}
+		w("\norg-delete is the series' sign-ups deleted again, %d at a time (log in, then `DELETE /org/delete`, timed together); no target, shown so that a deletion that grows with the organizations is seen.\n", deleteWorkers)
 	}
 
 	w("\n## Targets\n\n| target | measured | met |\n|---|---|---|\n")
@@ -322,8 +327,8 @@ func (b *bench) markdown(charts []string) string {
 }
 
 type seriesRow struct {
-	level       int
-	get, create *Result
+	level            int
+	get, create, del *Result // del may be nil
 }
 
 // fmtReference shows r's p50 over its reference's, and the reference's
@@ -342,7 +347,7 @@ func (b *bench) seriesRows() []seriesRow {
 	for _, level := range b.sz.orgLevels {
 		g, c := b.find(fmt.Sprintf("org-get@%d", level)), b.find(fmt.Sprintf("org-create@%d", level))
 		if g != nil && c != nil {
-			rows = append(rows, seriesRow{level, g, c})
+			rows = append(rows, seriesRow{level, g, c, b.find(fmt.Sprintf("org-delete@%d", level))})
 		}
 	}
 	return rows

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -142,15 +144,16 @@ func (b *bench) seriesCreate(ctx context.Context, level int, ref *reference) int
 	name := fmt.Sprintf("org-create@%d", level)
 	prefix := fmt.Sprintf("bench-series-%s-%d", b.runID, level)
 	var r *Result
-	var deleted int
+	var removed deletions
 	if ref == nil {
 		var issued atomic.Int64
 		r = b.attack(ctx, name, signUps(b.base, prefix, &issued), b.opts.concurrency, maxHits(b.sz.seriesCreates))
 		r.Note = fmt.Sprintf("at most %d sign-ups, starting from %d organizations; deleted afterwards", b.sz.seriesCreates, level)
-		deleted = b.deleteSignUps(ctx, b.api, prefix, 0, int(issued.Load()))
+		b.deleteSignUps(ctx, b.api, prefix, 0, int(issued.Load()), &removed)
+		b.addDeletions(fmt.Sprintf("org-delete@%d", level), b.server, level, &removed)
 	} else {
 		perTurn := max(1, b.sz.seriesCreates/alternateRounds)
-		side := func(name, server, base, prefix string, pid int, api *apiClient, deleted *int) turn {
+		side := func(name, server, base, prefix string, pid int, api *apiClient, removed *deletions) turn {
 			var issued atomic.Int64
 			from := 0
 			return turn{name: name, kind: "scenario", server: server, pid: pid, size: fmt.Sprintf("%d sign-ups", perTurn),
@@ -159,15 +162,15 @@ func (b *bench) seriesCreate(ctx context.Context, level int, ref *reference) int
 				},
 				after: func() {
 					to := int(issued.Load())
-					*deleted += b.deleteSignUps(ctx, api, prefix, from, to)
+					b.deleteSignUps(ctx, api, prefix, from, to, removed)
 					from = to
 				}}
 		}
 		refName := b.referenceName("org-create", ref, level)
-		var refDeleted int
+		var refRemoved deletions
 		res := b.alternate(ctx, [2]turn{
-			side(name, b.server, b.base, prefix, b.pid, b.api, &deleted),
-			side(refName, ref.svc.Name, ref.svc.URL, prefix+"-ref", ref.svc.PID(), ref.api, &refDeleted),
+			side(name, b.server, b.base, prefix, b.pid, b.api, &removed),
+			side(refName, ref.svc.Name, ref.svc.URL, prefix+"-ref", ref.svc.PID(), ref.api, &refRemoved),
 		})
 		r = res[0]
 		note := func(from int, other string) string {
@@ -177,13 +180,16 @@ func (b *bench) seriesCreate(ctx context.Context, level int, ref *reference) int
 		r.Note, res[1].Note = note(level, res[1].Name), note(ref.organizations, r.Name)
 		res[1].Organizations = ref.organizations
 		pairReference(r, res[1])
-		if int(res[1].Requests-res[1].Errors) != refDeleted {
+		if kept := int(res[1].Requests-res[1].Errors) - len(refRemoved.lat); kept != 0 {
 			b.note("org-count: the reference service kept %d of the sign-ups measured beside @%d; it no longer holds exactly %d organizations",
-				int(res[1].Requests-res[1].Errors)-refDeleted, level, ref.organizations)
+				kept, level, ref.organizations)
 		}
+		del := b.addDeletions(fmt.Sprintf("org-delete@%d", level), b.server, level, &removed)
+		refDel := b.addDeletions(b.referenceName("org-delete", ref, level), ref.svc.Name, ref.organizations, &refRemoved)
+		pairReference(del, refDel)
 	}
 	r.Organizations = level
-	present := level + int(r.Requests-r.Errors) - deleted
+	present := level + int(r.Requests-r.Errors) - len(removed.lat)
 	if n, err := b.countOrganizations(ctx); err == nil {
 		present = n
 	}
@@ -200,29 +206,59 @@ func pairReference(r, ref *Result) {
 	r.ReferenceRatio = r.P50 / ref.P50
 }
 
+// deletions gathers the timings of the series' deletions of its sign-ups.
+type deletions struct {
+	mu   sync.Mutex
+	lat  []time.Duration // of each deletion made: log in, then DELETE /org/delete
+	errs []string
+	busy time.Duration
+}
+
+// deleteWorkers is how many deletions deleteSignUps sends at once.
+const deleteWorkers = 4
+
 // deleteSignUps deletes the organizations prefix-<from> .. prefix-<to-1>
-// through api (log in, DELETE /org/delete); names that were never created
-// are skipped. It returns how many it deleted; those it could not delete
-// are noted and stay.
-func (b *bench) deleteSignUps(ctx context.Context, api *apiClient, prefix string, from, to int) int {
-	var deleted, failed atomic.Int64
-	var firstErr atomic.Value
-	_ = parallel(ctx, to-from, 4, func(ctx context.Context, i int) error {
+// through api (log in, DELETE /org/delete) and records each deletion in
+// d; names that were never created are skipped. Those it could not
+// delete are noted and stay.
+func (b *bench) deleteSignUps(ctx context.Context, api *apiClient, prefix string, from, to int, d *deletions) {
+	began := time.Now()
+	var deleted, failed int
+	var firstErr error
+	_ = parallel(ctx, to-from, deleteWorkers, func(ctx context.Context, i int) error {
+		start := time.Now()
 		ok, err := api.remove(ctx, newAccount(fmt.Sprintf("%s-%05d", prefix, from+i)))
+		took := time.Since(start)
+		d.mu.Lock()
+		defer d.mu.Unlock()
 		switch {
 		case err != nil:
-			failed.Add(1)
-			firstErr.CompareAndSwap(nil, err.Error())
+			failed++
+			firstErr = cmp.Or(firstErr, err)
+			d.errs = append(d.errs, err.Error())
 		case ok:
-			deleted.Add(1)
+			deleted++
+			d.lat = append(d.lat, took)
 		}
 		return nil
 	})
-	b.logf("org-count: deleted the %d organizations just signed up", deleted.Load())
-	if failed.Load() > 0 {
-		b.note("org-count: %d of the sign-ups under %s could not be deleted (first error: %v); they stay", failed.Load(), prefix, firstErr.Load())
+	d.busy += time.Since(began)
+	b.logf("org-count: deleted the %d organizations just signed up", deleted)
+	if failed > 0 {
+		b.note("org-count: %d of the sign-ups under %s could not be deleted (first error: %v); they stay", failed, prefix, firstErr)
 	}
-	return int(deleted.Load())
+}
+
+// addDeletions records the deletions in d as a result.
+func (b *bench) addDeletions(name, server string, level int, d *deletions) *Result {
+	r := timed(name, "scenario", d.lat, d.errs, d.busy.Seconds(), 0, nil)
+	r.Concurrency, r.Server, r.Organizations = deleteWorkers, server, level
+	if d.busy > 0 {
+		r.RPS = float64(len(d.lat)) / d.busy.Seconds()
+	}
+	r.Note = "the series' sign-ups deleted again: log in, then DELETE /org/delete; timed together"
+	b.add(r)
+	return r
 }
 
 // countOrganizations counts the organizations in the database; an error
