@@ -71,7 +71,7 @@ type sizes struct {
 	listDocs      int   // documents of the organization "bench"
 	renameDocs    int   // documents of the organization renamed in rename-100k
 	loginAdmins   int   // admins the login scenario cycles through
-	renames       int   // renames timed per rename scenario (even: ends on the original name)
+	renames       int   // renames timed per rename scenario, in turns (even: ends on the original name)
 	orgLevels     []int // organization counts of the org-count series
 	seriesCreates int   // sign-ups measured per level of the series (on each service, in turns)
 }
@@ -80,7 +80,7 @@ func defaultSizes(short bool) sizes {
 	if short {
 		return sizes{listDocs: 600, renameDocs: 1_000, loginAdmins: 64, renames: 6, orgLevels: []int{10, 100, 200}, seriesCreates: 50}
 	}
-	return sizes{listDocs: 1_000, renameDocs: 100_000, loginAdmins: 64, renames: 10, orgLevels: []int{10, 100, 1_000, 5_000}, seriesCreates: 300}
+	return sizes{listDocs: 1_000, renameDocs: 100_000, loginAdmins: 64, renames: 20, orgLevels: []int{10, 100, 1_000, 5_000}, seriesCreates: 300}
 }
 
 func parseOptions(args []string, stderr io.Writer) (config, error) {

@@ -245,7 +245,14 @@ func (b *bench) markdown(charts []string) string {
 		w("- service source: %s\n", r.Revision)
 	}
 	w("- %d clients per scenario (unless named -c64), %s per scenario, BCRYPT_COST=%d", r.Concurrency, time.Duration(r.ScenarioSeconds*float64(time.Second)), r.BcryptCost)
-	if r.SeriesBcryptCost > 0 {
+	servers := map[string]bool{}
+	for _, x := range r.Results {
+		servers[x.Server] = true
+	}
+	switch {
+	case servers["reference"]:
+		w("; the org-count series (`@N` rows) ran on two more service processes with BCRYPT_COST=%d: `series`, signed up level by level, and `reference`, kept at the first level and measured in turns with it", r.SeriesBcryptCost)
+	case servers["series"]:
 		w("; the org-count series (`@N` rows) ran on a second service process with BCRYPT_COST=%d", r.SeriesBcryptCost)
 	}
 	w("\n- wall time: %s; load average %s at the start, %s at the end\n\n", time.Duration(r.WallSeconds*float64(time.Second)).Round(time.Second), r.LoadStart, r.LoadEnd)
