@@ -97,15 +97,17 @@ func (b *bench) orgCountSeries(ctx context.Context, ref *reference) error {
 		if err := b.checkAlive(); err != nil {
 			return err
 		}
-		if ref != nil && ref.svc.Exited() {
-			return fmt.Errorf("the reference service exited; its log:\n%s", tail(ref.svc.LogPath, 20))
+		if ref != nil {
+			if err := ref.svc.alive(); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
 }
 
-// referenceName names the reference's result measured beside level.
-func (b *bench) referenceName(scenario string, ref *reference, level int) string {
+// name names the reference's result of scenario measured beside level.
+func (ref *reference) name(scenario string, level int) string {
 	return fmt.Sprintf("%s@%d beside @%d", scenario, ref.organizations, level)
 }
 
@@ -121,7 +123,7 @@ func (b *bench) seriesGet(ctx context.Context, level int, ref *reference) {
 	if ref == nil {
 		r = b.attack(ctx, name, targets(b.base), b.opts.concurrency, nil)
 	} else {
-		other := b.httpTurn(b.referenceName("org-get", ref, level), "scenario", ref.svc.PID(), targets(ref.svc.URL))
+		other := b.httpTurn(ref.name("org-get", level), "scenario", ref.svc.PID(), targets(ref.svc.URL))
 		other.server = ref.svc.Name
 		res := b.alternate(ctx, [2]turn{b.httpTurn(name, "scenario", b.pid, targets(b.base)), other})
 		r = res[0]
@@ -166,7 +168,7 @@ func (b *bench) seriesCreate(ctx context.Context, level int, ref *reference) int
 					from = to
 				}}
 		}
-		refName := b.referenceName("org-create", ref, level)
+		refName := ref.name("org-create", level)
 		var refRemoved deletions
 		res := b.alternate(ctx, [2]turn{
 			side(name, b.server, b.base, prefix, b.pid, b.api, &removed),
@@ -185,7 +187,7 @@ func (b *bench) seriesCreate(ctx context.Context, level int, ref *reference) int
 				kept, level, ref.organizations)
 		}
 		del := b.addDeletions(fmt.Sprintf("org-delete@%d", level), b.server, level, &removed)
-		refDel := b.addDeletions(b.referenceName("org-delete", ref, level), ref.svc.Name, ref.organizations, &refRemoved)
+		refDel := b.addDeletions(ref.name("org-delete", level), ref.svc.Name, ref.organizations, &refRemoved)
 		pairReference(del, refDel)
 	}
 	r.Organizations = level

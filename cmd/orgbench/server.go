@@ -204,6 +204,14 @@ func (s *service) Stop() {
 	})
 }
 
+// alive fails, with the end of its log, when the process has ended.
+func (s *service) alive() error {
+	if s.Exited() {
+		return fmt.Errorf("the %s service exited; its log:\n%s", s.Name, tail(s.LogPath, 20))
+	}
+	return nil
+}
+
 // Exited reports whether the process has ended.
 func (s *service) Exited() bool {
 	select {
