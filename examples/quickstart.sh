@@ -68,6 +68,13 @@ expect_in() {
 	grep -qF -- "$1" "$body" || die "$2: the answer does not contain $1: $(cat "$body")"
 }
 
+# take_token: uses the access_token of the last answer from now on; the
+# one used so far stays in old_auth.
+take_token() {
+	old_auth="${AUTH:-}"
+	AUTH="Authorization: Bearer $(field access_token)"
+}
+
 JSON='Content-Type: application/json'
 run="$(date +%s)-${RANDOM}"
 name="Quickstart ${run}"
@@ -89,8 +96,7 @@ expect_in "\"$name\"" "look it up by name"
 
 call "log in" 200 POST /admin/login -H "$JSON" \
 	-d "{\"email\":\"$email\",\"password\":\"$password\"}"
-token="$(field access_token)"
-AUTH="Authorization: Bearer $token"
+take_token
 
 call "store a document" 201 POST /org/documents -H "$AUTH" -H "$JSON" \
 	-d '{"kind":"invoice","total":120,"lines":[[1,2],[3]]}'
@@ -117,18 +123,14 @@ call "the document is gone" 404 GET "/org/documents/$id" -H "$AUTH"
 
 call "rename the organization" 200 PUT /org/update -H "$AUTH" -H "$JSON" \
 	-d "{\"organization_name\":\"$name\",\"new_organization_name\":\"$new_name\"}"
-old_auth="$AUTH"
-token="$(field access_token)"
-AUTH="Authorization: Bearer $token"
+take_token
 
 call "the earlier token still works" 200 GET /org/documents -H "$old_auth"
 call "so does the fresh one" 200 GET /org/documents -H "$AUTH"
 
 call "change the admin's password" 200 PUT /org/update -H "$AUTH" -H "$JSON" \
 	-d "{\"organization_name\":\"$new_name\",\"password\":\"another-pass-9\"}"
-old_auth="$AUTH"
-token="$(field access_token)"
-AUTH="Authorization: Bearer $token"
+take_token
 call "the earlier token no longer works" 401 GET /org/documents -H "$old_auth"
 call "the fresh token does" 200 GET /org/documents -H "$AUTH"
 
