@@ -37,8 +37,9 @@ help:
 	@echo "make docker-build  build the image $(IMAGE)"
 	@echo "make clean         remove bin/"
 
-run:
-	$(GO) run ./cmd/orgsvc
+# The built binary, not go run: Ctrl-C and kill reach the service itself.
+run: build
+	./$(BINARY)
 
 build:
 	$(BUILD)

@@ -35,6 +35,8 @@ Usage:
   orgsvc check --repair
                     finish or roll back interrupted operations, fix what
                     can be fixed, report what was done, then check again
+  orgsvc health     ask the service configured here for /health (a probe for
+                    images without curl; exit status 0 when it answers 200)
   orgsvc version    print the version and the commit it was built from
   orgsvc help       show this help (also -h, --help)
 
@@ -68,6 +70,12 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		return check(ctx, repair, stdout, stderr)
+	case "health":
+		if len(args) > 2 {
+			fmt.Fprintf(stderr, "orgsvc: health takes no arguments, got %q\n\n%s", args[2:], usage)
+			return 2
+		}
+		return health(ctx, stdout, stderr)
 	case "version", "-version", "--version":
 		bi := buildinfo.Read()
 		fmt.Fprintf(stdout, "orgsvc %s (commit %s, %s)\n", bi.Version, bi.Commit, bi.GoVersion)
@@ -92,6 +100,14 @@ func serve(ctx context.Context, logOut io.Writer) error {
 	}
 	log := NewLogger(logOut, cfg.LogLevel, cfg.LogFormat)
 
+	// The port first: an instance that cannot serve opens no store and
+	// settles nothing.
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("HTTP_ADDR: %w", err)
+	}
+	defer ln.Close()
+
 	passwords, err := security.NewPasswords(cfg.BcryptCost, cfg.BcryptWorkers, cfg.BcryptQueue)
 	if err != nil {
 		return err
@@ -114,7 +130,7 @@ func serve(ctx context.Context, logOut io.Writer) error {
 		log.Info("database closed")
 	}()
 	if cfg.Embedded() {
-		log.Info("embedded database started", "addr", strings.TrimSuffix(strings.TrimPrefix(st.URI, "mongodb://"), "/"), "data_dir", cfg.DataDir)
+		log.Info("embedded database started", "uri", st.URI, "data_dir", cfg.DataDir)
 	}
 
 	secret := []byte(cfg.JWTSecret)
@@ -131,11 +147,9 @@ func serve(ctx context.Context, logOut io.Writer) error {
 	if err != nil {
 		return err
 	}
-	// Operations a crash interrupted are settled before serving. With a
-	// database of its own, this process is the only possible driver of
-	// any; otherwise those whose lease ran out are, and the rest later.
-	allStale := cfg.Embedded() && cfg.EmbeddedMongoAddr == ""
-	if n, busy, err := sv.Orgs.RecoverAll(ctx, allStale); err != nil {
+	// Operations a crash interrupted are settled before serving (see
+	// soleOwner); otherwise those whose lease ran out are, and the rest later.
+	if n, busy, err := sv.Orgs.RecoverAll(ctx, soleOwner(cfg)); err != nil {
 		log.Error("recovering interrupted operations", "err", err)
 	} else if n > 0 || busy > 0 {
 		log.Info("recovered interrupted operations", "count", n, "held_elsewhere", busy)
@@ -144,11 +158,6 @@ func serve(ctx context.Context, logOut io.Writer) error {
 	defer stopWatch()
 	go sv.Orgs.Watch(watchCtx, cfg.OperationLease/2)
 	handler := sv.Handler(cfg, comp)
-
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("HTTP_ADDR: %w", err)
-	}
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -232,6 +241,17 @@ func check(ctx context.Context, repair bool, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// soleOwner reports whether this process is the only one that can reach
+// the database, so that every unfinished operation in it is abandoned,
+// whatever its lease says. That holds only for the embedded store without
+// EMBEDDED_MONGO_ADDR, and only because store.Open holds DATA_DIR's
+// exclusive lock (store.LockFile) and listens on a socket inside the
+// 0700 DATA_DIR: without that lock, a second process on the same
+// directory would settle the first one's operations under its feet.
+func soleOwner(cfg config.Config) bool {
+	return cfg.Embedded() && cfg.EmbeddedMongoAddr == ""
+}
+
 // Components are what NewHandler wires together beside the configuration.
 type Components struct {
 	DB     *mongo.Database
@@ -274,7 +294,7 @@ func NewServices(cfg config.Config, c Components) (*Services, error) {
 	tenants.OnCreate(c.PrepareCollection)
 	auth := service.NewAuthService(master, tokens, passwords, cfg.AuthCacheTTL)
 	orgs := service.NewOrgService(master, tenants, repository.NewOperationRepository(c.DB), passwords, auth, c.Logger, service.Lifecycle{
-		Lease: cfg.OperationLease, AllStale: cfg.Embedded() && cfg.EmbeddedMongoAddr == "", ReceiptTTL: cfg.TokenTTL(),
+		Lease: cfg.OperationLease, AllStale: soleOwner(cfg), ReceiptTTL: cfg.TokenTTL(),
 	})
 	docs := service.NewDocumentService(tenants, orgs, int(cfg.MaxDocumentBytes))
 	return &Services{Auth: auth, Orgs: orgs, Docs: docs}, nil

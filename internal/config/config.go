@@ -4,6 +4,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"reflect"
 	"strings"
@@ -31,10 +32,13 @@ type Config struct {
 	DataDir            string `envconfig:"DATA_DIR" default:"./data"`
 	BcryptCost         int    `envconfig:"BCRYPT_COST" default:"12"`
 	EmbeddedMongoAddr  string `envconfig:"EMBEDDED_MONGO_ADDR"`
-	LogLevel           string `envconfig:"LOG_LEVEL" default:"info"`
-	LogFormat          string `envconfig:"LOG_FORMAT" default:"json"`
-	MaxDocumentBytes   int64  `envconfig:"MAX_DOCUMENT_BYTES" default:"1048576"`
-	MaxBodyBytes       int64  `envconfig:"MAX_BODY_BYTES" default:"1048576"`
+	// EmbeddedMongoAllowRemote lets EMBEDDED_MONGO_ADDR be an address other
+	// than loopback: the embedded store has no authentication.
+	EmbeddedMongoAllowRemote bool   `envconfig:"EMBEDDED_MONGO_ALLOW_REMOTE" default:"false"`
+	LogLevel                 string `envconfig:"LOG_LEVEL" default:"info"`
+	LogFormat                string `envconfig:"LOG_FORMAT" default:"json"`
+	MaxDocumentBytes         int64  `envconfig:"MAX_DOCUMENT_BYTES" default:"1048576"`
+	MaxBodyBytes             int64  `envconfig:"MAX_BODY_BYTES" default:"1048576"`
 
 	// Abuse limits, per minute; 0 turns a limit off.
 	LoginRatePerEmail    int `envconfig:"LOGIN_RATE_PER_EMAIL" default:"10"`
@@ -146,6 +150,10 @@ func (c Config) Validate() error {
 	if c.Embedded() && c.DataDir == "" {
 		errs = append(errs, errors.New("DATA_DIR: required when MONGO_URI is empty"))
 	}
+	if c.Embedded() && c.EmbeddedMongoAddr != "" && !c.EmbeddedMongoAllowRemote && !loopback(c.EmbeddedMongoAddr) {
+		errs = append(errs, fmt.Errorf("EMBEDDED_MONGO_ADDR: %q is not a loopback address (127.0.0.1:PORT, [::1]:PORT, localhost:PORT); "+
+			"the embedded database has no authentication, so set EMBEDDED_MONGO_ALLOW_REMOTE=true only on a network you trust", c.EmbeddedMongoAddr))
+	}
 	switch strings.ToLower(c.LogLevel) {
 	case "debug", "info", "warn", "error":
 	default:
@@ -192,4 +200,17 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("JWT_ISSUER: must not be empty"))
 	}
 	return errors.Join(errs...)
+}
+
+// loopback reports whether addr (host:port) names a loopback host.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -196,6 +196,24 @@ func TestLoadValid(t *testing.T) {
 				}
 			},
 		},
+		{
+			name: "embedded store exposed on purpose",
+			env:  []string{"EMBEDDED_MONGO_ADDR=0.0.0.0:27017", "EMBEDDED_MONGO_ALLOW_REMOTE=true"},
+			check: func(t *testing.T, c config.Config) {
+				if c.EmbeddedMongoAddr != "0.0.0.0:27017" || !c.EmbeddedMongoAllowRemote {
+					t.Errorf("EmbeddedMongoAddr, EmbeddedMongoAllowRemote: got %q, %v", c.EmbeddedMongoAddr, c.EmbeddedMongoAllowRemote)
+				}
+			},
+		},
+		{
+			name: "embedded store on localhost and IPv6 loopback",
+			env:  []string{"EMBEDDED_MONGO_ADDR=[::1]:27017"},
+			check: func(t *testing.T, c config.Config) {
+				if c.EmbeddedMongoAddr != "[::1]:27017" {
+					t.Errorf("EmbeddedMongoAddr: got %q", c.EmbeddedMongoAddr)
+				}
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -241,6 +259,9 @@ func TestLoadInvalid(t *testing.T) {
 		{"REQUEST_TIMEOUT zero", []string{"REQUEST_TIMEOUT=0s"}, "REQUEST_TIMEOUT"},
 		{"REQUEST_TIMEOUT without a unit", []string{"REQUEST_TIMEOUT=10"}, "REQUEST_TIMEOUT"},
 		{"AUTH_CACHE_TTL over 5s", []string{"AUTH_CACHE_TTL=6s"}, "AUTH_CACHE_TTL"},
+		{"EMBEDDED_MONGO_ADDR on every interface", []string{"EMBEDDED_MONGO_ADDR=:27017"}, "EMBEDDED_MONGO_ALLOW_REMOTE"},
+		{"EMBEDDED_MONGO_ADDR on a LAN address", []string{"EMBEDDED_MONGO_ADDR=192.0.2.10:27017"}, "EMBEDDED_MONGO_ADDR"},
+		{"EMBEDDED_MONGO_ADDR without a port", []string{"EMBEDDED_MONGO_ADDR=127.0.0.1"}, "EMBEDDED_MONGO_ADDR"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

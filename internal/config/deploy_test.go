@@ -94,6 +94,16 @@ func TestComposeFile(t *testing.T) {
 		t.Errorf("app does not wait for mongo to be healthy: %+v", app.DependsOn)
 	}
 
+	// The app probes itself (distroless has no curl) and comes back.
+	if hc := app.HealthCheck; hc == nil || hc.Disable || strings.Join(hc.Test, " ") != "CMD /orgsvc health" {
+		t.Errorf("app healthcheck %+v, want CMD /orgsvc health", app.HealthCheck)
+	}
+	for _, s := range []types.ServiceConfig{app, mongo} {
+		if s.Restart != types.RestartPolicyUnlessStopped {
+			t.Errorf("%s restart %q, want unless-stopped", s.Name, s.Restart)
+		}
+	}
+
 	// mongo's data is in a named volume.
 	var named bool
 	for _, v := range mongo.Volumes {
@@ -121,11 +131,27 @@ func TestDockerfileBuildsWithMake(t *testing.T) {
 	if !regexp.MustCompile(`(?m)^USER \S+`).Match(df) || regexp.MustCompile(`(?m)^USER (root|0)\b`).Match(df) {
 		t.Error("the image does not run as a non-root user")
 	}
+	// The Go image satisfies go.mod's go line.
+	gomod, err := os.ReadFile("../../go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := regexp.MustCompile(`(?m)^go (\S+)$`).FindSubmatch(gomod)
+	got := regexp.MustCompile(`(?m)^ARG GO_VERSION=(\S+)$`).FindSubmatch(df)
+	if want == nil || got == nil || string(got[1]) != string(want[1]) {
+		t.Errorf("Dockerfile GO_VERSION %q, want go.mod's %q", got, want)
+	}
+	if !strings.Contains(string(df), `CMD ["/orgsvc", "health"]`) {
+		t.Error("the image has no HEALTHCHECK through orgsvc health")
+	}
 	mk, err := os.ReadFile("../../Makefile")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !regexp.MustCompile(`(?m)^build:\n\t\$\(BUILD\)$`).Match(mk) || !strings.Contains(string(mk), "CGO_ENABLED=0") {
 		t.Error("make build is not the static $(BUILD) command")
+	}
+	if !regexp.MustCompile(`(?m)^run: build\n\t\./\$\(BINARY\)$`).Match(mk) {
+		t.Error("make run does not run the built binary")
 	}
 }

@@ -186,10 +186,23 @@ type Embedded struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	ids    *idIndexes
+	lock   *dirLock
+	// socketDir is a directory made for the socket alone, removed at Stop.
+	socketDir string
 }
 
-// StartEmbedded starts FerretDB storing its files under dir, listening on
-// addr (a free loopback port when empty).
+// SocketFile is the Unix socket in DATA_DIR the embedded store listens on
+// when no EMBEDDED_MONGO_ADDR is set.
+const SocketFile = "mongo.sock"
+
+// maxSocketPath is the longest socket path Linux and macOS take (104 and
+// 108 bytes, less the terminating NUL).
+const maxSocketPath = 103
+
+// StartEmbedded takes DATA_DIR's lock (see lockDir) and starts FerretDB
+// storing its files under dir. With addr empty it listens only on a Unix
+// socket in dir, which is mode 0700, so no other user of the machine
+// reaches it; otherwise it listens on the TCP address addr.
 func StartEmbedded(dir, addr string, logger *slog.Logger) (*Embedded, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
@@ -198,23 +211,44 @@ func StartEmbedded(dir, addr string, logger *slog.Logger) (*Embedded, error) {
 	if err := os.MkdirAll(abs, 0o700); err != nil {
 		return nil, fmt.Errorf("DATA_DIR: %w", err)
 	}
+	if err := os.Chmod(abs, 0o700); err != nil {
+		return nil, fmt.Errorf("DATA_DIR: %w", err)
+	}
+	lock, err := lockDir(abs)
+	if err != nil {
+		return nil, err
+	}
+	e := &Embedded{lock: lock, done: make(chan struct{}), ids: &idIndexes{dir: abs}}
+	listener := ferretdb.ListenerConfig{TCP: addr}
 	if addr == "" {
-		addr = "127.0.0.1:0"
+		sock := filepath.Join(abs, SocketFile)
+		if len(sock) > maxSocketPath {
+			// A deep DATA_DIR: a directory of the same mode of its own.
+			if e.socketDir, err = os.MkdirTemp("", "orgsvc-db-"); err != nil {
+				_ = lock.release()
+				return nil, fmt.Errorf("embedded database socket: %w", err)
+			}
+			sock = filepath.Join(e.socketDir, SocketFile)
+		}
+		// Left behind by a process that died; the lock says none is alive.
+		_ = os.Remove(sock)
+		listener = ferretdb.ListenerConfig{Unix: sock}
 	}
 	if logger == nil {
 		logger = slog.Default()
 	}
 	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: addr},
+		Listener:  listener,
 		Handler:   "sqlite",
 		SQLiteURL: "file:" + abs + "/",
 		Logger:    quiet(logger.With("component", "ferretdb")),
 	})
 	if err != nil {
+		e.release()
 		return nil, fmt.Errorf("start embedded database: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	e := &Embedded{db: f, cancel: cancel, done: make(chan struct{}), ids: &idIndexes{dir: abs}}
+	e.db, e.cancel = f, cancel
 	go func() {
 		defer close(e.done)
 		_ = f.Run(ctx)
@@ -222,14 +256,24 @@ func StartEmbedded(dir, addr string, logger *slog.Logger) (*Embedded, error) {
 	return e, nil
 }
 
-// URI is the connection string of the embedded store.
+// release gives up what StartEmbedded took beside FerretDB.
+func (e *Embedded) release() {
+	if e.socketDir != "" {
+		_ = os.RemoveAll(e.socketDir)
+	}
+	_ = e.lock.release()
+}
+
+// URI is the connection string of the embedded store (a socket's path
+// percent-encoded, as the driver expects).
 func (e *Embedded) URI() string { return e.db.MongoDBURI() }
 
-// Stop shuts the embedded store down and waits for it.
+// Stop shuts the embedded store down, waits for it, and gives up DATA_DIR.
 func (e *Embedded) Stop() {
 	_ = e.ids.close()
 	e.cancel()
 	<-e.done
+	e.release()
 }
 
 // IndexCollection is Store.IndexCollection for another database of the
