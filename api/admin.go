@@ -30,6 +30,7 @@ type TokenResponse struct {
 //	@Param			body	body		LoginRequest	true	"Credentials"
 //	@Success		200		{object}	TokenResponse
 //	@Failure		401		{object}	ErrorResponse	"Invalid credentials"
+//	@Header			401		{string}	WWW-Authenticate	"Bearer realm=orgsvc (RFC 6750)"
 //	@Failure		413		{object}	ErrorResponse	"Body over MAX_BODY_BYTES"
 //	@Failure		415		{object}	ErrorResponse	"Content-Type is not JSON"
 //	@Failure		422		{object}	ValidationError
@@ -88,6 +89,7 @@ func loginOutcome(err error) string {
 //	@Security		BearerAuth
 //	@Success		200	{object}	MessageResponse
 //	@Failure		401	{object}	ErrorResponse	"Missing, invalid or revoked token"
+//	@Header			401	{string}	WWW-Authenticate	"Bearer challenge (RFC 6750): without a token the realm alone, with a refused one error=invalid_token and an error_description saying why (expired, malformed or badly signed, revoked, organization or admin gone)"
 //	@Failure		500	{object}	ErrorResponse
 //	@Failure		503	{object}	ErrorResponse	"database unavailable"
 //	@Router			/admin/logout [post]

@@ -99,7 +99,7 @@ func TestRoutes(t *testing.T) {
 	for _, c := range []struct{ method, path, allow string }{
 		{"GET", "/org/create", "POST"},
 		{"GET", "/admin/login", "POST"},
-		{"DELETE", "/health", "GET"},
+		{"DELETE", "/health", "GET, HEAD"},
 		{"PUT", "/org/delete", "POST, DELETE"},
 		{"GET", "/org/update", "POST, PUT"},
 	} {

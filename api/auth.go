@@ -49,7 +49,7 @@ func (s *server) authenticateOr(next http.Handler, deletion bool) http.Handler {
 			return
 		}
 		p, err := s.auth.Authenticate(r.Context(), token)
-		if deletion && (errors.Is(err, service.ErrAdminNotFound) || errors.Is(err, service.ErrTokenRevoked)) {
+		if deletion && (errors.Is(err, service.ErrAdminNotFound) || errors.Is(err, service.ErrTokenRevoked) || errors.Is(err, service.ErrOrgGone)) {
 			if admin, org, cerr := s.auth.Claims(token); cerr == nil {
 				next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), goneKey{}, gone{admin, org, err})))
 				return

@@ -290,13 +290,13 @@ func (m *matcher) failf(format string, args ...any) {
 	m.problems = append(m.problems, fmt.Sprintf(format, args...))
 }
 
-// answer checks one HTTP answer. Every 401 must carry WWW-Authenticate.
+// answer checks one HTTP answer. Every 401 must carry a Bearer challenge.
 func (m *matcher) answer(want expectation, got response) {
 	if got.status != want.status {
 		m.failf("status: got %d, want %d", got.status, want.status)
 	}
-	if got.status == http.StatusUnauthorized && got.header.Get("WWW-Authenticate") != "Bearer" {
-		m.failf("401 without WWW-Authenticate: Bearer (got %q)", got.header.Get("WWW-Authenticate"))
+	if _, err := bearerChallenge(got.header.Get("WWW-Authenticate")); got.status == http.StatusUnauthorized && err != nil {
+		m.failf("401 without a Bearer challenge: %v", err)
 	}
 	if ct := got.header.Get("Content-Type"); want.contentType != "" && !strings.HasPrefix(ct, want.contentType) {
 		m.failf("content-type: got %q, want %s", ct, want.contentType)

@@ -189,8 +189,8 @@ func TestDifference5TokensEndWhenTheyShould(t *testing.T) {
 				expect(t, r, http.StatusOK, "")
 			} else {
 				expect(t, r, http.StatusUnauthorized, "")
-				if r.header.Get("WWW-Authenticate") != "Bearer" {
-					t.Fatal("401 without WWW-Authenticate: Bearer")
+				if params, err := bearerChallenge(r.header.Get("WWW-Authenticate")); err != nil || params["error"] != "invalid_token" {
+					t.Fatalf("401 without an invalid_token challenge: %q", r.header.Get("WWW-Authenticate"))
 				}
 			}
 			expect(t, e.call("PUT", "/org/update", fresh, map[string]any{"organization_name": newName}), http.StatusOK, "")
@@ -277,7 +277,8 @@ func TestDifference8MissingTokenIs401WithChallenge(t *testing.T) {
 				}
 				r := e.request(route[0], route[1], []byte(`{"organization_name":"alpha"}`), h)
 				expect(t, r, http.StatusUnauthorized, c.detail)
-				if r.header.Get("WWW-Authenticate") != "Bearer" {
+				params, err := bearerChallenge(r.header.Get("WWW-Authenticate"))
+				if err != nil || (params["error"] == "") != (c.header != "Bearer not-a-jwt") {
 					t.Fatalf("WWW-Authenticate: %q", r.header.Get("WWW-Authenticate"))
 				}
 			})

@@ -29,6 +29,7 @@ var problems = map[error]problem{
 	service.ErrAdminNotFound:      {http.StatusUnauthorized, "Admin not found", false},
 	service.ErrOrgMismatch:        {http.StatusUnauthorized, "Admin organization mismatch", false},
 	service.ErrTokenRevoked:       {http.StatusUnauthorized, "Token has been revoked", false},
+	service.ErrOrgGone:            {http.StatusUnauthorized, "Token's organization not found", false},
 	service.ErrDocumentNotFound:   {http.StatusNotFound, "Document not found", false},
 	service.ErrDocumentTooLarge:   {http.StatusRequestEntityTooLarge, "Document too large", false},
 	service.ErrDocumentChanged:    {http.StatusConflict, "Document changed concurrently; retry", false},
@@ -80,7 +81,7 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	for target, p := range problems {
 		if errors.Is(err, target) {
 			if p.status == http.StatusUnauthorized {
-				w.Header().Set("WWW-Authenticate", "Bearer")
+				challenge(w, r, err)
 			}
 			if p.retry {
 				w.Header().Set("Retry-After", "1")
@@ -91,4 +92,47 @@ func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	s.log.ErrorContext(r.Context(), "request failed", "request_id", info(r.Context()).id, "method", r.Method, "path", r.URL.Path, "err", err)
 	encode(w, http.StatusInternalServerError, ErrorResponse{Detail: "Internal Server Error"})
+}
+
+// realm names the protection space of every Bearer challenge.
+const realm = "orgsvc"
+
+// unknownOwner describes a token whose organization or admin is gone.
+const unknownOwner = "The organization or admin the access token names does not exist"
+
+// tokenFaults are the reasons a token is refused: error_description of
+// the challenge (RFC 6750) and auth_error of the request's log line. The
+// first match wins (ErrTokenExpired is an ErrInvalidToken).
+var tokenFaults = []struct {
+	err                 error
+	reason, description string
+}{
+	{service.ErrTokenExpired, "token_expired", "The access token expired"},
+	{service.ErrInvalidToken, "token_invalid", "The access token is malformed or its signature is not valid"},
+	{service.ErrTokenRevoked, "token_revoked", "The access token was revoked by a logout or a change of e-mail or password"},
+	{service.ErrOrgGone, "token_unknown_owner", unknownOwner},
+	{service.ErrAdminNotFound, "token_unknown_owner", unknownOwner},
+	{service.ErrOrgMismatch, "token_unknown_owner", unknownOwner},
+}
+
+// challenge sets the WWW-Authenticate header of a 401 answering err, and
+// records why in the request's log line. A request without a Bearer token
+// gets the bare challenge, as RFC 6750 asks.
+func challenge(w http.ResponseWriter, r *http.Request, err error) {
+	for _, f := range tokenFaults {
+		if errors.Is(err, f.err) {
+			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token", error_description="`+f.description+`"`)
+			info(r.Context()).authError = f.reason
+			return
+		}
+	}
+	w.Header().Set("WWW-Authenticate", `Bearer realm="`+realm+`"`)
+	switch {
+	case errors.Is(err, errNotAuthenticated):
+		info(r.Context()).authError = "token_missing"
+	case errors.Is(err, errBadScheme):
+		info(r.Context()).authError = "scheme_not_bearer"
+	case errors.Is(err, service.ErrInvalidCredentials):
+		info(r.Context()).authError = "invalid_credentials"
+	}
 }

@@ -62,7 +62,7 @@ func TestForgedTokensAre401(t *testing.T) {
 			for _, route := range [][2]string{{"PUT", "/org/update"}, {"GET", "/org/documents"}, {"POST", "/admin/logout"}} {
 				r := e.call(route[0], route[1], tok, map[string]any{"organization_name": "alpha"})
 				expect(t, r, http.StatusUnauthorized, "")
-				if r.detail() == "" || r.header.Get("WWW-Authenticate") != "Bearer" {
+				if params, err := bearerChallenge(r.header.Get("WWW-Authenticate")); r.detail() == "" || err != nil || params["error"] != "invalid_token" {
 					t.Fatalf("%s %s: %s, WWW-Authenticate %q", route[0], route[1], r.raw, r.header.Get("WWW-Authenticate"))
 				}
 			}

@@ -16,7 +16,7 @@ type HealthResponse struct {
 // handleHealth godoc
 //
 //	@Summary		Liveness
-//	@Description	Answers while the process serves HTTP; it does not touch the database.
+//	@Description	Answers while the process serves HTTP; it does not touch the database. HEAD answers the same without a body.
 //	@Tags			health
 //	@Produce		json
 //	@Success		200	{object}	HealthResponse
@@ -35,7 +35,7 @@ var (
 // handleReady godoc
 //
 //	@Summary		Readiness
-//	@Description	Answers 200 while the database answers a ping, 503 while it does not: take the instance out of rotation, it recovers by itself.
+//	@Description	Answers 200 while the database answers a ping, 503 while it does not: take the instance out of rotation, it recovers by itself. HEAD answers the same without a body.
 //	@Tags			health
 //	@Produce		json
 //	@Success		200	{object}	HealthResponse

@@ -20,6 +20,8 @@ import (
 type requestInfo struct {
 	id  string
 	org string
+	// authError is why authentication failed; never the token.
+	authError string
 }
 
 type requestInfoKey struct{}
@@ -88,7 +90,7 @@ func (s *server) observe(next http.Handler) http.Handler {
 		if !s.log.Enabled(r.Context(), level) {
 			return
 		}
-		s.log.LogAttrs(r.Context(), level, "request",
+		attrs := [...]slog.Attr{
 			slog.String("request_id", id),
 			slog.String("method", r.Method),
 			slog.String("route", route),
@@ -98,7 +100,13 @@ func (s *server) observe(next http.Handler) http.Handler {
 			slog.Int("bytes", ww.BytesWritten()),
 			slog.String("org", ri.org),
 			slog.String("client", s.clientAddr(r)),
-		)
+			slog.String("auth_error", ri.authError),
+		}
+		n := len(attrs)
+		if ri.authError == "" {
+			n-- // only refused requests carry it
+		}
+		s.log.LogAttrs(r.Context(), level, "request", attrs[:n]...)
 	})
 }
 

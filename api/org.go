@@ -146,6 +146,7 @@ func (s *server) handleGetOrg(w http.ResponseWriter, r *http.Request) {
 //	@Success		200		{object}	UpdateOrgResponse
 //	@Failure		400		{object}	ErrorResponse	"Email already registered"
 //	@Failure		401		{object}	ErrorResponse	"Missing, invalid or revoked token"
+//	@Header			401		{string}	WWW-Authenticate	"Bearer challenge (RFC 6750): without a token the realm alone, with a refused one error=invalid_token and an error_description saying why (expired, malformed or badly signed, revoked, organization or admin gone)"
 //	@Failure		403		{object}	ErrorResponse	"Not authorized to update"
 //	@Failure		404		{object}	ErrorResponse	"Organization not found"
 //	@Failure		409		{object}	ErrorResponse	"Organization name conflict, or another change of the organization under way (Retry-After)"
@@ -185,6 +186,7 @@ func (s *server) handleUpdateOrg(w http.ResponseWriter, r *http.Request) {
 //	@Param			body	body		DeleteOrgRequest	true	"The organization to delete"
 //	@Success		200		{object}	MessageResponse
 //	@Failure		401		{object}	ErrorResponse	"Missing, invalid or revoked token"
+//	@Header			401		{string}	WWW-Authenticate	"Bearer challenge (RFC 6750): without a token the realm alone, with a refused one error=invalid_token and an error_description saying why (expired, malformed or badly signed, revoked, organization or admin gone)"
 //	@Failure		403		{object}	ErrorResponse	"Not authorized to delete"
 //	@Failure		404		{object}	ErrorResponse	"Organization not found"
 //	@Failure		409		{object}	ErrorResponse	"Another change of the organization under way (Retry-After)"

@@ -9,8 +9,11 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/go-playground/validator/v10"
+
+	"github.com/orgsvc/orgsvc/internal/jsondoc"
 )
 
 // FieldError is one validation problem, in FastAPI's shape.
@@ -51,8 +54,8 @@ type normalizer interface{ normalize() }
 // fields are *string, and validates it. It follows the original service's
 // rules: a body is parsed as JSON when its Content-Type is absent or JSON;
 // numbers are accepted where a string is expected; unknown fields are
-// ignored; every problem is reported at once. It returns false after
-// writing the error answer.
+// ignored; every problem is reported at once. Unlike the original, a key
+// given twice is refused. It returns false after writing the error answer.
 func (s *server) decode(w http.ResponseWriter, r *http.Request, dst any) bool {
 	body, ok := readJSONBody(w, r, s.maxBodyBytes)
 	if !ok {
@@ -88,19 +91,14 @@ func readJSONBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, 
 
 // parse decodes a JSON body into dst and validates it.
 func (s *server) parse(body []byte, dst any) []FieldError {
-	if len(body) == 0 {
-		return []FieldError{missing("body")}
-	}
-	// Unmarshal checks the whole body (trailing data included) and gives
-	// offsets for syntax errors; the decoder then keeps numbers as written.
-	if err := json.Unmarshal(body, new(json.RawMessage)); err != nil {
-		return []FieldError{jsonError(body, err)}
+	if problems := malformed([]any{"body"}, body); len(problems) > 0 {
+		return problems
 	}
 	var raw any
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	if err := dec.Decode(&raw); err != nil {
-		return []FieldError{jsonError(body, err)}
+		return []FieldError{jsonError([]any{"body"}, body, err)}
 	}
 	if raw == nil {
 		return []FieldError{missing("body")}
@@ -108,6 +106,9 @@ func (s *server) parse(body []byte, dst any) []FieldError {
 	obj, ok := raw.(map[string]any)
 	if !ok {
 		return []FieldError{notADict()}
+	}
+	if dups := duplicateKeys(body); len(dups) > 0 {
+		return dups
 	}
 	v := reflect.ValueOf(dst).Elem()
 	t := v.Type()
@@ -179,33 +180,104 @@ func notADict() FieldError {
 	return FieldError{Loc: []any{"body"}, Msg: "value is not a valid dict", Type: "type_error.dict"}
 }
 
-// jsonError describes a JSON syntax error as FastAPI does, with the
-// character offset in loc and the line and column in ctx.
-func jsonError(body []byte, err error) FieldError {
-	pos := len(body)
-	msg := err.Error()
+// malformed is the one check of every JSON text a request sends (control
+// bodies, documents, filters) before anything reads it: one value, valid
+// UTF-8. It returns nil, or the problem in FastAPI's shape (see jsonError).
+func malformed(where []any, text []byte) []FieldError {
+	if len(text) == 0 {
+		return []FieldError{missing(where...)}
+	}
+	if !json.Valid(text) {
+		// Unmarshal gives the offset; it checks trailing data as well.
+		return []FieldError{jsonError(where, text, json.Unmarshal(text, new(json.RawMessage)))}
+	}
+	if !utf8.Valid(text) {
+		return []FieldError{jsonError(where, text, errNotUTF8)}
+	}
+	return nil
+}
+
+var errNotUTF8 = errors.New("invalid UTF-8")
+
+// jsonError describes malformed JSON as FastAPI does, with the offset after
+// where in loc and the line and column in ctx. Nothing of the text itself
+// is echoed: it may hold a password.
+func jsonError(where []any, text []byte, err error) FieldError {
+	pos := len(text)
+	msg := "invalid JSON"
 	var syn *json.SyntaxError
-	if errors.As(err, &syn) {
+	switch {
+	case errors.As(err, &syn):
+		msg = syntaxMessage(syn)
 		pos = int(syn.Offset)
 		if msg != "unexpected end of JSON input" && pos > 0 {
 			pos-- // Offset counts the offending byte; FastAPI points at it.
 		}
+	case errors.Is(err, errNotUTF8):
+		msg = err.Error()
+		for pos = 0; pos < len(text); {
+			r, n := utf8.DecodeRune(text[pos:])
+			if r == utf8.RuneError && n == 1 {
+				break
+			}
+			pos += n
+		}
 	}
-	if pos > len(body) {
-		pos = len(body)
-	}
-	doc := string(body)
-	line := strings.Count(doc[:pos], "\n") + 1
-	col := pos - strings.LastIndexByte(doc[:pos], '\n')
-	if len(doc) > 1024 {
-		doc = doc[:1024]
-	}
+	pos = min(pos, len(text))
+	line := bytes.Count(text[:pos], []byte("\n")) + 1
+	col := pos - bytes.LastIndexByte(text[:pos], '\n')
 	return FieldError{
-		Loc:  []any{"body", pos},
+		Loc:  append(append([]any{}, where...), pos),
 		Msg:  msg + ": line " + itoa(line) + " column " + itoa(col) + " (char " + itoa(pos) + ")",
 		Type: "value_error.jsondecode",
-		Ctx:  map[string]any{"msg": msg, "doc": doc, "pos": pos, "lineno": line, "colno": col},
+		Ctx:  map[string]any{"msg": msg, "pos": pos, "lineno": line, "colno": col},
 	}
+}
+
+// syntaxContexts are where encoding/json says a syntax error is, longest
+// first where one ends another.
+var syntaxContexts = []string{
+	"looking for beginning of value", "looking for beginning of object key string",
+	"after object key:value pair", "after object key", "after array element", "after top-level value",
+	"in string literal", "in string escape code", `in \u hexadecimal character escape`,
+	"after decimal point in numeric literal", "in exponent of numeric literal", "in numeric literal",
+	"exceeded max depth",
+}
+
+// syntaxMessage is encoding/json's message without the offending character
+// and the literal it broke ("invalid character 'x' in literal true
+// (expecting 'r')" would tell the body's bytes).
+func syntaxMessage(err *json.SyntaxError) string {
+	msg := err.Error()
+	if !strings.HasPrefix(msg, "invalid character ") {
+		return msg // unexpected end of JSON input
+	}
+	for _, c := range syntaxContexts {
+		if strings.HasSuffix(msg, " "+c) {
+			return "invalid character " + c
+		}
+	}
+	if strings.Contains(msg, " in literal ") {
+		return "invalid character in literal"
+	}
+	return "invalid character"
+}
+
+// duplicateKey is the problem type jsondoc gives a repeated key.
+const duplicateKey = "value_error.key.duplicate"
+
+// duplicateKeys reports every key the body repeats, as the documents'
+// checker finds them; its other rules are a document's, not a control
+// body's.
+func duplicateKeys(body []byte) []FieldError {
+	_, problems := jsondoc.Parse(body)
+	var dups []jsondoc.Problem
+	for _, p := range problems {
+		if p.Type == duplicateKey {
+			dups = append(dups, p)
+		}
+	}
+	return docProblems([]any{"body"}, dups)
 }
 
 func fieldProblem(fe validator.FieldError) FieldError {

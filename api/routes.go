@@ -27,8 +27,11 @@ func (s *server) routes() http.Handler {
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) { s.writeError(w, r, errNotFound) })
 	r.MethodNotAllowed(s.methodNotAllowed(r))
 
+	// HEAD answers as GET, without the body (net/http drops it).
 	r.Get("/health", s.handleHealth)
+	r.Head("/health", s.handleHealth)
 	r.Get("/ready", s.handleReady)
+	r.Head("/ready", s.handleReady)
 	if s.metrics != nil {
 		r.Get("/metrics", s.handleMetrics)
 	}
@@ -73,7 +76,7 @@ func (s *server) routes() http.Handler {
 func (s *server) methodNotAllowed(mux *chi.Mux) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var allowed []string
-		for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
 			if mux.Match(chi.NewRouteContext(), m, r.URL.Path) {
 				allowed = append(allowed, m)
 			}

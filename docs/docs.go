@@ -50,6 +50,12 @@ const docTemplate = `{
                         "description": "Invalid credentials",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
+                        },
+                        "headers": {
+                            "WWW-Authenticate": {
+                                "type": "string",
+                                "description": "Bearer realm=orgsvc (RFC 6750)"
+                            }
                         }
                     },
                     "413": {
@@ -117,6 +123,12 @@ const docTemplate = `{
                         "description": "Missing, invalid or revoked token",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
+                        },
+                        "headers": {
+                            "WWW-Authenticate": {
+                                "type": "string",
+                                "description": "Bearer challenge (RFC 6750): without a token the realm alone, with a refused one error=invalid_token and an error_description saying why (expired, malformed or badly signed, revoked, organization or admin gone)"
+                            }
                         }
                     },
                     "500": {
@@ -136,7 +148,7 @@ const docTemplate = `{
         },
         "/health": {
             "get": {
-                "description": "Answers while the process serves HTTP; it does not touch the database.",
+                "description": "Answers while the process serves HTTP; it does not touch the database. HEAD answers the same without a body.",
                 "produces": [
                     "application/json"
                 ],
@@ -302,6 +314,12 @@ const docTemplate = `{
                         "description": "Missing, invalid or revoked token",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
+                        },
+                        "headers": {
+                            "WWW-Authenticate": {
+                                "type": "string",
+                                "description": "Bearer challenge (RFC 6750): without a token the realm alone, with a refused one error=invalid_token and an error_description saying why (expired, malformed or badly signed, revoked, organization or admin gone)"
+                            }
                         }
                     },
                     "403": {
@@ -393,6 +411,12 @@ const docTemplate = `{
                         "description": "Missing, invalid or revoked token",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
+                        },
+                        "headers": {
+                            "WWW-Authenticate": {
+                                "type": "string",
+                                "description": "Bearer challenge (RFC 6750): without a token the realm alone, with a refused one error=invalid_token and an error_description saying why (expired, malformed or badly signed, revoked, organization or admin gone)"
+                            }
                         }
                     },
                     "403": {
@@ -495,6 +519,12 @@ const docTemplate = `{
                         "description": "Missing, invalid or revoked token",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
+                        },
+                        "headers": {
+                            "WWW-Authenticate": {
+                                "type": "string",
+                                "description": "Bearer challenge (RFC 6750): without a token the realm alone, with a refused one error=invalid_token and an error_description saying why (expired, malformed or badly signed, revoked, organization or admin gone)"
+                            }
                         }
                     },
                     "409": {
@@ -563,6 +593,12 @@ const docTemplate = `{
                         "description": "Missing, invalid or revoked token",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
+                        },
+                        "headers": {
+                            "WWW-Authenticate": {
+                                "type": "string",
+                                "description": "Bearer challenge (RFC 6750): without a token the realm alone, with a refused one error=invalid_token and an error_description saying why (expired, malformed or badly signed, revoked, organization or admin gone)"
+                            }
                         }
                     },
                     "409": {
@@ -639,6 +675,12 @@ const docTemplate = `{
                         "description": "Missing, invalid or revoked token",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
+                        },
+                        "headers": {
+                            "WWW-Authenticate": {
+                                "type": "string",
+                                "description": "Bearer challenge (RFC 6750): without a token the realm alone, with a refused one error=invalid_token and an error_description saying why (expired, malformed or badly signed, revoked, organization or admin gone)"
+                            }
                         }
                     },
                     "404": {
@@ -714,6 +756,12 @@ const docTemplate = `{
                         "description": "Missing, invalid or revoked token",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
+                        },
+                        "headers": {
+                            "WWW-Authenticate": {
+                                "type": "string",
+                                "description": "Bearer challenge (RFC 6750): without a token the realm alone, with a refused one error=invalid_token and an error_description saying why (expired, malformed or badly signed, revoked, organization or admin gone)"
+                            }
                         }
                     },
                     "404": {
@@ -791,6 +839,12 @@ const docTemplate = `{
                         "description": "Missing, invalid or revoked token",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
+                        },
+                        "headers": {
+                            "WWW-Authenticate": {
+                                "type": "string",
+                                "description": "Bearer challenge (RFC 6750): without a token the realm alone, with a refused one error=invalid_token and an error_description saying why (expired, malformed or badly signed, revoked, organization or admin gone)"
+                            }
                         }
                     },
                     "404": {
@@ -866,6 +920,12 @@ const docTemplate = `{
                         "description": "Missing, invalid or revoked token",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
+                        },
+                        "headers": {
+                            "WWW-Authenticate": {
+                                "type": "string",
+                                "description": "Bearer challenge (RFC 6750): without a token the realm alone, with a refused one error=invalid_token and an error_description saying why (expired, malformed or badly signed, revoked, organization or admin gone)"
+                            }
                         }
                     },
                     "404": {
@@ -1012,6 +1072,12 @@ const docTemplate = `{
                         "description": "Missing, invalid or revoked token",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
+                        },
+                        "headers": {
+                            "WWW-Authenticate": {
+                                "type": "string",
+                                "description": "Bearer challenge (RFC 6750): without a token the realm alone, with a refused one error=invalid_token and an error_description saying why (expired, malformed or badly signed, revoked, organization or admin gone)"
+                            }
                         }
                     },
                     "403": {
@@ -1109,6 +1175,12 @@ const docTemplate = `{
                         "description": "Missing, invalid or revoked token",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
+                        },
+                        "headers": {
+                            "WWW-Authenticate": {
+                                "type": "string",
+                                "description": "Bearer challenge (RFC 6750): without a token the realm alone, with a refused one error=invalid_token and an error_description saying why (expired, malformed or badly signed, revoked, organization or admin gone)"
+                            }
                         }
                     },
                     "403": {
@@ -1164,7 +1236,7 @@ const docTemplate = `{
         },
         "/ready": {
             "get": {
-                "description": "Answers 200 while the database answers a ping, 503 while it does not: take the instance out of rotation, it recovers by itself.",
+                "description": "Answers 200 while the database answers a ping, 503 while it does not: take the instance out of rotation, it recovers by itself. HEAD answers the same without a body.",
                 "produces": [
                     "application/json"
                 ],

@@ -19,8 +19,12 @@ type Claims struct {
 	jwt.RegisteredClaims
 }
 
-// ErrInvalidToken covers every token that fails verification.
-var ErrInvalidToken = errors.New("invalid token")
+// ErrInvalidToken covers every token that fails verification;
+// ErrTokenExpired, one of them, a genuine token past its exp.
+var (
+	ErrInvalidToken = errors.New("invalid token")
+	ErrTokenExpired = fmt.Errorf("%w: expired", ErrInvalidToken)
+)
 
 // Tokens issues and verifies HMAC-signed JWTs.
 type Tokens struct {
@@ -80,6 +84,9 @@ func (t *Tokens) Issue(adminID, orgID, orgSlug string, version int64) (string, e
 func (t *Tokens) Verify(raw string) (*Claims, error) {
 	var c Claims
 	_, err := t.parser.ParseWithClaims(raw, &c, func(*jwt.Token) (any, error) { return t.secret, nil })
+	if errors.Is(err, jwt.ErrTokenExpired) { // the signature was checked first
+		return nil, fmt.Errorf("%w: %v", ErrTokenExpired, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidToken, err)
 	}

@@ -94,6 +94,9 @@ func (s *AuthService) adminByEmail(ctx context.Context, email string) (*model.Ad
 // tokens.
 func (s *AuthService) Authenticate(ctx context.Context, raw string) (Principal, error) {
 	claims, err := s.tokens.Verify(raw)
+	if errors.Is(err, security.ErrTokenExpired) {
+		return Principal{}, ErrTokenExpired
+	}
 	if err != nil {
 		return Principal{}, ErrInvalidToken
 	}
@@ -123,7 +126,7 @@ func (s *AuthService) Authenticate(ctx context.Context, raw string) (Principal, 
 	}
 	org, err := s.master.Organization(ctx, orgID)
 	if errors.Is(err, repository.ErrNotFound) || (err == nil && org.State == model.StateCreating) {
-		return Principal{}, ErrTokenRevoked
+		return Principal{}, ErrOrgGone
 	}
 	if err != nil {
 		return Principal{}, err

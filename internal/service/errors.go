@@ -4,6 +4,7 @@ package service
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/orgsvc/orgsvc/internal/repository"
 	"github.com/orgsvc/orgsvc/internal/security"
@@ -23,6 +24,10 @@ var (
 	ErrAdminNotFound      = errors.New("admin not found")
 	ErrOrgMismatch        = errors.New("admin organization mismatch")
 	ErrTokenRevoked       = errors.New("token revoked")
+	// ErrTokenExpired is the ErrInvalidToken of a genuine token past its exp.
+	ErrTokenExpired = fmt.Errorf("%w: expired", ErrInvalidToken)
+	// ErrOrgGone: the token's admin is there, its organization is not.
+	ErrOrgGone = errors.New("token's organization not found")
 
 	// ErrUnavailable: the database could not be reached; retry later.
 	ErrUnavailable = repository.ErrUnavailable
