@@ -15,6 +15,7 @@ import (
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"golang.org/x/crypto/bcrypt"
 
@@ -229,13 +230,38 @@ func (b *bench) driverOrgGet(ctx context.Context, name, orgName string) *Result 
 	return r
 }
 
+// idFiltersOnly reports whether db is FerretDB, which evaluates only a
+// lone _id equality filter itself (as store.IDFiltersOnly tells the
+// service).
+func idFiltersOnly(ctx context.Context, db *mongo.Database) (bool, error) {
+	var info bson.M
+	if err := db.RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&info); err != nil {
+		return false, err
+	}
+	_, ferret := info["ferretdbVersion"]
+	return ferret, nil
+}
+
+// orgOrNone is the service's filter on _org: the organization's
+// documents and those stored before documents carried it.
+func orgOrNone(org bson.ObjectID) bson.E {
+	return bson.E{Key: "_org", Value: bson.D{{Key: "$in", Value: bson.A{org, nil}}}}
+}
+
 // driverDocRead does what GET /org/documents/{id} does in the database:
-// FindOne by _id in the tenant collection, over the same ids. With auth it
-// also reads the admin and the organization by _id first, as the Bearer
-// check of every authenticated request does. ok is false (and noted) when
-// the organization cannot be read.
+// FindOne by _id in the tenant collection, over the same ids, with _org in
+// the filter on MongoDB (FerretDB would read the whole collection for it:
+// there the service checks _org after reading by _id, and so does this).
+// With auth it also reads the admin and the organization by _id first, as
+// the Bearer check of every authenticated request does. ok is false (and
+// noted) when the organization cannot be read.
 func (b *bench) driverDocRead(ctx context.Context, auth bool) (name, note string, op func(context.Context) error, ok bool) {
 	org, err := b.organization(ctx, model.Slug(b.benchOrg.Name))
+	if err != nil {
+		b.note("driver doc-read skipped: %v", err)
+		return "", "", nil, false
+	}
+	idOnly, err := idFiltersOnly(ctx, b.db)
 	if err != nil {
 		b.note("driver doc-read skipped: %v", err)
 		return "", "", nil, false
@@ -247,7 +273,7 @@ func (b *bench) driverDocRead(ctx context.Context, auth bool) (name, note string
 	}
 	admins, orgs := b.db.Collection(model.Admins), b.db.Collection(model.Organizations)
 	var n atomic.Uint64
-	name, note = "driver doc-read", "FindOne by _id in the tenant collection"
+	name, note = "driver doc-read", "FindOne by _id (with _org on MongoDB) in the tenant collection, _org checked"
 	if auth {
 		name, note = "driver doc-read+auth", "FindOne admins, organizations, then the document, each by _id (informational)"
 	}
@@ -262,22 +288,35 @@ func (b *bench) driverDocRead(ctx context.Context, auth bool) (name, note string
 				return err
 			}
 		}
+		filter := bson.D{{Key: "_id", Value: ids[(n.Add(1)-1)%uint64(len(ids))]}}
+		if !idOnly {
+			filter = append(filter, orgOrNone(org.ID))
+		}
 		var d model.Document
-		return docs.FindOne(ctx, bson.D{{Key: "_id", Value: ids[(n.Add(1)-1)%uint64(len(ids))]}}).Decode(&d)
+		if err := docs.FindOne(ctx, filter).Decode(&d); err != nil {
+			return err
+		}
+		if d.Org != org.ID {
+			return fmt.Errorf("document %s: _org %s, want %s", d.ID.Hex(), d.Org.Hex(), org.ID.Hex())
+		}
+		return nil
 	}, true
 }
 
 // driverDocList does what GET /org/documents?limit=50 does in the
-// database: Find sorted by _id, limit 51.
+// database: Find of the organization's documents by _org, sorted by _id,
+// limit 51.
 func (b *bench) driverDocList(ctx context.Context) *Result {
-	docs, err := b.tenantCollection(ctx, b.benchOrg.Name)
+	org, err := b.organization(ctx, model.Slug(b.benchOrg.Name))
 	if err != nil {
 		b.note("driver doc-list skipped: %v", err)
 		return nil
 	}
+	docs := b.documents(org)
+	filter := bson.D{orgOrNone(org.ID)}
 	opts := options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(51)
 	r := b.baseline(ctx, "driver doc-list", b.opts.concurrency, func(ctx context.Context) error {
-		cur, err := docs.Find(ctx, bson.D{}, opts)
+		cur, err := docs.Find(ctx, filter, opts)
 		if err != nil {
 			return err
 		}
@@ -290,7 +329,7 @@ func (b *bench) driverDocList(ctx context.Context) *Result {
 		}
 		return nil
 	})
-	r.Note = "Find {} sorted by _id, limit 51"
+	r.Note = "Find {_org: {$in: [org, null]}} sorted by _id, limit 51"
 	return r
 }
 
@@ -317,7 +356,7 @@ func (b *bench) driverDocCreate(ctx context.Context, insertOnly bool) (name, not
 	}
 	return name, note, func(ctx context.Context) error {
 		now := time.Now().UTC().Truncate(time.Millisecond)
-		if _, err := docs.InsertOne(ctx, &model.Document{ID: bson.NewObjectID(), JSON: string(doc.JSON), Fields: doc.Fields, CreatedAt: now, UpdatedAt: now}); err != nil || insertOnly {
+		if _, err := docs.InsertOne(ctx, &model.Document{ID: bson.NewObjectID(), Org: org.ID, JSON: string(doc.JSON), Fields: doc.Fields, CreatedAt: now, UpdatedAt: now}); err != nil || insertOnly {
 			return err
 		}
 		var o model.Organization

@@ -124,8 +124,15 @@ type EmailClaim struct {
 // encoding round-trips every JSON value on both MongoDB and FerretDB
 // (arrays directly inside arrays, integers beyond int64, -0). Fields holds
 // the top-level scalar members again, for equality filters.
+//
+// Org is the organization the document belongs to, set on every insert
+// and replace and checked on every access: a collection's name can move
+// to another organization, a document's Org cannot. It is zero for a
+// document stored before documents carried it. It is never sent to
+// clients.
 type Document struct {
 	ID        bson.ObjectID `bson:"_id"`
+	Org       bson.ObjectID `bson:"_org,omitempty"`
 	JSON      string        `bson:"data_json"`
 	Fields    bson.D        `bson:"fields"`
 	CreatedAt time.Time     `bson:"created_at"`

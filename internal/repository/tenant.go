@@ -8,9 +8,11 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/orgsvc/orgsvc/internal/model"
 )
@@ -40,6 +42,43 @@ type TenantRepository struct {
 
 	mu   sync.Mutex
 	next int // the lowest tenant database that may have room
+
+	// idOnly is whether the store evaluates only a lone _id equality
+	// filter itself (see store.IDFiltersOnly): 0 not known yet, 1 no, 2
+	// yes.
+	idOnly atomic.Int32
+}
+
+// SetIDFiltersOnly says whether the store evaluates only a lone _id
+// equality filter itself, as the embedded store does; unless set, the
+// store is asked once, at the first document call.
+func (r *TenantRepository) SetIDFiltersOnly(v bool) {
+	if v {
+		r.idOnly.Store(2)
+	} else {
+		r.idOnly.Store(1)
+	}
+}
+
+// idFiltersOnly reports what SetIDFiltersOnly set, or else what the store
+// says of itself in buildInfo (only FerretDB names a ferretdbVersion).
+func (r *TenantRepository) idFiltersOnly(ctx context.Context) (bool, error) {
+	switch r.idOnly.Load() {
+	case 1:
+		return false, nil
+	case 2:
+		return true, nil
+	}
+	var info bson.M
+	if err := r.master.RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&info); err != nil {
+		return false, wrap(err)
+	}
+	known := int32(1)
+	if _, ferret := info["ferretdbVersion"]; ferret {
+		known = 2
+	}
+	r.idOnly.CompareAndSwap(0, known)
+	return r.idOnly.Load() == 2, nil
 }
 
 // NewTenantRepository returns a repository whose tenant databases beside
@@ -249,4 +288,45 @@ const codeNamespaceExists = 48
 func isCode(err error, code int32) bool {
 	var ce mongo.CommandError
 	return errors.As(err, &ce) && ce.Code == code
+}
+
+// DocumentOwners returns the _id and _org (zero when it has none) of every
+// document of t, reading the whole collection, for the consistency check.
+func (r *TenantRepository) DocumentOwners(ctx context.Context, t model.Tenant) ([]model.Document, error) {
+	opts := options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}, {Key: "_org", Value: 1}})
+	cur, err := r.collection(t).Find(ctx, bson.D{}, opts)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	var out []model.Document
+	if err := cur.All(ctx, &out); err != nil {
+		return nil, wrap(err)
+	}
+	return out, nil
+}
+
+// DeleteStrays removes the documents ids of t whose _org is set and is
+// not owner's: documents of other organizations that a write left in t.
+func (r *TenantRepository) DeleteStrays(ctx context.Context, t model.Tenant, owner bson.ObjectID, ids []bson.ObjectID) (int64, error) {
+	res, err := r.collection(t).DeleteMany(ctx, bson.D{
+		{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}},
+		{Key: "_org", Value: bson.D{{Key: "$exists", Value: true}, {Key: "$ne", Value: owner}}},
+	})
+	if err != nil {
+		return 0, wrap(err)
+	}
+	return res.DeletedCount, nil
+}
+
+// RecordOwner sets _org to owner on the documents ids of t that have none.
+// The ids must have been read from owner's collection: a document of that
+// _id, wherever a rename has taken it since, is owner's.
+func (r *TenantRepository) RecordOwner(ctx context.Context, t model.Tenant, owner bson.ObjectID, ids []bson.ObjectID) (int64, error) {
+	res, err := r.collection(t).UpdateMany(ctx,
+		bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}, noOrg},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "_org", Value: owner}}}})
+	if err != nil {
+		return 0, wrap(err)
+	}
+	return res.ModifiedCount, nil
 }

@@ -90,8 +90,9 @@ func (c *Checker) read(ctx context.Context) (*snapshot, error) {
 // Check reads everything once and reports every broken invariant: each
 // organization has its tenant collection, its name claim and its admin;
 // each tenant collection, admin and claim belongs to an existing
-// organization or admin; no operation is left unfinished. What an
-// unfinished operation holds is reported as that operation alone. It
+// organization or admin; every document of an organization's collection
+// carries that organization's _org; no operation is left unfinished. What
+// an unfinished operation holds is reported as that operation alone. It
 // changes nothing.
 func (c *Checker) Check(ctx context.Context) ([]Finding, error) {
 	s, err := c.read(ctx)
@@ -199,6 +200,36 @@ func (c *Checker) Check(ctx context.Context) ([]Finding, error) {
 			}, "no organization has the slug %q in this database", t.Slug)
 		}
 	}
+	for _, t := range s.tenants {
+		o, ok := orgByTenant[t]
+		if !ok || busyOrg[o.ID] || busySlug[t.Slug] {
+			continue
+		}
+		found, err := c.documents(ctx, o)
+		if err != nil {
+			return nil, err
+		}
+		if found == nil {
+			continue // changed since it was read: not this check's to judge
+		}
+		if ids := found.strays; len(ids) > 0 {
+			add("foreign-documents", c.tenants.Describe(t), func(ctx context.Context) error {
+				return c.whileOwner(ctx, o, func() error {
+					_, err := c.tenants.DeleteStrays(ctx, t, o.ID, ids)
+					return err
+				})
+			}, "%d documents whose _org is not its organization %s's, but %s (%s); they are invisible to everyone, repair deletes them",
+				len(ids), o.ID.Hex(), strings.Join(found.writers, ", "), sample(ids))
+		}
+		if ids := found.unowned; len(ids) > 0 {
+			add("unowned-documents", c.tenants.Describe(t), func(ctx context.Context) error {
+				return c.whileOwner(ctx, o, func() error {
+					_, err := c.tenants.RecordOwner(ctx, t, o.ID, ids)
+					return err
+				})
+			}, "%d documents stored without _org (%s); repair records organization %s on them", len(ids), sample(ids), o.ID.Hex())
+		}
+	}
 	for _, a := range s.admins {
 		if busyAdmin[a.ID] {
 			continue
@@ -294,4 +325,75 @@ func (c *Checker) Repair(ctx context.Context) ([]string, error) {
 		}
 	}
 	return done, errors.Join(errs...)
+}
+
+// ownership is what the documents of an organization's collection say of
+// their _org.
+type ownership struct {
+	strays  []bson.ObjectID // another organization's _org
+	writers []string        // those organizations, hex
+	unowned []bson.ObjectID // no _org
+}
+
+// documents reads the _org of every document of o's collection; nil when
+// o changed since the check read it (then the collection may not have
+// been o's all along).
+func (c *Checker) documents(ctx context.Context, o model.Organization) (*ownership, error) {
+	docs, err := c.tenants.DocumentOwners(ctx, o.Tenant())
+	if err != nil {
+		return nil, err
+	}
+	if err := c.whileOwner(ctx, o, func() error { return nil }); errors.Is(err, ErrOrgBusy) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	var out ownership
+	for _, d := range docs {
+		switch d.Org {
+		case o.ID:
+		case bson.ObjectID{}:
+			out.unowned = append(out.unowned, d.ID)
+		default:
+			out.strays = append(out.strays, d.ID)
+			if w := d.Org.Hex(); !slices.Contains(out.writers, w) {
+				out.writers = append(out.writers, w)
+			}
+		}
+	}
+	return &out, nil
+}
+
+// whileOwner runs f, a change to o's collection, only if o is still as the
+// check read it: at rest in that collection, not renamed since (the same
+// updated_at). A rename changes the record before it gives up the old
+// name, so the collection under that name has been o's since the check
+// read it, and the ids read from it are o's collection's. What remains is
+// a rename of o, and another organization's rename to the freed name,
+// both completed between this read and f's command: run repairs with the
+// servers stopped, or at least not while o is being renamed.
+func (c *Checker) whileOwner(ctx context.Context, o model.Organization, f func() error) error {
+	now, err := c.master.Organization(ctx, o.ID)
+	if errors.Is(err, repository.ErrNotFound) {
+		return ErrOrgBusy
+	}
+	if err != nil {
+		return err
+	}
+	if now.State != "" || now.Tenant() != o.Tenant() || !now.UpdatedAt.Equal(o.UpdatedAt) {
+		return ErrOrgBusy
+	}
+	return f()
+}
+
+// sample names up to three of ids.
+func sample(ids []bson.ObjectID) string {
+	var hex []string
+	for _, id := range ids[:min(3, len(ids))] {
+		hex = append(hex, id.Hex())
+	}
+	if len(ids) > 3 {
+		hex = append(hex, "...")
+	}
+	return strings.Join(hex, ", ")
 }

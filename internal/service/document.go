@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -34,12 +35,20 @@ func (e *ProblemsError) Error() string { return "invalid document: " + e.Problem
 //
 // A rename moves the tenant collection while requests are in flight, and a
 // principal names the collection as it was when the token was checked
-// (up to AUTH_CACHE_TTL ago). So every change, and every answer that
-// depends on the collection being the right one (not found, a listing), is
-// confirmed afterwards against the organization's record: it stands only if
-// the organization was at rest, under the same slug, after it was made.
-// Otherwise it is checked against the collection the organization has now,
-// and, if it did not land there, undone and made again there.
+// (up to AUTH_CACHE_TTL ago): by then the name may be another
+// organization's. So every document carries its organization (_org), and
+// the repository finds, changes and removes only the caller's, checked
+// before anything is answered or written. Every change, and every answer
+// that depends on the collection being the right one (not found, a
+// listing), is also confirmed afterwards against the organization's
+// record: it stands only if the organization was at rest, under the same
+// slug, after it was made. Otherwise it is checked against the collection
+// the organization has now, and, if it did not land there, undone and made
+// again there.
+//
+// A document stored before documents carried _org is the caller's only if
+// it was read while the organization's record said, before and after, that
+// the organization was at rest in that collection (see confirmUnowned).
 type DocumentService struct {
 	tenants  *repository.TenantRepository
 	orgs     *OrgService
@@ -88,12 +97,74 @@ func (s *DocumentService) where(ctx context.Context, p Principal) (now model.Ten
 	}
 }
 
+// errUnconfirmed: a document without _org was found, but whose it is
+// could not be confirmed; the request looks again rather than answer.
+var errUnconfirmed = errors.New("document without _org not confirmed")
+
+// settled reads the organization's record once: ok when it is at rest in
+// p.Tenant; at is its updated_at, which every rename moves.
+func (s *DocumentService) settled(ctx context.Context, p Principal) (at time.Time, ok bool, err error) {
+	org, err := s.orgs.master.Organization(ctx, p.OrgID)
+	if errors.Is(err, repository.ErrNotFound) {
+		return time.Time{}, false, nil
+	}
+	if err != nil {
+		return time.Time{}, false, err
+	}
+	return org.UpdatedAt, org.State == "" && org.Tenant() == p.Tenant, nil
+}
+
+// confirmUnowned runs read, which reads documents without _org from
+// p.Tenant, between two readings of the organization's record, and
+// reports whether both found it at rest there and unchanged. A rename
+// changes the record before it gives up the old name, and no other
+// organization can move a collection to a name it does not hold: so all
+// along the collection of that name was p's (or gone), and what read
+// found is p's. It costs two reads, for such documents only.
+func (s *DocumentService) confirmUnowned(ctx context.Context, p Principal, read func() error) (bool, error) {
+	before, ok, err := s.settled(ctx, p)
+	if err != nil || !ok {
+		return false, err
+	}
+	if err := read(); err != nil {
+		return false, err
+	}
+	after, ok, err := s.settled(ctx, p)
+	return ok && after.Equal(before), err
+}
+
+// unowned reads document id, found without _org in p.Tenant, again, and
+// returns it if it is confirmed p's (or was given p's _org meanwhile);
+// ErrNotFound when it is gone or another's, errUnconfirmed when unsure.
+func (s *DocumentService) unowned(ctx context.Context, p Principal, id bson.ObjectID) (*model.Document, error) {
+	var d *model.Document
+	rerr := errUnconfirmed // until read runs
+	ok, err := s.confirmUnowned(ctx, p, func() error {
+		d, rerr = s.tenants.Document(ctx, p.Tenant, p.OrgID, id)
+		if rerr == nil || errors.Is(rerr, repository.ErrUnowned) || errors.Is(rerr, repository.ErrNotFound) {
+			return nil
+		}
+		return rerr
+	})
+	switch {
+	case err != nil:
+		return nil, err
+	case rerr == nil:
+		return d, nil
+	case errors.Is(rerr, repository.ErrNotFound):
+		return nil, repository.ErrNotFound
+	case ok && errors.Is(rerr, repository.ErrUnowned):
+		return d, nil
+	}
+	return nil, errUnconfirmed
+}
+
 // Create stores a new document.
 func (s *DocumentService) Create(ctx context.Context, p Principal, doc jsondoc.Doc) (*model.Document, error) {
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	d := &model.Document{ID: bson.NewObjectID(), JSON: string(doc.JSON), Fields: doc.Fields, CreatedAt: now, UpdatedAt: now}
+	d := &model.Document{ID: bson.NewObjectID(), Org: p.OrgID, JSON: string(doc.JSON), Fields: doc.Fields, CreatedAt: now, UpdatedAt: now}
 	for range attempts {
-		err := s.tenants.InsertDocument(ctx, p.Tenant, d)
+		err := s.tenants.InsertDocument(ctx, p.Tenant, p.OrgID, d)
 		gone := errors.Is(err, repository.ErrCollectionGone)
 		if err != nil && !gone {
 			return nil, err
@@ -109,12 +180,15 @@ func (s *DocumentService) Create(ctx context.Context, p Principal, doc jsondoc.D
 		if gone && now == p.Tenant {
 			continue // the collection went while the organization stayed: write again
 		}
-		if _, err := s.tenants.Document(ctx, now, d.ID); err == nil {
+		if _, err := s.tenants.Document(ctx, now, p.OrgID, d.ID); err == nil {
 			return d, nil // it moved with the collection
 		} else if !errors.Is(err, repository.ErrNotFound) {
 			return nil, err
 		}
-		s.unwrite(ctx, p.Tenant, d.ID)
+		// A stray: withdrawn if still where it was written; if another
+		// organization's rename took it along, its _org keeps it from
+		// them, and orgsvc check reports it.
+		s.unwrite(ctx, p.OrgID, p.Tenant, d.ID)
 		p.Tenant = now
 	}
 	return nil, ErrOrgBusy
@@ -128,20 +202,21 @@ func (s *DocumentService) withdraw(ctx context.Context, p Principal, id bson.Obj
 	if !errors.Is(why, ErrOrgBusy) && !errors.Is(why, ErrTokenRevoked) {
 		return // the database is unreachable: nothing can be done
 	}
-	s.unwrite(ctx, p.Tenant, id)
+	s.unwrite(ctx, p.OrgID, p.Tenant, id)
 	if op, err := s.orgs.ops.Get(context.WithoutCancel(ctx), p.OrgID); err == nil && op.Plan.Slug != "" && op.Plan.Tenant() != p.Tenant {
-		if err := s.tenants.DeleteDocument(context.WithoutCancel(ctx), op.Plan.Tenant(), id); err != nil && !errors.Is(err, repository.ErrNotFound) {
+		if err := s.tenants.DeleteDocument(context.WithoutCancel(ctx), op.Plan.Tenant(), p.OrgID, id, nil); err != nil && !errors.Is(err, repository.ErrNotFound) {
 			s.orgs.log.Error("remove a document written during a rename", "slug", op.Plan.Slug, "err", err)
 		}
 	}
 }
 
-// unwrite removes a document written to a collection the organization had
-// already left. If that write made the collection anew and nobody claims
-// its name, the collection goes too.
-func (s *DocumentService) unwrite(ctx context.Context, t model.Tenant, id bson.ObjectID) {
+// unwrite removes org's document written to a collection the
+// organization had already left (nothing of anyone else's: only a
+// document whose _org is org's). If that write made the collection anew
+// and nobody claims its name, the collection goes too.
+func (s *DocumentService) unwrite(ctx context.Context, org bson.ObjectID, t model.Tenant, id bson.ObjectID) {
 	ctx = context.WithoutCancel(ctx)
-	if err := s.tenants.DeleteDocument(ctx, t, id); err != nil && !errors.Is(err, repository.ErrNotFound) {
+	if err := s.tenants.DeleteDocument(ctx, t, org, id, nil); err != nil && !errors.Is(err, repository.ErrNotFound) {
 		s.orgs.log.Error("remove a document written to a former collection", "slug", t.Slug, "err", err)
 		return
 	}
@@ -167,15 +242,19 @@ func (s *DocumentService) get(ctx context.Context, p Principal, id string) (*mod
 		return nil, p, ErrDocumentNotFound
 	}
 	for range attempts {
-		d, err := s.tenants.Document(ctx, p.Tenant, oid)
-		if !errors.Is(err, repository.ErrNotFound) {
+		d, err := s.tenants.Document(ctx, p.Tenant, p.OrgID, oid)
+		if errors.Is(err, repository.ErrUnowned) {
+			d, err = s.unowned(ctx, p, oid)
+		}
+		unsure := errors.Is(err, errUnconfirmed)
+		if !unsure && !errors.Is(err, repository.ErrNotFound) {
 			return d, p, err
 		}
 		now, stable, err := s.where(ctx, p)
 		if err != nil {
 			return nil, p, err
 		}
-		if stable || now == p.Tenant {
+		if !unsure && (stable || now == p.Tenant) {
 			return nil, p, ErrDocumentNotFound
 		}
 		p.Tenant = now
@@ -190,7 +269,7 @@ func (s *DocumentService) Replace(ctx context.Context, p Principal, id string, d
 		if err != nil {
 			return nil, err
 		}
-		d, again, err := s.set(ctx, at, cur, doc, 0)
+		d, again, err := s.set(ctx, at, cur, doc, false)
 		if !again {
 			return d, err
 		}
@@ -214,7 +293,7 @@ func (s *DocumentService) Patch(ctx context.Context, p Principal, id string, pat
 		if len(doc.JSON) > s.maxBytes {
 			return nil, ErrDocumentTooLarge
 		}
-		d, again, err := s.set(ctx, at, cur, doc, bson.NewDateTimeFromTime(cur.UpdatedAt))
+		d, again, err := s.set(ctx, at, cur, doc, true)
 		if errors.Is(err, ErrDocumentNotFound) {
 			return nil, ErrDocumentChanged
 		}
@@ -228,14 +307,15 @@ func (s *DocumentService) Patch(ctx context.Context, p Principal, id string, pat
 
 // set writes a document's new data to p's collection and confirms it
 // stands; again is true when the organization moved and the change must
-// be made anew.
-func (s *DocumentService) set(ctx context.Context, p Principal, cur *model.Document, doc jsondoc.Doc, ifUpdatedAt bson.DateTime) (_ *model.Document, again bool, _ error) {
+// be made anew. cur is the document as get found it, p's; with
+// ifUnchanged, the change applies only if it was not changed since.
+func (s *DocumentService) set(ctx context.Context, p Principal, cur *model.Document, doc jsondoc.Doc, ifUnchanged bool) (_ *model.Document, again bool, _ error) {
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	if !now.After(cur.UpdatedAt) {
 		now = cur.UpdatedAt.Add(time.Millisecond) // updated_at always moves
 	}
-	d := &model.Document{ID: cur.ID, JSON: string(doc.JSON), Fields: doc.Fields, CreatedAt: cur.CreatedAt, UpdatedAt: now}
-	out, err := s.tenants.SetDocument(ctx, p.Tenant, d, ifUpdatedAt)
+	d := &model.Document{ID: cur.ID, Org: p.OrgID, JSON: string(doc.JSON), Fields: doc.Fields, CreatedAt: cur.CreatedAt, UpdatedAt: now}
+	out, err := s.tenants.SetDocument(ctx, p.Tenant, p.OrgID, cur, d, ifUnchanged)
 	if err != nil && !errors.Is(err, repository.ErrNotFound) {
 		return nil, false, err
 	}
@@ -246,7 +326,7 @@ func (s *DocumentService) set(ctx context.Context, p Principal, cur *model.Docum
 	if stable {
 		return out, false, notFound(err)
 	}
-	moved, gerr := s.tenants.Document(ctx, here, cur.ID)
+	moved, gerr := s.tenants.Document(ctx, here, p.OrgID, cur.ID)
 	if gerr == nil && err == nil && moved.UpdatedAt.Equal(now) {
 		return moved, false, nil // it moved with the collection
 	}
@@ -260,21 +340,26 @@ func (s *DocumentService) Delete(ctx context.Context, p Principal, id string) er
 		return ErrDocumentNotFound
 	}
 	for range attempts {
-		err := s.tenants.DeleteDocument(ctx, p.Tenant, oid)
-		if err != nil && !errors.Is(err, repository.ErrNotFound) {
+		err := s.remove(ctx, p, oid)
+		unsure := errors.Is(err, errUnconfirmed)
+		if err != nil && !unsure && !errors.Is(err, repository.ErrNotFound) {
 			return err
 		}
 		now, stable, werr := s.where(ctx, p)
 		if werr != nil {
 			return werr
 		}
-		if stable || (now == p.Tenant && err != nil) {
+		if !unsure && (stable || (now == p.Tenant && err != nil)) {
 			return notFound(err)
 		}
 		if err == nil {
 			// Deleted before the move, or from a collection left behind:
 			// either way it must not be in the current one.
-			if derr := s.tenants.DeleteDocument(ctx, now, oid); derr != nil && !errors.Is(derr, repository.ErrNotFound) {
+			derr := s.remove(ctx, Principal{AdminID: p.AdminID, OrgID: p.OrgID, Tenant: now}, oid)
+			if errors.Is(derr, errUnconfirmed) {
+				return ErrOrgBusy
+			}
+			if derr != nil && !errors.Is(derr, repository.ErrNotFound) {
 				return derr
 			}
 			return nil
@@ -282,6 +367,20 @@ func (s *DocumentService) Delete(ctx context.Context, p Principal, id string) er
 		p.Tenant = now
 	}
 	return ErrOrgBusy
+}
+
+// remove deletes p's document id from p.Tenant: one of p's, or one without
+// _org confirmed p's.
+func (s *DocumentService) remove(ctx context.Context, p Principal, id bson.ObjectID) error {
+	err := s.tenants.DeleteDocument(ctx, p.Tenant, p.OrgID, id, nil)
+	if !errors.Is(err, repository.ErrUnowned) {
+		return err
+	}
+	d, err := s.unowned(ctx, p, id)
+	if err != nil {
+		return err
+	}
+	return s.tenants.DeleteDocument(ctx, p.Tenant, p.OrgID, id, d)
 }
 
 // Page is one page of a listing; Next is the cursor of the following page,
@@ -302,17 +401,33 @@ func (s *DocumentService) List(ctx context.Context, p Principal, after string, w
 		}
 	}
 	for range attempts {
-		docs, err := s.tenants.ListDocuments(ctx, p.Tenant, cursor, where, limit+1)
+		docs, err := s.tenants.ListDocuments(ctx, p.Tenant, p.OrgID, cursor, where, limit+1)
 		if err != nil {
 			return Page{}, err
 		}
-		now, stable, err := s.where(ctx, p)
-		if err != nil {
-			return Page{}, err
-		}
-		if !stable && now != p.Tenant {
-			p.Tenant = now
-			continue
+		if slices.ContainsFunc(docs, func(d model.Document) bool { return d.Org.IsZero() }) {
+			ok, err := s.confirmUnowned(ctx, p, func() (err error) {
+				docs, err = s.tenants.ListDocuments(ctx, p.Tenant, p.OrgID, cursor, where, limit+1)
+				return err
+			})
+			if err != nil {
+				return Page{}, err
+			}
+			if !ok {
+				if p.Tenant, _, err = s.where(ctx, p); err != nil {
+					return Page{}, err
+				}
+				continue
+			}
+		} else {
+			now, stable, err := s.where(ctx, p)
+			if err != nil {
+				return Page{}, err
+			}
+			if !stable && now != p.Tenant {
+				p.Tenant = now
+				continue
+			}
 		}
 		page := Page{Items: docs}
 		if len(docs) > limit {
