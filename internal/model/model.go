@@ -22,10 +22,13 @@ const (
 	Operations = "operations"
 	Leases     = "leases"
 	Outcomes   = "outcomes"
+	// IdempotencyKeys holds the Idempotency-Key of each keyed document
+	// create, for IdempotencyTTL.
+	IdempotencyKeys = "idempotency_keys"
 )
 
 // MasterCollections are every collection of the master metadata.
-var MasterCollections = []string{Organizations, Admins, NameClaims, EmailClaims, Operations, Leases, Outcomes}
+var MasterCollections = []string{Organizations, Admins, NameClaims, EmailClaims, Operations, Leases, Outcomes, IdempotencyKeys}
 
 // Organization is a document of the master collection "organizations".
 type Organization struct {
@@ -137,6 +140,22 @@ type Document struct {
 	Fields    bson.D        `bson:"fields"`
 	CreatedAt time.Time     `bson:"created_at"`
 	UpdatedAt time.Time     `bson:"updated_at"`
+}
+
+// Now is the current time at the millisecond precision MongoDB stores.
+func Now() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }
+
+// IdempotencyKey records a document create made with an Idempotency-Key:
+// its _id is "<organization id>:<key>", so inserting it is the right to
+// make that document, whose id and time are fixed here before it is
+// written. Done is set once the create was answered.
+type IdempotencyKey struct {
+	ID        string        `bson:"_id"`
+	Org       bson.ObjectID `bson:"org"`
+	BodyHash  string        `bson:"body_sha256"`
+	DocID     bson.ObjectID `bson:"document_id"`
+	CreatedAt time.Time     `bson:"created_at"`
+	Done      bool          `bson:"done"`
 }
 
 // Operation is a lifecycle change of one organization under way: its _id is

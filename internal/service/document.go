@@ -53,6 +53,10 @@ type DocumentService struct {
 	tenants  *repository.TenantRepository
 	orgs     *OrgService
 	maxBytes int
+	// keys, when set, keeps Idempotency-Keys (KeepKeys).
+	keys *repository.KeyRepository
+	// afterInsert, when set (by tests), runs after each document insert.
+	afterInsert func(context.Context)
 }
 
 // NewDocumentService builds a DocumentService; maxBytes bounds a stored
@@ -161,17 +165,31 @@ func (s *DocumentService) unowned(ctx context.Context, p Principal, id bson.Obje
 
 // Create stores a new document.
 func (s *DocumentService) Create(ctx context.Context, p Principal, doc jsondoc.Doc) (*model.Document, error) {
-	now := time.Now().UTC().Truncate(time.Millisecond)
+	now := model.Now()
 	d := &model.Document{ID: bson.NewObjectID(), Org: p.OrgID, JSON: string(doc.JSON), Fields: doc.Fields, CreatedAt: now, UpdatedAt: now}
+	return s.create(ctx, p, d, false)
+}
+
+// create writes d; planned: d's id was fixed by an Idempotency-Key, so an
+// earlier attempt may have written it already.
+func (s *DocumentService) create(ctx context.Context, p Principal, d *model.Document, planned bool) (*model.Document, error) {
 	for range attempts {
 		err := s.tenants.InsertDocument(ctx, p.Tenant, p.OrgID, d)
+		if planned && errors.Is(err, repository.ErrDuplicate) {
+			err = nil // the earlier attempt's write, confirmed below like this one
+		}
 		gone := errors.Is(err, repository.ErrCollectionGone)
 		if err != nil && !gone {
+			// A timeout may come after the write was stored.
+			s.withdraw(ctx, p, d.ID)
 			return nil, err
+		}
+		if s.afterInsert != nil {
+			s.afterInsert(ctx)
 		}
 		now, stable, err := s.where(ctx, p)
 		if err != nil {
-			s.withdraw(ctx, p, d.ID, err)
+			s.withdraw(ctx, p, d.ID)
 			return nil, err
 		}
 		if stable && !gone {
@@ -198,13 +216,14 @@ func (s *DocumentService) Create(ctx context.Context, p Principal, doc jsondoc.D
 // the client's retry does not make a second one: from the collection it
 // was written to and, since an operation under way may move that
 // collection in between, from where the operation moves it.
-func (s *DocumentService) withdraw(ctx context.Context, p Principal, id bson.ObjectID, why error) {
-	if !errors.Is(why, ErrOrgBusy) && !errors.Is(why, ErrTokenRevoked) {
-		return // the database is unreachable: nothing can be done
-	}
+// It runs whatever went wrong, with a deadline of its own: a write
+// answered with a timeout may still have been stored.
+func (s *DocumentService) withdraw(ctx context.Context, p Principal, id bson.ObjectID) {
+	ctx, cancel := cleanup(ctx)
+	defer cancel()
 	s.unwrite(ctx, p.OrgID, p.Tenant, id)
-	if op, err := s.orgs.ops.Get(context.WithoutCancel(ctx), p.OrgID); err == nil && op.Plan.Slug != "" && op.Plan.Tenant() != p.Tenant {
-		if err := s.tenants.DeleteDocument(context.WithoutCancel(ctx), op.Plan.Tenant(), p.OrgID, id, nil); err != nil && !errors.Is(err, repository.ErrNotFound) {
+	if op, err := s.orgs.ops.Get(ctx, p.OrgID); err == nil && op.Plan.Slug != "" && op.Plan.Tenant() != p.Tenant {
+		if err := s.tenants.DeleteDocument(ctx, op.Plan.Tenant(), p.OrgID, id, nil); err != nil && !errors.Is(err, repository.ErrNotFound) {
 			s.orgs.log.Error("remove a document written during a rename", "slug", op.Plan.Slug, "err", err)
 		}
 	}
@@ -215,7 +234,8 @@ func (s *DocumentService) withdraw(ctx context.Context, p Principal, id bson.Obj
 // document whose _org is org's). If that write made the collection anew
 // and nobody claims its name, the collection goes too.
 func (s *DocumentService) unwrite(ctx context.Context, org bson.ObjectID, t model.Tenant, id bson.ObjectID) {
-	ctx = context.WithoutCancel(ctx)
+	ctx, cancel := cleanup(ctx)
+	defer cancel()
 	if err := s.tenants.DeleteDocument(ctx, t, org, id, nil); err != nil && !errors.Is(err, repository.ErrNotFound) {
 		s.orgs.log.Error("remove a document written to a former collection", "slug", t.Slug, "err", err)
 		return
@@ -225,6 +245,15 @@ func (s *DocumentService) unwrite(ctx context.Context, org bson.ObjectID, t mode
 			s.orgs.log.Error("drop a former collection", "slug", t.Slug, "err", err)
 		}
 	}
+}
+
+// cleanupWait bounds the clean-up of a request that failed or moved.
+const cleanupWait = 5 * time.Second
+
+// cleanup is the context of a request's clean-up: it goes on when the
+// request's own context ends, for at most cleanupWait.
+func cleanup(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), cleanupWait)
 }
 
 // Get returns one of the caller's documents. An id that is malformed, or
@@ -310,7 +339,7 @@ func (s *DocumentService) Patch(ctx context.Context, p Principal, id string, pat
 // be made anew. cur is the document as get found it, p's; with
 // ifUnchanged, the change applies only if it was not changed since.
 func (s *DocumentService) set(ctx context.Context, p Principal, cur *model.Document, doc jsondoc.Doc, ifUnchanged bool) (_ *model.Document, again bool, _ error) {
-	now := time.Now().UTC().Truncate(time.Millisecond)
+	now := model.Now()
 	if !now.After(cur.UpdatedAt) {
 		now = cur.UpdatedAt.Add(time.Millisecond) // updated_at always moves
 	}
