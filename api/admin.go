@@ -23,7 +23,7 @@ type TokenResponse struct {
 // handleLogin godoc
 //
 //	@Summary		Log an admin in
-//	@Description	Checks the admin's e-mail and password and returns a Bearer token (JWT) for the admin's organization. The e-mail's domain is compared without regard to case, its local part exactly. Passwords longer than 72 bytes never match.
+//	@Description	Checks the admin's e-mail and password and returns a Bearer token (JWT) for the admin's organization. The e-mail's domain is compared after IDNA mapping (case, width, A-labels), its local part exactly. Passwords longer than 72 bytes never match.
 //	@Tags			admin
 //	@Accept			json
 //	@Produce		json

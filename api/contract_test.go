@@ -197,8 +197,11 @@ const (
 var overrides = map[int]override{
 	// One slug, one organization.
 	22: detail(400, "Organization already exists", `"acme_inc" has the slug of "Acme Inc" (step 21): one slug is one organization and one collection`),
-	25: detail(400, "Organization already exists", `"中国" has the slug "_" of "日本" (step 24)`),
-	26: detail(400, "Organization already exists", `"!!" has the slug "_" of "日本" (step 24)`),
+	// Names without ASCII letters or digits: Punycode slugs, one each.
+	24: answer(201, `{"organization_name":"日本","collection_name":"org_xn--wgv71a","admin_id":"<objectid:nihon.admin>","created_at":"<datetime>"}`,
+		`"日本" has the Punycode slug "xn--wgv71a", not "_", so it blocks no other such name`),
+	25: answer(201, `{"organization_name":"中国","collection_name":"org_xn--fiqs8s","admin_id":"<objectid:zhongguo.admin>","created_at":"<datetime>"}`,
+		`"中国" has a slug of its own, "xn--fiqs8s"; "!!" (step 26, all ASCII) keeps the original's "_"`),
 	28: invalid("organization_name", tooShort2, "value_error.any_str.min_length", `{"limit_value":2}`,
 		"the name's length is checked after trimming, so a blank name is refused"),
 	33:  detail(404, "Organization not found", "no organization has the empty name (step 28 was refused)"),

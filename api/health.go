@@ -58,7 +58,7 @@ func (s *server) handleReady(w http.ResponseWriter, r *http.Request) {
 // handleMetrics godoc
 //
 //	@Summary		Prometheus metrics
-//	@Description	Request counts and latency by route, login outcomes, rate-limit refusals, the bcrypt queue, database errors, Go runtime and process metrics, and build information, in Prometheus text format. Keep it off the public internet.
+//	@Description	Request counts and latency by route, login outcomes, rate-limit refusals, the bcrypt queue, database errors, Go runtime and process metrics, and build information, in Prometheus text format. Keep it off the public internet: with METRICS_ADDR set it is served only on that listener, and this port has no such route (404).
 //	@Tags			health
 //	@Produce		plain
 //	@Success		200	{string}	string	"Prometheus text exposition"

@@ -2,7 +2,6 @@ package api
 
 import (
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/orgsvc/orgsvc/internal/service"
@@ -10,12 +9,12 @@ import (
 
 // CreateOrgRequest is the body of POST /org/create.
 type CreateOrgRequest struct {
-	OrganizationName *string `json:"organization_name" validate:"required,min=2,max=50" example:"Acme Inc" swaggertype:"string" minLength:"2" maxLength:"50"`
+	OrganizationName *string `json:"organization_name" validate:"required,min=2,max=50,orgname" example:"Acme Inc" swaggertype:"string" minLength:"2" maxLength:"50"`
 	Email            *string `json:"email" validate:"required,email,max=254" example:"admin@acme.example.com" swaggertype:"string"`
 	Password         *string `json:"password" validate:"required,min=8,maxbytes=72,nonul" example:"correct-horse-1" swaggertype:"string" minLength:"8"`
 } //	@name	CreateOrgRequest
 
-func (c *CreateOrgRequest) normalize() { trim(c.OrganizationName) }
+func (c *CreateOrgRequest) normalize() { canonicalName(c.OrganizationName) }
 
 // CreateOrgResponse is the answer to a sign-up.
 type CreateOrgResponse struct {
@@ -37,12 +36,12 @@ type OrgResponse struct {
 // UpdateOrgRequest is the body of PUT /org/update.
 type UpdateOrgRequest struct {
 	OrganizationName    *string `json:"organization_name" validate:"required,min=2,max=50" example:"Acme Inc" swaggertype:"string" minLength:"2" maxLength:"50"`
-	NewOrganizationName *string `json:"new_organization_name,omitempty" validate:"omitempty,min=2,max=50" example:"Acme Group" swaggertype:"string" minLength:"2" maxLength:"50"`
+	NewOrganizationName *string `json:"new_organization_name,omitempty" validate:"omitempty,min=2,max=50,orgname" example:"Acme Group" swaggertype:"string" minLength:"2" maxLength:"50"`
 	Email               *string `json:"email,omitempty" validate:"omitempty,email,max=254" example:"owner@acme.example.com" swaggertype:"string"`
 	Password            *string `json:"password,omitempty" validate:"omitempty,min=8,maxbytes=72,nonul" example:"new-horse-battery-2" swaggertype:"string" minLength:"8"`
 } //	@name	UpdateOrgRequest
 
-func (u *UpdateOrgRequest) normalize() { trim(u.NewOrganizationName) }
+func (u *UpdateOrgRequest) normalize() { canonicalName(u.NewOrganizationName) }
 
 // UpdateOrgResponse is the answer to an update: a fresh token for the caller.
 type UpdateOrgResponse struct {
@@ -53,7 +52,7 @@ type UpdateOrgResponse struct {
 
 // DeleteOrgRequest is the body of DELETE /org/delete.
 type DeleteOrgRequest struct {
-	OrganizationName *string `json:"organization_name" validate:"required,min=2,max=50" example:"Acme Inc" swaggertype:"string" minLength:"2" maxLength:"50"`
+	OrganizationName *string `json:"organization_name" validate:"required,min=2,max=50,orgname" example:"Acme Inc" swaggertype:"string" minLength:"2" maxLength:"50"`
 } //	@name	DeleteOrgRequest
 
 // MessageResponse is a plain confirmation.
@@ -64,7 +63,7 @@ type MessageResponse struct {
 // handleCreateOrg godoc
 //
 //	@Summary		Sign up an organization
-//	@Description	Creates an organization, its admin and its tenant collection org_{slug}. The name is trimmed; its slug is the name lower-cased with every run of characters outside [a-z0-9_] turned into "_". Two names with one slug are the same organization. Admin e-mails are unique without regard to case. No token is needed.
+//	@Description	Creates an organization, its admin and its tenant collection org_{slug}. The name is NFKC-normalized and trimmed, and is stored so; control, zero-width and bidi characters are refused. Its slug is the name lower-cased with every run of characters outside [a-z0-9_] turned into "_"; a name without ASCII letters or digits (and not all ASCII) has instead the Punycode slug "xn--..." (runs of ASCII punctuation first become "_"). Two names with one slug are the same organization. Admin e-mails are unique without regard to case, their domains compared after IDNA mapping. No token is needed.
 //	@Tags			organization
 //	@Accept			json
 //	@Produce		json
@@ -104,7 +103,7 @@ func (s *server) handleCreateOrg(w http.ResponseWriter, r *http.Request) {
 // handleGetOrg godoc
 //
 //	@Summary		Look an organization up by name
-//	@Description	Returns the metadata of the organization whose name is exactly organization_name (case and spaces matter). Open, as in the original service.
+//	@Description	Returns the metadata of the organization whose name is exactly organization_name once NFKC-normalized (case and spaces matter; fullwidth letters are the letters). Open, as in the original service.
 //	@Tags			organization
 //	@Produce		json
 //	@Param			organization_name	query		string	true	"Exact organization name"
@@ -222,10 +221,4 @@ func (s *server) handleDeleteOrg(w http.ResponseWriter, r *http.Request) {
 // with six fractional digits (MongoDB keeps milliseconds).
 func timestamp(t time.Time) string {
 	return t.UTC().Format("2006-01-02T15:04:05.000000")
-}
-
-func trim(s *string) {
-	if s != nil {
-		*s = strings.TrimSpace(*s)
-	}
 }

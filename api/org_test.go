@@ -27,7 +27,7 @@ func TestCreate201(t *testing.T) {
 		{"plain", map[string]any{"organization_name": "alpha", "email": "admin@alpha.example.com", "password": "alpha-pass-1"}, "alpha", "org_alpha"},
 		{"trimmed", map[string]any{"organization_name": "  Trim Me  ", "email": "a@trim.example.com", "password": "password-123"}, "Trim Me", "org_trim_me"},
 		{"punctuation run", map[string]any{"organization_name": "Acme Inc!", "email": "a@acme.example.com", "password": "password-123"}, "Acme Inc!", "org_acme_inc_"},
-		{"non-ascii", map[string]any{"organization_name": "日本", "email": "a@nihon.example.com", "password": "password-123"}, "日本", "org__"},
+		{"non-ascii", map[string]any{"organization_name": "日本", "email": "a@nihon.example.com", "password": "password-123"}, "日本", "org_xn--wgv71a"},
 		{"unknown fields ignored", map[string]any{"organization_name": "extra", "email": "a@extra.example.com", "password": "password-123", "role": "superadmin", "collection_name": "organizations"}, "extra", "org_extra"},
 		{"password of exactly 8", map[string]any{"organization_name": "eightpw", "email": "a@eightpw.example.com", "password": "12345678"}, "eightpw", "org_eightpw"},
 		{"name of 50", map[string]any{"organization_name": strings.Repeat("n", 50), "email": "a@fifty.example.com", "password": "password-123"}, strings.Repeat("n", 50), "org_" + strings.Repeat("n", 50)},

@@ -14,6 +14,7 @@ import (
 	"github.com/go-playground/validator/v10"
 
 	"github.com/orgsvc/orgsvc/internal/jsondoc"
+	"github.com/orgsvc/orgsvc/internal/model"
 )
 
 // FieldError is one validation problem, in FastAPI's shape.
@@ -295,6 +296,8 @@ func fieldProblem(fe validator.FieldError) FieldError {
 		return FieldError{Loc: loc, Msg: "ensure this value has at most " + fe.Param() + " bytes (bcrypt's limit)", Type: "value_error.any_str.max_bytes", Ctx: map[string]any{"limit_value": atoi(fe.Param())}}
 	case "nonul":
 		return FieldError{Loc: loc, Msg: "value must not contain NUL characters", Type: "value_error.str.nul"}
+	case "orgname":
+		return FieldError{Loc: loc, Msg: model.NameCharsMessage, Type: model.NameCharsType}
 	default:
 		return FieldError{Loc: loc, Msg: "value is not valid (" + fe.Tag() + ")", Type: "value_error." + fe.Tag()}
 	}

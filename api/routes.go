@@ -32,7 +32,7 @@ func (s *server) routes() http.Handler {
 	r.Head("/health", s.handleHealth)
 	r.Get("/ready", s.handleReady)
 	r.Head("/ready", s.handleReady)
-	if s.metrics != nil {
+	if s.metrics != nil && !s.metricsApart {
 		r.Get("/metrics", s.handleMetrics)
 	}
 
@@ -69,6 +69,18 @@ func (s *server) routes() http.Handler {
 	r.Get("/docs/*", httpSwagger.Handler(httpSwagger.URL("/docs/doc.json")))
 
 	return stripSlash(r)
+}
+
+// metricsRoutes are the metrics listener's (METRICS_ADDR): /metrics alone.
+func (s *server) metricsRoutes() http.Handler {
+	r := chi.NewRouter()
+	r.Use(s.observe, s.recoverPanics, secureHeaders)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) { s.writeError(w, r, errNotFound) })
+	r.MethodNotAllowed(s.methodNotAllowed(r))
+	if s.metrics != nil {
+		r.Get("/metrics", s.handleMetrics)
+	}
+	return r
 }
 
 // methodNotAllowed answers 405 in the error shape, with the Allow header

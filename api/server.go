@@ -31,6 +31,9 @@ type Deps struct {
 	Logger *slog.Logger
 	// Metrics, when set, are kept and served at /metrics.
 	Metrics *metrics.Metrics
+	// MetricsApart: /metrics is served by NewMetricsServer on a listener
+	// of its own (METRICS_ADDR); here it is 404.
+	MetricsApart bool
 	// Ready checks the database for /ready.
 	Ready func(context.Context) error
 
@@ -60,10 +63,18 @@ type server struct {
 	maxBodyBytes     int64
 	maxDocumentBytes int64
 	requestTimeout   time.Duration
+	// metricsApart: /metrics is not this handler's (see Deps).
+	metricsApart bool
 }
 
 // NewServer returns the service's HTTP handler.
-func NewServer(d Deps) http.Handler {
+func NewServer(d Deps) http.Handler { return newServer(d).routes() }
+
+// NewMetricsServer returns the handler of the metrics listener: /metrics
+// alone, logged and counted like every request; any other path is 404.
+func NewMetricsServer(d Deps) http.Handler { return newServer(d).metricsRoutes() }
+
+func newServer(d Deps) *server {
 	s := &server{
 		auth:     d.Auth,
 		orgs:     d.Orgs,
@@ -79,6 +90,7 @@ func NewServer(d Deps) http.Handler {
 		maxBodyBytes:     d.MaxBodyBytes,
 		maxDocumentBytes: d.MaxDocumentBytes,
 		requestTimeout:   d.RequestTimeout,
+		metricsApart:     d.MetricsApart,
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -89,5 +101,5 @@ func NewServer(d Deps) http.Handler {
 	if s.maxDocumentBytes <= 0 {
 		s.maxDocumentBytes = 1 << 20
 	}
-	return s.routes()
+	return s
 }

@@ -17,7 +17,7 @@ const docTemplate = `{
     "paths": {
         "/admin/login": {
             "post": {
-                "description": "Checks the admin's e-mail and password and returns a Bearer token (JWT) for the admin's organization. The e-mail's domain is compared without regard to case, its local part exactly. Passwords longer than 72 bytes never match.",
+                "description": "Checks the admin's e-mail and password and returns a Bearer token (JWT) for the admin's organization. The e-mail's domain is compared after IDNA mapping (case, width, A-labels), its local part exactly. Passwords longer than 72 bytes never match.",
                 "consumes": [
                     "application/json"
                 ],
@@ -174,7 +174,7 @@ const docTemplate = `{
         },
         "/metrics": {
             "get": {
-                "description": "Request counts and latency by route, login outcomes, rate-limit refusals, the bcrypt queue, database errors, Go runtime and process metrics, and build information, in Prometheus text format. Keep it off the public internet.",
+                "description": "Request counts and latency by route, login outcomes, rate-limit refusals, the bcrypt queue, database errors, Go runtime and process metrics, and build information, in Prometheus text format. Keep it off the public internet: with METRICS_ADDR set it is served only on that listener, and this port has no such route (404).",
                 "produces": [
                     "text/plain"
                 ],
@@ -200,7 +200,7 @@ const docTemplate = `{
         },
         "/org/create": {
             "post": {
-                "description": "Creates an organization, its admin and its tenant collection org_{slug}. The name is trimmed; its slug is the name lower-cased with every run of characters outside [a-z0-9_] turned into \"_\". Two names with one slug are the same organization. Admin e-mails are unique without regard to case. No token is needed.",
+                "description": "Creates an organization, its admin and its tenant collection org_{slug}. The name is NFKC-normalized and trimmed, and is stored so; control, zero-width and bidi characters are refused. Its slug is the name lower-cased with every run of characters outside [a-z0-9_] turned into \"_\"; a name without ASCII letters or digits (and not all ASCII) has instead the Punycode slug \"xn--...\" (runs of ASCII punctuation first become \"_\"). Two names with one slug are the same organization. Admin e-mails are unique without regard to case, their domains compared after IDNA mapping. No token is needed.",
                 "consumes": [
                     "application/json"
                 ],
@@ -975,7 +975,7 @@ const docTemplate = `{
         },
         "/org/get": {
             "get": {
-                "description": "Returns the metadata of the organization whose name is exactly organization_name (case and spaces matter). Open, as in the original service.",
+                "description": "Returns the metadata of the organization whose name is exactly organization_name once NFKC-normalized (case and spaces matter; fullwidth letters are the letters). Open, as in the original service.",
                 "produces": [
                     "application/json"
                 ],

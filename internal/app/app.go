@@ -107,6 +107,13 @@ func serve(ctx context.Context, logOut io.Writer) error {
 		return fmt.Errorf("HTTP_ADDR: %w", err)
 	}
 	defer ln.Close()
+	var metricsLn net.Listener
+	if cfg.MetricsAddr != "" {
+		if metricsLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			return fmt.Errorf("METRICS_ADDR: %w", err)
+		}
+		defer metricsLn.Close()
+	}
 
 	passwords, err := security.NewPasswords(cfg.BcryptCost, cfg.BcryptWorkers, cfg.BcryptQueue)
 	if err != nil {
@@ -166,9 +173,22 @@ func serve(ctx context.Context, logOut io.Writer) error {
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("listening", "addr", ln.Addr().String(), "docs", "/docs")
+	var metricsSrv *http.Server
+	if metricsLn != nil {
+		metricsSrv = &http.Server{
+			Handler:           sv.MetricsHandler(cfg, comp),
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			WriteTimeout:      30 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		}
+		go func() { errc <- metricsSrv.Serve(metricsLn) }()
+		log.Info("metrics listening", "addr", metricsLn.Addr().String())
+	}
 
 	select {
 	case err := <-errc:
@@ -182,6 +202,11 @@ func serve(ctx context.Context, logOut io.Writer) error {
 	defer cancel()
 	if err := srv.Shutdown(shutCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Warn("shutdown: requests still running were cut off", "err", err)
+	}
+	if metricsSrv != nil {
+		if err := metricsSrv.Shutdown(shutCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Warn("shutdown: metrics requests still running were cut off", "err", err)
+		}
 	}
 	return nil
 }
@@ -312,7 +337,13 @@ func (sv *Services) Handler(cfg config.Config, c Components) http.Handler {
 		MaxBodyBytes:     cfg.MaxBodyBytes,
 		MaxDocumentBytes: cfg.MaxDocumentBytes,
 		RequestTimeout:   cfg.RequestTimeout,
+		MetricsApart:     cfg.MetricsAddr != "",
 	})
+}
+
+// MetricsHandler serves /metrics alone, for the METRICS_ADDR listener.
+func (sv *Services) MetricsHandler(cfg config.Config, c Components) http.Handler {
+	return api.NewMetricsServer(api.Deps{Logger: c.Logger, Metrics: c.Metrics, Limits: api.Limits{TrustProxy: cfg.TrustProxy}})
 }
 
 // NewHandler builds the repositories, services and HTTP handler.

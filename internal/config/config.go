@@ -69,6 +69,10 @@ type Config struct {
 	// create, update or delete: it gives up acting after half of it, and
 	// another instance may finish the operation once all of it has passed.
 	OperationLease time.Duration `envconfig:"OPERATION_LEASE" default:"30s"`
+
+	// MetricsAddr, when set, serves /metrics on a listener of its own
+	// instead of HTTP_ADDR; empty keeps it on HTTP_ADDR.
+	MetricsAddr string `envconfig:"METRICS_ADDR"`
 }
 
 // MaxMongoDBBytes is the longest MONGO_DB accepted: MongoDB's 63 bytes
@@ -198,6 +202,13 @@ func (c Config) Validate() error {
 	}
 	if c.JWTIssuer == "" {
 		errs = append(errs, errors.New("JWT_ISSUER: must not be empty"))
+	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			errs = append(errs, fmt.Errorf("METRICS_ADDR: %q is not host:port", c.MetricsAddr))
+		} else if c.MetricsAddr == c.HTTPAddr {
+			errs = append(errs, fmt.Errorf("METRICS_ADDR: %q is HTTP_ADDR itself; leave it empty to serve /metrics there", c.MetricsAddr))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -442,3 +442,34 @@ func TestEmptyMeansUnset(t *testing.T) {
 		t.Fatalf("got %+v", c)
 	}
 }
+
+// TestMetricsAddr: METRICS_ADDR is empty by default (/metrics on HTTP_ADDR),
+// takes a host:port, and is refused naming it when it is not one or is
+// HTTP_ADDR itself.
+func TestMetricsAddr(t *testing.T) {
+	isolate(t)
+	c, err := config.Load()
+	if err != nil || c.MetricsAddr != "" {
+		t.Fatalf("default: %q, %v; want empty", c.MetricsAddr, err)
+	}
+	for _, addr := range []string{"127.0.0.1:9100", ":9100", "[::1]:9100", "localhost:0"} {
+		isolate(t)
+		setenv(t, "METRICS_ADDR="+addr)
+		if c, err := config.Load(); err != nil || c.MetricsAddr != addr {
+			t.Errorf("METRICS_ADDR=%s: got %q, %v", addr, c.MetricsAddr, err)
+		}
+	}
+	for _, env := range [][]string{
+		{"METRICS_ADDR=9100"},
+		{"METRICS_ADDR=metrics.example.com"},
+		{"METRICS_ADDR=:8000"},
+		{"HTTP_ADDR=127.0.0.1:7000", "METRICS_ADDR=127.0.0.1:7000"},
+		{"PORT=9090", "METRICS_ADDR=:9090"},
+	} {
+		isolate(t)
+		setenv(t, env...)
+		if _, err := config.Load(); err == nil || !strings.Contains(err.Error(), "METRICS_ADDR") {
+			t.Errorf("%v: error %v, want one naming METRICS_ADDR", env, err)
+		}
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"strings"
 	"sync"
 	"time"
 
@@ -50,9 +49,12 @@ type CreateOrg struct {
 // organization is "creating": invisible, and rolled back if the process
 // dies.
 func (s *OrgService) Create(ctx context.Context, in CreateOrg) (*model.Organization, error) {
-	name := strings.TrimSpace(in.Name)
+	name := model.CanonicalName(in.Name)
 	slug, err := slugOf(name, "organization_name")
 	if err != nil {
+		return nil, err
+	}
+	if err := s.heldUnderLegacySlug(ctx, name, ErrOrgExists); err != nil {
 		return nil, err
 	}
 	email := model.NormalizeEmail(in.Email)
@@ -169,8 +171,12 @@ func (s *OrgService) claimedBy(ctx context.Context, slug string) error {
 	return ErrOrgExists
 }
 
-// Get returns the organization whose name is exactly name.
+// Get returns the organization whose name is name (see byName). A name
+// with a character names may not hold names none.
 func (s *OrgService) Get(ctx context.Context, name string) (*model.Organization, error) {
+	if model.HiddenInName(name) {
+		return nil, ErrOrgNotFound
+	}
 	return s.byName(ctx, name)
 }
 
@@ -218,11 +224,14 @@ func (s *OrgService) Update(ctx context.Context, p Principal, in UpdateOrg) (str
 		}
 	}
 	if in.NewName != nil {
-		plan.Name = strings.TrimSpace(*in.NewName)
+		plan.Name = model.CanonicalName(*in.NewName)
 		if plan.Name == org.Name {
 			return "", ErrNameConflict
 		}
 		if plan.Slug, err = slugOf(plan.Name, "new_organization_name"); err != nil {
+			return "", err
+		}
+		if err := s.heldUnderLegacySlug(ctx, plan.Name, ErrNameConflict); err != nil {
 			return "", err
 		}
 	}
@@ -319,7 +328,7 @@ func (s *OrgService) renamedAlready(ctx context.Context, p Principal, in UpdateO
 	if err != nil || org.AdminID != p.AdminID || org.State != "" {
 		return nil, false
 	}
-	return org, org.PreviousName == in.Name && org.Name == strings.TrimSpace(*in.NewName)
+	return org, model.SameName(org.PreviousName, in.Name) && org.Name == model.CanonicalName(*in.NewName)
 }
 
 func (s *OrgService) token(ctx context.Context, adminID bson.ObjectID, org *model.Organization) (string, error) {
@@ -376,33 +385,51 @@ func (s *OrgService) Delete(ctx context.Context, p Principal, name string) error
 func (s *OrgService) Deleted(ctx context.Context, orgID, adminID bson.ObjectID, name string) bool {
 	op, err := s.ops.Get(ctx, orgID)
 	return err == nil && op.Kind == model.OpDelete && !op.DoneAt.IsZero() &&
-		op.Plan.AdminID == adminID && op.Plan.OldName == name
+		op.Plan.AdminID == adminID && model.SameName(op.Plan.OldName, name)
 }
 
-// byName finds the organization named exactly name, through the claim on
-// its slug: a lookup by _id.
+// byName finds the organization named name (exactly, or once
+// NFKC-normalized), through the claim on its slug: a lookup by _id, two
+// when the name's slug before normalization differs (see LookupSlugs).
 func (s *OrgService) byName(ctx context.Context, name string) (*model.Organization, error) {
-	slug := model.Slug(name)
-	if slug == "" {
-		return nil, ErrOrgNotFound
+	for _, slug := range model.LookupSlugs(name) {
+		org, err := s.master.OrganizationBySlug(ctx, slug)
+		if errors.Is(err, repository.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if model.SameName(org.Name, name) && org.State != model.StateCreating {
+			return org, nil
+		}
 	}
-	org, err := s.master.OrganizationBySlug(ctx, slug)
-	if errors.Is(err, repository.ErrNotFound) {
-		return nil, ErrOrgNotFound
-	}
-	if err != nil {
-		return nil, err
-	}
-	if org.Name != name || org.State == model.StateCreating {
-		return nil, ErrOrgNotFound
-	}
-	return org, nil
+	return nil, ErrOrgNotFound
 }
 
-// slugOf checks that a trimmed name has a usable slug.
+// heldUnderLegacySlug answers taken when an organization made before names
+// were normalized holds name under the slug it had then (see
+// model.LookupSlugs): its claim is not on the name's slug now.
+func (s *OrgService) heldUnderLegacySlug(ctx context.Context, name string, taken error) error {
+	if len(model.LookupSlugs(name)) < 2 {
+		return nil
+	}
+	_, err := s.byName(ctx, name)
+	switch {
+	case err == nil:
+		return taken
+	case errors.Is(err, ErrOrgNotFound):
+		return nil
+	}
+	return err
+}
+
+// slugOf checks that a canonical name is allowed and has a usable slug.
 func slugOf(name, field string) (string, error) {
 	slug := model.Slug(name)
 	switch {
+	case model.HiddenInName(name):
+		return "", &InvalidError{Field: field, Message: model.NameCharsMessage, Type: model.NameCharsType}
 	case slug == "":
 		return "", &InvalidError{Field: field, Message: "name must contain at least one non-space character", Type: "value_error.name.empty"}
 	case len(slug) > model.MaxSlugBytes:

@@ -1,0 +1,80 @@
+package app_test
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/orgsvc/orgsvc/internal/app"
+)
+
+// TestMetricsAddr: with METRICS_ADDR set, the program serves /metrics on
+// that listener alone, the main port answers 404 for it, and the listener
+// closes with the server.
+func TestMetricsAddr(t *testing.T) {
+	isolate(t)
+	t.Setenv("DATA_DIR", filepath.Join(t.TempDir(), "data"))
+	t.Setenv("BCRYPT_COST", "4")
+	addr, metricsAddr := freeAddr(t), freeAddr(t)
+	t.Setenv("HTTP_ADDR", addr)
+	t.Setenv("METRICS_ADDR", metricsAddr)
+	p := start(t, "http://"+addr)
+
+	get := func(url string) (int, string) {
+		t.Helper()
+		res, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	status, body := get("http://" + metricsAddr + "/metrics")
+	if status != http.StatusOK || !strings.Contains(body, `orgsvc_http_requests_total{method="GET",route="/health",status="200"}`) {
+		t.Fatalf("METRICS_ADDR /metrics: %d, want 200 counting the main port's /health:\n%.2000s", status, body)
+	}
+	if status, body := get("http://" + addr + "/metrics"); status != http.StatusNotFound {
+		t.Fatalf("HTTP_ADDR /metrics: %d %s, want 404", status, body)
+	}
+	if status, body := get("http://" + metricsAddr + "/health"); status != http.StatusNotFound {
+		t.Fatalf("METRICS_ADDR /health: %d %s, want 404", status, body)
+	}
+	if code := p.stop(t); code != 0 {
+		t.Fatalf("exit status %d\nstderr:\n%s", code, p.stderr.String())
+	}
+	if c, err := net.DialTimeout("tcp", metricsAddr, time.Second); err == nil {
+		c.Close()
+		t.Fatal("METRICS_ADDR still accepts after shutdown")
+	}
+}
+
+// TestMetricsAddrInUse: a METRICS_ADDR that cannot be bound stops start-up
+// with a message naming it, before the store is opened.
+func TestMetricsAddrInUse(t *testing.T) {
+	isolate(t)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	dataDir := filepath.Join(t.TempDir(), "data")
+	t.Setenv("DATA_DIR", dataDir)
+	t.Setenv("HTTP_ADDR", freeAddr(t))
+	t.Setenv("METRICS_ADDR", taken.Addr().String())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var stderr syncBuffer
+	if code := app.Run(ctx, []string{"orgsvc"}, io.Discard, &stderr); code != 1 || !strings.Contains(stderr.String(), "METRICS_ADDR:") {
+		t.Fatalf("exit status %d, want 1 naming METRICS_ADDR:\n%s", code, stderr.String())
+	}
+	if _, err := os.Stat(dataDir); !os.IsNotExist(err) {
+		t.Fatalf("DATA_DIR was made (%v): the store was opened before METRICS_ADDR was bound", err)
+	}
+}
