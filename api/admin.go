@@ -34,12 +34,13 @@ type TokenResponse struct {
 //	@Failure		413		{object}	ErrorResponse	"Body over MAX_BODY_BYTES"
 //	@Failure		415		{object}	ErrorResponse	"Content-Type is not JSON"
 //	@Failure		422		{object}	ValidationError
-//	@Failure		429		{object}	ErrorResponse	"Too many attempts from this address or for this e-mail (Retry-After says when to retry)"
+//	@Failure		429		{object}	ErrorResponse	"Too many attempts from this address, or too many failed ones for this e-mail from this address or from everywhere (Retry-After says when to retry)"
 //	@Failure		500		{object}	ErrorResponse
 //	@Failure		503		{object}	ErrorResponse	"Password checks saturated or database unavailable (Retry-After)"
 //	@Router			/admin/login [post]
 func (s *server) handleLogin(w http.ResponseWriter, r *http.Request) {
-	if s.limited(w, r, s.limits.loginAddress, "login_address", s.clientAddr(r)) {
+	addr := s.clientAddr(r)
+	if s.limited(w, r, s.limits.loginAddress, "login_address", addr) {
 		s.countLogin("rate_limited")
 		return
 	}
@@ -47,11 +48,29 @@ func (s *server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	if !s.decode(w, r, &req) {
 		return
 	}
-	if s.limited(w, r, s.limits.loginEmail, "login_email", model.EmailKey(*req.Email)) {
+	// Failures lock an e-mail out for one address, and, far higher, for
+	// all: a stranger's guesses do not lock the owner out.
+	email := model.EmailKey(*req.Email)
+	pair, ok := s.limits.loginFailures.reserve(email + "\x00" + addr)
+	if !ok {
+		w.Header().Set("Retry-After", s.limits.loginFailures.retryAfter())
+		s.tooMany(w, "login_email")
+		s.countLogin("rate_limited")
+		return
+	}
+	total, ok := s.limits.loginFailuresTotal.reserve(email)
+	if !ok {
+		s.limits.loginFailures.refund(pair)
+		w.Header().Set("Retry-After", s.limits.loginFailuresTotal.retryAfter())
+		s.tooMany(w, "login_email_total")
 		s.countLogin("rate_limited")
 		return
 	}
 	token, err := s.auth.Login(r.Context(), *req.Email, *req.Password)
+	if !errors.Is(err, service.ErrInvalidCredentials) {
+		s.limits.loginFailures.refund(pair)
+		s.limits.loginFailuresTotal.refund(total)
+	}
 	s.countLogin(loginOutcome(err))
 	if err != nil {
 		s.writeError(w, r, err)
@@ -89,7 +108,7 @@ func loginOutcome(err error) string {
 //	@Security		BearerAuth
 //	@Success		200	{object}	MessageResponse
 //	@Failure		401	{object}	ErrorResponse	"Missing, invalid or revoked token"
-//	@Header			401	{string}	WWW-Authenticate	"Bearer challenge (RFC 6750): without a token the realm alone, with a refused one error=invalid_token and an error_description saying why (expired, malformed or badly signed, revoked, organization or admin gone)"
+//	@Header			401	{string}	WWW-Authenticate	"Bearer challenge (RFC 6750): without a token the realm alone, with a refused one error=invalid_token and an error_description saying why (expired, session over, malformed or badly signed, revoked, organization or admin gone)"
 //	@Failure		500	{object}	ErrorResponse
 //	@Failure		503	{object}	ErrorResponse	"database unavailable"
 //	@Router			/admin/logout [post]

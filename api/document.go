@@ -106,7 +106,7 @@ func (s *server) refuse(w http.ResponseWriter, where []any, problems []jsondoc.P
 //	@Param			body	body		object	true	"The document's data: any JSON object, e.g. {&quot;kind&quot;:&quot;invoice&quot;,&quot;total&quot;:120.5,&quot;lines&quot;:[[1,2],[3]]}"
 //	@Success		201		{object}	DocumentResponse
 //	@Failure		401		{object}	ErrorResponse	"Missing, invalid or revoked token"
-//	@Header			401		{string}	WWW-Authenticate	"Bearer challenge (RFC 6750): without a token the realm alone, with a refused one error=invalid_token and an error_description saying why (expired, malformed or badly signed, revoked, organization or admin gone)"
+//	@Header			401		{string}	WWW-Authenticate	"Bearer challenge (RFC 6750): without a token the realm alone, with a refused one error=invalid_token and an error_description saying why (expired, session over, malformed or badly signed, revoked, organization or admin gone)"
 //	@Failure		413		{object}	ErrorResponse	"Body over MAX_DOCUMENT_BYTES"
 //	@Failure		422		{object}	ValidationError
 //	@Failure		500		{object}	ErrorResponse
@@ -131,7 +131,7 @@ func (s *server) handleCreateDocument(w http.ResponseWriter, r *http.Request) {
 //	@Param			id	path		string	true	"Document id (24 hex digits)"
 //	@Success		200	{object}	DocumentResponse
 //	@Failure		401	{object}	ErrorResponse	"Missing, invalid or revoked token"
-//	@Header			401	{string}	WWW-Authenticate	"Bearer challenge (RFC 6750): without a token the realm alone, with a refused one error=invalid_token and an error_description saying why (expired, malformed or badly signed, revoked, organization or admin gone)"
+//	@Header			401	{string}	WWW-Authenticate	"Bearer challenge (RFC 6750): without a token the realm alone, with a refused one error=invalid_token and an error_description saying why (expired, session over, malformed or badly signed, revoked, organization or admin gone)"
 //	@Failure		404	{object}	ErrorResponse	"Document not found"
 //	@Failure		500	{object}	ErrorResponse
 //	@Failure		409		{object}	ErrorResponse	"Organization is being renamed or deleted (Retry-After)"
@@ -155,7 +155,7 @@ func (s *server) handleGetDocument(w http.ResponseWriter, r *http.Request) {
 //	@Param			body	body		object	true	"The new data: any JSON object, e.g. {&quot;kind&quot;:&quot;receipt&quot;,&quot;paid&quot;:true}"
 //	@Success		200		{object}	DocumentResponse
 //	@Failure		401		{object}	ErrorResponse	"Missing, invalid or revoked token"
-//	@Header			401		{string}	WWW-Authenticate	"Bearer challenge (RFC 6750): without a token the realm alone, with a refused one error=invalid_token and an error_description saying why (expired, malformed or badly signed, revoked, organization or admin gone)"
+//	@Header			401		{string}	WWW-Authenticate	"Bearer challenge (RFC 6750): without a token the realm alone, with a refused one error=invalid_token and an error_description saying why (expired, session over, malformed or badly signed, revoked, organization or admin gone)"
 //	@Failure		404		{object}	ErrorResponse	"Document not found"
 //	@Failure		413		{object}	ErrorResponse	"Body over MAX_DOCUMENT_BYTES"
 //	@Failure		422		{object}	ValidationError
@@ -184,7 +184,7 @@ func (s *server) handleReplaceDocument(w http.ResponseWriter, r *http.Request) {
 //	@Param			body	body		object	true	"The merge patch: members set to null are removed, e.g. {&quot;paid&quot;:true,&quot;lines&quot;:null}"
 //	@Success		200		{object}	DocumentResponse
 //	@Failure		401		{object}	ErrorResponse	"Missing, invalid or revoked token"
-//	@Header			401		{string}	WWW-Authenticate	"Bearer challenge (RFC 6750): without a token the realm alone, with a refused one error=invalid_token and an error_description saying why (expired, malformed or badly signed, revoked, organization or admin gone)"
+//	@Header			401		{string}	WWW-Authenticate	"Bearer challenge (RFC 6750): without a token the realm alone, with a refused one error=invalid_token and an error_description saying why (expired, session over, malformed or badly signed, revoked, organization or admin gone)"
 //	@Failure		404		{object}	ErrorResponse	"Document not found"
 //	@Failure		409		{object}	ErrorResponse	"Changed concurrently, or the organization is being renamed or deleted (Retry-After); retry"
 //	@Failure		413		{object}	ErrorResponse	"Body or result over MAX_DOCUMENT_BYTES"
@@ -217,7 +217,7 @@ func (s *server) handlePatchDocument(w http.ResponseWriter, r *http.Request) {
 //	@Param			id	path	string	true	"Document id (24 hex digits)"
 //	@Success		204	"Deleted"
 //	@Failure		401	{object}	ErrorResponse	"Missing, invalid or revoked token"
-//	@Header			401	{string}	WWW-Authenticate	"Bearer challenge (RFC 6750): without a token the realm alone, with a refused one error=invalid_token and an error_description saying why (expired, malformed or badly signed, revoked, organization or admin gone)"
+//	@Header			401	{string}	WWW-Authenticate	"Bearer challenge (RFC 6750): without a token the realm alone, with a refused one error=invalid_token and an error_description saying why (expired, session over, malformed or badly signed, revoked, organization or admin gone)"
 //	@Failure		404	{object}	ErrorResponse	"Document not found"
 //	@Failure		500	{object}	ErrorResponse
 //	@Failure		409		{object}	ErrorResponse	"Organization is being renamed or deleted (Retry-After)"
@@ -243,7 +243,7 @@ func (s *server) handleDeleteDocument(w http.ResponseWriter, r *http.Request) {
 //	@Param			filter	query		string	false	"Equality filter, e.g. {&quot;kind&quot;:&quot;invoice&quot;,&quot;paid&quot;:false}"
 //	@Success		200		{object}	DocumentPage
 //	@Failure		401		{object}	ErrorResponse	"Missing, invalid or revoked token"
-//	@Header			401		{string}	WWW-Authenticate	"Bearer challenge (RFC 6750): without a token the realm alone, with a refused one error=invalid_token and an error_description saying why (expired, malformed or badly signed, revoked, organization or admin gone)"
+//	@Header			401		{string}	WWW-Authenticate	"Bearer challenge (RFC 6750): without a token the realm alone, with a refused one error=invalid_token and an error_description saying why (expired, session over, malformed or badly signed, revoked, organization or admin gone)"
 //	@Failure		422		{object}	ValidationError
 //	@Failure		500		{object}	ErrorResponse
 //	@Failure		409		{object}	ErrorResponse	"Organization is being renamed or deleted (Retry-After)"

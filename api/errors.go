@@ -102,11 +102,12 @@ const unknownOwner = "The organization or admin the access token names does not 
 
 // tokenFaults are the reasons a token is refused: error_description of
 // the challenge (RFC 6750) and auth_error of the request's log line. The
-// first match wins (ErrTokenExpired is an ErrInvalidToken).
+// first match wins (ErrSessionOver and ErrTokenExpired are ErrInvalidTokens).
 var tokenFaults = []struct {
 	err                 error
 	reason, description string
 }{
+	{service.ErrSessionOver, "session_over", "The session is over (JWT_MAX_SESSION since its login); log in again"},
 	{service.ErrTokenExpired, "token_expired", "The access token expired"},
 	{service.ErrInvalidToken, "token_invalid", "The access token is malformed or its signature is not valid"},
 	{service.ErrTokenRevoked, "token_revoked", "The access token was revoked by a logout or a change of e-mail or password"},

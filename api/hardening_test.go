@@ -117,11 +117,14 @@ func TestLoginRateLimits(t *testing.T) {
 	t.Run("per email", func(t *testing.T) {
 		e := newEnv(t, func(c *config.Config) { c.LoginRatePerEmail = 3 })
 		a, b := e.signUp("alpha"), e.signUp("beta") // one login each already
-		for range 2 {
+		// Successes do not count; failures do, whatever the address's case.
+		for range 4 {
 			e.login(a.email, a.password)
 		}
-		// Wrong passwords count too, and so does another case of the address.
-		r := e.call("POST", "/admin/login", "", map[string]any{"email": strings.ToUpper(a.email[:1]) + a.email[1:], "password": "wrong-pass"})
+		for _, email := range []string{a.email, strings.ToUpper(a.email[:1]) + a.email[1:], strings.ToUpper(a.email)} {
+			expect(t, e.call("POST", "/admin/login", "", map[string]any{"email": email, "password": "wrong-pass"}), http.StatusUnauthorized, "Invalid credentials")
+		}
+		r := e.call("POST", "/admin/login", "", map[string]any{"email": a.email, "password": "wrong-pass"})
 		expect(t, r, http.StatusTooManyRequests, "Too many requests; retry later")
 		if r.header.Get("Retry-After") == "" {
 			t.Fatal("429 without Retry-After")

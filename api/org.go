@@ -136,7 +136,7 @@ func (s *server) handleGetOrg(w http.ResponseWriter, r *http.Request) {
 // handleUpdateOrg godoc
 //
 //	@Summary		Update your organization
-//	@Description	Renames the caller's own organization (its tenant collection moves on the server, keeping every document), or changes its admin's e-mail or password. A new e-mail or password ends the admin's earlier tokens (a rename does not); the answer carries a fresh token. Retrying a rename that already happened answers 200 again. Another organization's admin gets 403. POST is accepted as well as PUT.
+//	@Description	Renames the caller's own organization (its tenant collection moves on the server, keeping every document), or changes its admin's e-mail or password. A new e-mail or password ends the admin's earlier tokens (a rename does not); the answer carries a fresh token of the same session, which ends JWT_MAX_SESSION after its login however often it is refreshed. Retrying a rename that already happened answers 200 again. Another organization's admin gets 403. POST is accepted as well as PUT.
 //	@Tags			organization
 //	@Accept			json
 //	@Produce		json
@@ -145,21 +145,28 @@ func (s *server) handleGetOrg(w http.ResponseWriter, r *http.Request) {
 //	@Success		200		{object}	UpdateOrgResponse
 //	@Failure		400		{object}	ErrorResponse	"Email already registered"
 //	@Failure		401		{object}	ErrorResponse	"Missing, invalid or revoked token"
-//	@Header			401		{string}	WWW-Authenticate	"Bearer challenge (RFC 6750): without a token the realm alone, with a refused one error=invalid_token and an error_description saying why (expired, malformed or badly signed, revoked, organization or admin gone)"
+//	@Header			401		{string}	WWW-Authenticate	"Bearer challenge (RFC 6750): without a token the realm alone, with a refused one error=invalid_token and an error_description saying why (expired, session over, malformed or badly signed, revoked, organization or admin gone)"
 //	@Failure		403		{object}	ErrorResponse	"Not authorized to update"
 //	@Failure		404		{object}	ErrorResponse	"Organization not found"
 //	@Failure		409		{object}	ErrorResponse	"Organization name conflict, or another change of the organization under way (Retry-After)"
 //	@Failure		413		{object}	ErrorResponse	"Body over MAX_BODY_BYTES"
 //	@Failure		422		{object}	ValidationError
+//	@Failure		429		{object}	ErrorResponse	"Too many e-mail or password changes for this admin or from this address (Retry-After)"
 //	@Failure		500		{object}	ErrorResponse
 //	@Failure		415		{object}	ErrorResponse	"Content-Type is not JSON"
-//	@Failure		503		{object}	ErrorResponse	"database unavailable (Retry-After)"
+//	@Failure		503		{object}	ErrorResponse	"Password hashing saturated or database unavailable (Retry-After)"
 //	@Router			/org/update [put]
 //	@Router			/org/update [post]
 func (s *server) handleUpdateOrg(w http.ResponseWriter, r *http.Request) {
 	var req UpdateOrgRequest
 	if !s.decode(w, r, &req) {
 		return
+	}
+	if req.Email != nil || req.Password != nil {
+		if s.limited(w, r, s.limits.credAccount, "credential_account", principal(r).AdminID.Hex()) ||
+			s.limited(w, r, s.limits.credAddress, "credential_address", s.clientAddr(r)) {
+			return
+		}
 	}
 	token, err := s.orgs.Update(r.Context(), principal(r), service.UpdateOrg{
 		Name:     *req.OrganizationName,
@@ -185,7 +192,7 @@ func (s *server) handleUpdateOrg(w http.ResponseWriter, r *http.Request) {
 //	@Param			body	body		DeleteOrgRequest	true	"The organization to delete"
 //	@Success		200		{object}	MessageResponse
 //	@Failure		401		{object}	ErrorResponse	"Missing, invalid or revoked token"
-//	@Header			401		{string}	WWW-Authenticate	"Bearer challenge (RFC 6750): without a token the realm alone, with a refused one error=invalid_token and an error_description saying why (expired, malformed or badly signed, revoked, organization or admin gone)"
+//	@Header			401		{string}	WWW-Authenticate	"Bearer challenge (RFC 6750): without a token the realm alone, with a refused one error=invalid_token and an error_description saying why (expired, session over, malformed or badly signed, revoked, organization or admin gone)"
 //	@Failure		403		{object}	ErrorResponse	"Not authorized to delete"
 //	@Failure		404		{object}	ErrorResponse	"Organization not found"
 //	@Failure		409		{object}	ErrorResponse	"Another change of the organization under way (Retry-After)"

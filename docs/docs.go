@@ -77,7 +77,7 @@ const docTemplate = `{
                         }
                     },
                     "429": {
-                        "description": "Too many attempts from this address or for this e-mail (Retry-After says when to retry)",
+                        "description": "Too many attempts from this address, or too many failed ones for this e-mail from this address or from everywhere (Retry-After says when to retry)",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
                         }
@@ -127,7 +127,7 @@ const docTemplate = `{
                         "headers": {
                             "WWW-Authenticate": {
                                 "type": "string",
-                                "description": "Bearer challenge (RFC 6750): without a token the realm alone, with a refused one error=invalid_token and an error_description saying why (expired, malformed or badly signed, revoked, organization or admin gone)"
+                                "description": "Bearer challenge (RFC 6750): without a token the realm alone, with a refused one error=invalid_token and an error_description saying why (expired, session over, malformed or badly signed, revoked, organization or admin gone)"
                             }
                         }
                     },
@@ -318,7 +318,7 @@ const docTemplate = `{
                         "headers": {
                             "WWW-Authenticate": {
                                 "type": "string",
-                                "description": "Bearer challenge (RFC 6750): without a token the realm alone, with a refused one error=invalid_token and an error_description saying why (expired, malformed or badly signed, revoked, organization or admin gone)"
+                                "description": "Bearer challenge (RFC 6750): without a token the realm alone, with a refused one error=invalid_token and an error_description saying why (expired, session over, malformed or badly signed, revoked, organization or admin gone)"
                             }
                         }
                     },
@@ -415,7 +415,7 @@ const docTemplate = `{
                         "headers": {
                             "WWW-Authenticate": {
                                 "type": "string",
-                                "description": "Bearer challenge (RFC 6750): without a token the realm alone, with a refused one error=invalid_token and an error_description saying why (expired, malformed or badly signed, revoked, organization or admin gone)"
+                                "description": "Bearer challenge (RFC 6750): without a token the realm alone, with a refused one error=invalid_token and an error_description saying why (expired, session over, malformed or badly signed, revoked, organization or admin gone)"
                             }
                         }
                     },
@@ -523,7 +523,7 @@ const docTemplate = `{
                         "headers": {
                             "WWW-Authenticate": {
                                 "type": "string",
-                                "description": "Bearer challenge (RFC 6750): without a token the realm alone, with a refused one error=invalid_token and an error_description saying why (expired, malformed or badly signed, revoked, organization or admin gone)"
+                                "description": "Bearer challenge (RFC 6750): without a token the realm alone, with a refused one error=invalid_token and an error_description saying why (expired, session over, malformed or badly signed, revoked, organization or admin gone)"
                             }
                         }
                     },
@@ -597,7 +597,7 @@ const docTemplate = `{
                         "headers": {
                             "WWW-Authenticate": {
                                 "type": "string",
-                                "description": "Bearer challenge (RFC 6750): without a token the realm alone, with a refused one error=invalid_token and an error_description saying why (expired, malformed or badly signed, revoked, organization or admin gone)"
+                                "description": "Bearer challenge (RFC 6750): without a token the realm alone, with a refused one error=invalid_token and an error_description saying why (expired, session over, malformed or badly signed, revoked, organization or admin gone)"
                             }
                         }
                     },
@@ -679,7 +679,7 @@ const docTemplate = `{
                         "headers": {
                             "WWW-Authenticate": {
                                 "type": "string",
-                                "description": "Bearer challenge (RFC 6750): without a token the realm alone, with a refused one error=invalid_token and an error_description saying why (expired, malformed or badly signed, revoked, organization or admin gone)"
+                                "description": "Bearer challenge (RFC 6750): without a token the realm alone, with a refused one error=invalid_token and an error_description saying why (expired, session over, malformed or badly signed, revoked, organization or admin gone)"
                             }
                         }
                     },
@@ -760,7 +760,7 @@ const docTemplate = `{
                         "headers": {
                             "WWW-Authenticate": {
                                 "type": "string",
-                                "description": "Bearer challenge (RFC 6750): without a token the realm alone, with a refused one error=invalid_token and an error_description saying why (expired, malformed or badly signed, revoked, organization or admin gone)"
+                                "description": "Bearer challenge (RFC 6750): without a token the realm alone, with a refused one error=invalid_token and an error_description saying why (expired, session over, malformed or badly signed, revoked, organization or admin gone)"
                             }
                         }
                     },
@@ -843,7 +843,7 @@ const docTemplate = `{
                         "headers": {
                             "WWW-Authenticate": {
                                 "type": "string",
-                                "description": "Bearer challenge (RFC 6750): without a token the realm alone, with a refused one error=invalid_token and an error_description saying why (expired, malformed or badly signed, revoked, organization or admin gone)"
+                                "description": "Bearer challenge (RFC 6750): without a token the realm alone, with a refused one error=invalid_token and an error_description saying why (expired, session over, malformed or badly signed, revoked, organization or admin gone)"
                             }
                         }
                     },
@@ -924,7 +924,7 @@ const docTemplate = `{
                         "headers": {
                             "WWW-Authenticate": {
                                 "type": "string",
-                                "description": "Bearer challenge (RFC 6750): without a token the realm alone, with a refused one error=invalid_token and an error_description saying why (expired, malformed or badly signed, revoked, organization or admin gone)"
+                                "description": "Bearer challenge (RFC 6750): without a token the realm alone, with a refused one error=invalid_token and an error_description saying why (expired, session over, malformed or badly signed, revoked, organization or admin gone)"
                             }
                         }
                     },
@@ -1033,7 +1033,7 @@ const docTemplate = `{
                         "BearerAuth": []
                     }
                 ],
-                "description": "Renames the caller's own organization (its tenant collection moves on the server, keeping every document), or changes its admin's e-mail or password. A new e-mail or password ends the admin's earlier tokens (a rename does not); the answer carries a fresh token. Retrying a rename that already happened answers 200 again. Another organization's admin gets 403. POST is accepted as well as PUT.",
+                "description": "Renames the caller's own organization (its tenant collection moves on the server, keeping every document), or changes its admin's e-mail or password. A new e-mail or password ends the admin's earlier tokens (a rename does not); the answer carries a fresh token of the same session, which ends JWT_MAX_SESSION after its login however often it is refreshed. Retrying a rename that already happened answers 200 again. Another organization's admin gets 403. POST is accepted as well as PUT.",
                 "consumes": [
                     "application/json"
                 ],
@@ -1076,7 +1076,7 @@ const docTemplate = `{
                         "headers": {
                             "WWW-Authenticate": {
                                 "type": "string",
-                                "description": "Bearer challenge (RFC 6750): without a token the realm alone, with a refused one error=invalid_token and an error_description saying why (expired, malformed or badly signed, revoked, organization or admin gone)"
+                                "description": "Bearer challenge (RFC 6750): without a token the realm alone, with a refused one error=invalid_token and an error_description saying why (expired, session over, malformed or badly signed, revoked, organization or admin gone)"
                             }
                         }
                     },
@@ -1116,6 +1116,12 @@ const docTemplate = `{
                             "$ref": "#/definitions/ValidationError"
                         }
                     },
+                    "429": {
+                        "description": "Too many e-mail or password changes for this admin or from this address (Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
                     "500": {
                         "description": "Internal Server Error",
                         "schema": {
@@ -1123,7 +1129,7 @@ const docTemplate = `{
                         }
                     },
                     "503": {
-                        "description": "database unavailable (Retry-After)",
+                        "description": "Password hashing saturated or database unavailable (Retry-After)",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
                         }
@@ -1136,7 +1142,7 @@ const docTemplate = `{
                         "BearerAuth": []
                     }
                 ],
-                "description": "Renames the caller's own organization (its tenant collection moves on the server, keeping every document), or changes its admin's e-mail or password. A new e-mail or password ends the admin's earlier tokens (a rename does not); the answer carries a fresh token. Retrying a rename that already happened answers 200 again. Another organization's admin gets 403. POST is accepted as well as PUT.",
+                "description": "Renames the caller's own organization (its tenant collection moves on the server, keeping every document), or changes its admin's e-mail or password. A new e-mail or password ends the admin's earlier tokens (a rename does not); the answer carries a fresh token of the same session, which ends JWT_MAX_SESSION after its login however often it is refreshed. Retrying a rename that already happened answers 200 again. Another organization's admin gets 403. POST is accepted as well as PUT.",
                 "consumes": [
                     "application/json"
                 ],
@@ -1179,7 +1185,7 @@ const docTemplate = `{
                         "headers": {
                             "WWW-Authenticate": {
                                 "type": "string",
-                                "description": "Bearer challenge (RFC 6750): without a token the realm alone, with a refused one error=invalid_token and an error_description saying why (expired, malformed or badly signed, revoked, organization or admin gone)"
+                                "description": "Bearer challenge (RFC 6750): without a token the realm alone, with a refused one error=invalid_token and an error_description saying why (expired, session over, malformed or badly signed, revoked, organization or admin gone)"
                             }
                         }
                     },
@@ -1219,6 +1225,12 @@ const docTemplate = `{
                             "$ref": "#/definitions/ValidationError"
                         }
                     },
+                    "429": {
+                        "description": "Too many e-mail or password changes for this admin or from this address (Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
                     "500": {
                         "description": "Internal Server Error",
                         "schema": {
@@ -1226,7 +1238,7 @@ const docTemplate = `{
                         }
                     },
                     "503": {
-                        "description": "database unavailable (Retry-After)",
+                        "description": "Password hashing saturated or database unavailable (Retry-After)",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
                         }

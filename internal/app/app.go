@@ -308,6 +308,7 @@ func NewServices(cfg config.Config, c Components) (*Services, error) {
 	if err != nil {
 		return nil, err
 	}
+	tokens.WithMaxSession(cfg.JWTMaxSession)
 	passwords := c.Passwords
 	if passwords == nil {
 		if passwords, err = security.NewPasswords(cfg.BcryptCost, cfg.BcryptWorkers, cfg.BcryptQueue); err != nil {
@@ -332,6 +333,8 @@ func (sv *Services) Handler(cfg config.Config, c Components) http.Handler {
 		Limits: api.Limits{
 			LoginPerEmail: cfg.LoginRatePerEmail, LoginPerAddress: cfg.LoginRatePerAddress,
 			CreatePerAddress: cfg.CreateRatePerAddress, TrustProxy: cfg.TrustProxy,
+			LoginPerEmailTotal:    cfg.LoginRatePerEmailTotal,
+			CredentialsPerAccount: cfg.CredentialRatePerAccount, CredentialsPerAddress: cfg.CredentialRatePerAddress,
 		},
 		CORSOrigins:      cfg.CORSOrigins,
 		MaxBodyBytes:     cfg.MaxBodyBytes,

@@ -40,10 +40,17 @@ type Config struct {
 	MaxDocumentBytes         int64  `envconfig:"MAX_DOCUMENT_BYTES" default:"1048576"`
 	MaxBodyBytes             int64  `envconfig:"MAX_BODY_BYTES" default:"1048576"`
 
-	// Abuse limits, per minute; 0 turns a limit off.
-	LoginRatePerEmail    int `envconfig:"LOGIN_RATE_PER_EMAIL" default:"10"`
-	LoginRatePerAddress  int `envconfig:"LOGIN_RATE_PER_ADDRESS" default:"30"`
-	CreateRatePerAddress int `envconfig:"CREATE_RATE_PER_ADDRESS" default:"10"`
+	// Abuse limits, per minute; 0 turns a limit off. LoginRatePerEmail
+	// counts failed logins for one e-mail from one client address,
+	// LoginRatePerEmailTotal those for one e-mail from all addresses.
+	LoginRatePerEmail      int `envconfig:"LOGIN_RATE_PER_EMAIL" default:"10"`
+	LoginRatePerEmailTotal int `envconfig:"LOGIN_RATE_PER_EMAIL_TOTAL" default:"100"`
+	LoginRatePerAddress    int `envconfig:"LOGIN_RATE_PER_ADDRESS" default:"30"`
+	CreateRatePerAddress   int `envconfig:"CREATE_RATE_PER_ADDRESS" default:"10"`
+	// Changes of an admin's e-mail or password (each hashes), per admin
+	// and per client address.
+	CredentialRatePerAccount int `envconfig:"CREDENTIAL_RATE_PER_ACCOUNT" default:"5"`
+	CredentialRatePerAddress int `envconfig:"CREDENTIAL_RATE_PER_ADDRESS" default:"20"`
 	// TrustProxy is how many reverse proxies stand in front of the service:
 	// the client address is taken that many entries from the right of
 	// X-Forwarded-For. 0 ignores the header.
@@ -60,6 +67,10 @@ type Config struct {
 	// AuthCacheTTL is how long an instance trusts a token it verified
 	// against the database; 0 checks every request.
 	AuthCacheTTL time.Duration `envconfig:"AUTH_CACHE_TTL" default:"1s"`
+
+	// JWTMaxSession is how long a session lasts from its login, however
+	// often its token is refreshed; 0: no bound.
+	JWTMaxSession time.Duration `envconfig:"JWT_MAX_SESSION" default:"24h"`
 
 	RequestTimeout   time.Duration `envconfig:"REQUEST_TIMEOUT" default:"10s"`
 	ShutdownTimeout  time.Duration `envconfig:"SHUTDOWN_TIMEOUT" default:"15s"`
@@ -181,10 +192,19 @@ func (c Config) Validate() error {
 		{"LOGIN_RATE_PER_EMAIL", c.LoginRatePerEmail}, {"LOGIN_RATE_PER_ADDRESS", c.LoginRatePerAddress},
 		{"CREATE_RATE_PER_ADDRESS", c.CreateRatePerAddress}, {"TRUST_PROXY", c.TrustProxy},
 		{"BCRYPT_WORKERS", c.BcryptWorkers}, {"BCRYPT_QUEUE", c.BcryptQueue},
+		{"LOGIN_RATE_PER_EMAIL_TOTAL", c.LoginRatePerEmailTotal},
+		{"CREDENTIAL_RATE_PER_ACCOUNT", c.CredentialRatePerAccount}, {"CREDENTIAL_RATE_PER_ADDRESS", c.CredentialRatePerAddress},
 	} {
 		if v.n < 0 {
 			errs = append(errs, fmt.Errorf("%s: %d must not be negative", v.name, v.n))
 		}
+	}
+	if c.LoginRatePerEmailTotal > 0 && c.LoginRatePerEmailTotal < c.LoginRatePerEmail {
+		errs = append(errs, fmt.Errorf("LOGIN_RATE_PER_EMAIL_TOTAL: %d is below LOGIN_RATE_PER_EMAIL (%d), which would then never apply",
+			c.LoginRatePerEmailTotal, c.LoginRatePerEmail))
+	}
+	if c.JWTMaxSession < 0 || c.JWTMaxSession > 366*24*time.Hour {
+		errs = append(errs, fmt.Errorf("JWT_MAX_SESSION: %s is outside 0..8784h (366 days)", c.JWTMaxSession))
 	}
 	for _, v := range []struct {
 		name string

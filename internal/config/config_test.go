@@ -92,6 +92,11 @@ func TestLoadDefaults(t *testing.T) {
 		{"EmbeddedMongoAddr", c.EmbeddedMongoAddr, ""},
 		{"LogLevel", c.LogLevel, "info"},
 		{"MaxDocumentBytes", c.MaxDocumentBytes, int64(1 << 20)},
+		{"LoginRatePerEmail", c.LoginRatePerEmail, 10},
+		{"LoginRatePerEmailTotal", c.LoginRatePerEmailTotal, 100},
+		{"CredentialRatePerAccount", c.CredentialRatePerAccount, 5},
+		{"CredentialRatePerAddress", c.CredentialRatePerAddress, 20},
+		{"JWTMaxSession", c.JWTMaxSession, 24 * time.Hour},
 	} {
 		if f.got != f.want {
 			t.Errorf("%s: got %#v, want %#v", f.name, f.got, f.want)
@@ -197,6 +202,31 @@ func TestLoadValid(t *testing.T) {
 			},
 		},
 		{
+			name: "session and credential limits at their bounds",
+			env: []string{
+				"JWT_MAX_SESSION=8784h", "CREDENTIAL_RATE_PER_ACCOUNT=0", "CREDENTIAL_RATE_PER_ADDRESS=0",
+				"LOGIN_RATE_PER_EMAIL=7", "LOGIN_RATE_PER_EMAIL_TOTAL=7",
+			},
+			check: func(t *testing.T, c config.Config) {
+				if c.JWTMaxSession != 366*24*time.Hour || c.CredentialRatePerAccount != 0 || c.CredentialRatePerAddress != 0 {
+					t.Errorf("JWTMaxSession, CredentialRatePerAccount, CredentialRatePerAddress: got %s, %d, %d",
+						c.JWTMaxSession, c.CredentialRatePerAccount, c.CredentialRatePerAddress)
+				}
+				if c.LoginRatePerEmail != 7 || c.LoginRatePerEmailTotal != 7 {
+					t.Errorf("LoginRatePerEmail, LoginRatePerEmailTotal: got %d, %d", c.LoginRatePerEmail, c.LoginRatePerEmailTotal)
+				}
+			},
+		},
+		{
+			name: "no session bound, no total login limit",
+			env:  []string{"JWT_MAX_SESSION=0", "LOGIN_RATE_PER_EMAIL_TOTAL=0"},
+			check: func(t *testing.T, c config.Config) {
+				if c.JWTMaxSession != 0 || c.LoginRatePerEmailTotal != 0 {
+					t.Errorf("JWTMaxSession, LoginRatePerEmailTotal: got %s, %d", c.JWTMaxSession, c.LoginRatePerEmailTotal)
+				}
+			},
+		},
+		{
 			name: "embedded store exposed on purpose",
 			env:  []string{"EMBEDDED_MONGO_ADDR=0.0.0.0:27017", "EMBEDDED_MONGO_ALLOW_REMOTE=true"},
 			check: func(t *testing.T, c config.Config) {
@@ -256,6 +286,14 @@ func TestLoadInvalid(t *testing.T) {
 		{"MAX_BODY_BYTES 1023", []string{"MAX_BODY_BYTES=1023"}, "MAX_BODY_BYTES"},
 		{"LOG_FORMAT xml", []string{"LOG_FORMAT=xml"}, "LOG_FORMAT"},
 		{"LOGIN_RATE_PER_EMAIL negative", []string{"LOGIN_RATE_PER_EMAIL=-1"}, "LOGIN_RATE_PER_EMAIL"},
+		{"LOGIN_RATE_PER_EMAIL_TOTAL negative", []string{"LOGIN_RATE_PER_EMAIL_TOTAL=-1"}, "LOGIN_RATE_PER_EMAIL_TOTAL"},
+		{"LOGIN_RATE_PER_EMAIL_TOTAL below LOGIN_RATE_PER_EMAIL", []string{"LOGIN_RATE_PER_EMAIL=20", "LOGIN_RATE_PER_EMAIL_TOTAL=19"}, "LOGIN_RATE_PER_EMAIL_TOTAL"},
+		{"CREDENTIAL_RATE_PER_ACCOUNT negative", []string{"CREDENTIAL_RATE_PER_ACCOUNT=-1"}, "CREDENTIAL_RATE_PER_ACCOUNT"},
+		{"CREDENTIAL_RATE_PER_ADDRESS negative", []string{"CREDENTIAL_RATE_PER_ADDRESS=-1"}, "CREDENTIAL_RATE_PER_ADDRESS"},
+		{"CREDENTIAL_RATE_PER_ACCOUNT not a number", []string{"CREDENTIAL_RATE_PER_ACCOUNT=five"}, "CREDENTIAL_RATE_PER_ACCOUNT"},
+		{"JWT_MAX_SESSION negative", []string{"JWT_MAX_SESSION=-1h"}, "JWT_MAX_SESSION"},
+		{"JWT_MAX_SESSION over 366 days", []string{"JWT_MAX_SESSION=8785h"}, "JWT_MAX_SESSION"},
+		{"JWT_MAX_SESSION without a unit", []string{"JWT_MAX_SESSION=24"}, "JWT_MAX_SESSION"},
 		{"REQUEST_TIMEOUT zero", []string{"REQUEST_TIMEOUT=0s"}, "REQUEST_TIMEOUT"},
 		{"REQUEST_TIMEOUT without a unit", []string{"REQUEST_TIMEOUT=10"}, "REQUEST_TIMEOUT"},
 		{"AUTH_CACHE_TTL over 5s", []string{"AUTH_CACHE_TTL=6s"}, "AUTH_CACHE_TTL"},

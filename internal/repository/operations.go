@@ -67,6 +67,15 @@ func (r *OperationRepository) SetCollectionUUID(ctx context.Context, op *model.O
 	return nil
 }
 
+// SetPasswordHash records the admin's new password hash in the plan.
+func (r *OperationRepository) SetPasswordHash(ctx context.Context, op *model.Operation, hash string) error {
+	if err := r.set(ctx, op, bson.D{{Key: "plan.password_hash", Value: hash}}); err != nil {
+		return err
+	}
+	op.Plan.PasswordHash = hash
+	return nil
+}
+
 // MarkDone keeps a finished operation's record as a receipt.
 func (r *OperationRepository) MarkDone(ctx context.Context, op *model.Operation) error {
 	at := now()

@@ -31,7 +31,7 @@ func newTokens(t *testing.T) *Tokens {
 
 func TestTokenRoundTrip(t *testing.T) {
 	tk := newTokens(t)
-	raw, err := tk.Issue("admin", "org-id", "slug", 7)
+	raw, err := tk.Issue("admin", "org-id", "slug", 7, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,5 +222,72 @@ func TestLoadOrCreateSecret(t *testing.T) {
 	st, err := os.Stat(path)
 	if err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("mode: %v %v", st.Mode(), err)
+	}
+}
+
+// A session ends maxSession after its login: refreshed tokens keep its
+// start and expire no later than its end, and past the end every token
+// of it is refused, without the exp leeway.
+func TestTokenSessionBound(t *testing.T) {
+	tk := newTokens(t).WithMaxSession(90 * time.Minute)
+	start := time.Now().Add(-time.Hour).Truncate(time.Second)
+	clock := start
+	tk.now = func() time.Time { return clock }
+
+	login, err := tk.Issue("admin", "org-id", "slug", 1, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := tk.Verify(login)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.SessionStart().Equal(start) || !c.ExpiresAt.Equal(start.Add(time.Hour)) {
+		t.Fatalf("login: session start %v exp %v, want %v and an hour later", c.SessionStart(), c.ExpiresAt, start)
+	}
+	// Refreshed 50 minutes in: the session's end comes before the TTL's.
+	clock = start.Add(50 * time.Minute)
+	refreshed, err := tk.Issue("admin", "org-id", "slug", 1, c.SessionStart())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := tk.Verify(refreshed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.SessionStart().Equal(start) || !r.ExpiresAt.Equal(start.Add(90*time.Minute)) {
+		t.Fatalf("refresh: session start %v exp %v, want %v and %v", r.SessionStart(), r.ExpiresAt, start, start.Add(90*time.Minute))
+	}
+	// At the end, within exp's leeway: refused as over.
+	clock = start.Add(90 * time.Minute)
+	if _, err := tk.Verify(refreshed); !errors.Is(err, ErrSessionOver) || !errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("at the session's end: %v, want ErrSessionOver", err)
+	}
+
+	// A token of an earlier version has no auth_time: its iat stands in.
+	sign := func(iat time.Time) string {
+		s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+			"sub": "a", "org_id": "o", "org": "s", "ver": 0, "iss": "orgsvc",
+			"iat": iat.Unix(), "exp": iat.Add(time.Hour).Unix(),
+		}).SignedString(secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	old, err := tk.Verify(sign(clock.Add(-10 * time.Minute)))
+	if err != nil {
+		t.Fatalf("old token: %v", err)
+	}
+	if !old.SessionStart().Equal(clock.Add(-10 * time.Minute)) {
+		t.Fatalf("old token: session start %v, want its iat", old.SessionStart())
+	}
+	if _, err := tk.Verify(sign(clock.Add(-91 * time.Minute))); !errors.Is(err, ErrSessionOver) {
+		t.Fatalf("old token issued past the bound: %v, want ErrSessionOver", err)
+	}
+	// Without a bound, only exp counts.
+	tk.WithMaxSession(0)
+	if _, err := tk.Verify(refreshed); err != nil {
+		t.Fatalf("no bound: %v", err)
 	}
 }

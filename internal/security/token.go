@@ -16,14 +16,28 @@ type Claims struct {
 	Org string `json:"org"`
 	// Version is the admin's token version when the token was issued.
 	Version int64 `json:"ver"`
+	// AuthTime is when the session began: the login. A refreshed token
+	// keeps it. Tokens of earlier versions have none.
+	AuthTime *jwt.NumericDate `json:"auth_time,omitempty"`
 	jwt.RegisteredClaims
 }
 
+// SessionStart is when the token's session began: auth_time, or iat for a
+// token without one (no session can have begun later than that).
+func (c *Claims) SessionStart() time.Time {
+	if c.AuthTime != nil {
+		return c.AuthTime.Time
+	}
+	return c.IssuedAt.Time
+}
+
 // ErrInvalidToken covers every token that fails verification;
-// ErrTokenExpired, one of them, a genuine token past its exp.
+// ErrTokenExpired, one of them, a genuine token past its exp;
+// ErrSessionOver, another, a genuine token past its session's end.
 var (
 	ErrInvalidToken = errors.New("invalid token")
 	ErrTokenExpired = fmt.Errorf("%w: expired", ErrInvalidToken)
+	ErrSessionOver  = fmt.Errorf("%w: session over", ErrInvalidToken)
 )
 
 // Tokens issues and verifies HMAC-signed JWTs.
@@ -32,59 +46,81 @@ type Tokens struct {
 	method jwt.SigningMethod
 	issuer string
 	ttl    time.Duration
-	parser *jwt.Parser
-	now    func() time.Time
+	// maxSession bounds a session from its start, refreshes included
+	// (0: no bound).
+	maxSession time.Duration
+	parser     *jwt.Parser
+	now        func() time.Time
 }
 
 // Leeway is the clock skew tolerated when checking exp and iat.
 const Leeway = 30 * time.Second
 
 // NewTokens builds a token service. alg is HS256, HS384 or HS512; only that
-// algorithm is accepted when verifying.
+// algorithm is accepted when verifying. A token lives ttl.
 func NewTokens(secret []byte, alg, issuer string, ttl time.Duration) (*Tokens, error) {
 	method := jwt.GetSigningMethod(alg)
 	if _, ok := method.(*jwt.SigningMethodHMAC); !ok {
 		return nil, fmt.Errorf("unsupported JWT algorithm %q", alg)
 	}
-	return &Tokens{
-		secret: secret,
-		method: method,
-		issuer: issuer,
-		ttl:    ttl,
-		now:    time.Now,
-		parser: jwt.NewParser(
-			jwt.WithValidMethods([]string{alg}),
-			jwt.WithIssuer(issuer),
-			jwt.WithExpirationRequired(),
-			jwt.WithIssuedAt(),
-			jwt.WithLeeway(Leeway),
-		),
-	}, nil
+	t := &Tokens{secret: secret, method: method, issuer: issuer, ttl: ttl, now: time.Now}
+	t.parser = jwt.NewParser(
+		jwt.WithValidMethods([]string{alg}),
+		jwt.WithIssuer(issuer),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithLeeway(Leeway),
+		jwt.WithTimeFunc(func() time.Time { return t.now() }), // one clock for exp, iat and the session
+	)
+	return t, nil
 }
 
-// Issue signs a token for an admin of an organization.
-func (t *Tokens) Issue(adminID, orgID, orgSlug string, version int64) (string, error) {
+// WithMaxSession bounds every session to d from its start, refreshes
+// included (0: no bound), and returns t. Call it before t is used.
+func (t *Tokens) WithMaxSession(d time.Duration) *Tokens {
+	t.maxSession = d
+	return t
+}
+
+// Issue signs a token for an admin of an organization, in the session
+// that began at authTime (zero: a new session, now). It expires after the
+// TTL, or at the session's end if that comes first.
+func (t *Tokens) Issue(adminID, orgID, orgSlug string, version int64, authTime time.Time) (string, error) {
 	now := t.now()
+	if authTime.IsZero() {
+		authTime = now
+	}
+	exp := now.Add(t.ttl)
+	if end := authTime.Add(t.maxSession); t.maxSession > 0 && end.Before(exp) {
+		exp = end
+	}
 	c := Claims{
-		OrgID:   orgID,
-		Org:     orgSlug,
-		Version: version,
+		OrgID:    orgID,
+		Org:      orgSlug,
+		Version:  version,
+		AuthTime: jwt.NewNumericDate(authTime),
 		RegisteredClaims: jwt.RegisteredClaims{
 			Subject:   adminID,
 			Issuer:    t.issuer,
 			IssuedAt:  jwt.NewNumericDate(now),
-			ExpiresAt: jwt.NewNumericDate(now.Add(t.ttl)),
+			ExpiresAt: jwt.NewNumericDate(exp),
 		},
 	}
 	return jwt.NewWithClaims(t.method, c).SignedString(t.secret)
 }
 
-// Verify checks the signature, the algorithm, the issuer, exp and iat, and
-// returns the claims. Every failure is ErrInvalidToken.
+// Verify checks the signature, the algorithm, the issuer, exp, iat and the
+// session's end, and returns the claims. Every failure is ErrInvalidToken.
 func (t *Tokens) Verify(raw string) (*Claims, error) {
 	var c Claims
 	_, err := t.parser.ParseWithClaims(raw, &c, func(*jwt.Token) (any, error) { return t.secret, nil })
-	if errors.Is(err, jwt.ErrTokenExpired) { // the signature was checked first
+	// The signature was checked before exp: an expired token's claims are
+	// genuine. The session's end has no leeway.
+	genuine := err == nil || errors.Is(err, jwt.ErrTokenExpired)
+	if genuine && t.maxSession > 0 && c.IssuedAt != nil && !t.now().Before(c.SessionStart().Add(t.maxSession)) {
+		return nil, ErrSessionOver
+	}
+	if errors.Is(err, jwt.ErrTokenExpired) {
 		return nil, fmt.Errorf("%w: %v", ErrTokenExpired, err)
 	}
 	if err != nil {

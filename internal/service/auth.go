@@ -19,6 +19,9 @@ type Principal struct {
 	// Tenant is the organization's tenant collection, as it was when the
 	// token was checked.
 	Tenant model.Tenant
+	// SessionStart is when the token's session began (its login); a
+	// refreshed token keeps it.
+	SessionStart time.Time
 }
 
 // AuthService logs admins in and verifies their tokens.
@@ -36,8 +39,10 @@ func NewAuthService(master *repository.MasterRepository, tokens *security.Tokens
 	return &AuthService{master: master, tokens: tokens, passwords: passwords, cache: newPrincipalCache(cacheTTL)}
 }
 
-// Forget drops what this instance has cached about an admin; every change
-// to an admin's tokens, e-mail, password or organization calls it.
+// Forget drops what this instance has cached about an admin, and keeps a
+// check already under way from caching what it read. Every change to an
+// admin's tokens, e-mail, password or organization calls it once the
+// change is written.
 func (s *AuthService) Forget(admin bson.ObjectID) { s.cache.forget(admin) }
 
 // Login checks an admin's credentials and returns a token. An unknown
@@ -66,7 +71,7 @@ func (s *AuthService) Login(ctx context.Context, email, password string) (string
 	if err != nil {
 		return "", err
 	}
-	return s.issue(admin, org)
+	return s.issue(admin, org, time.Time{})
 }
 
 // adminByEmail finds the admin whose address is exactly email (the domain
@@ -94,10 +99,12 @@ func (s *AuthService) adminByEmail(ctx context.Context, email string) (*model.Ad
 // tokens.
 func (s *AuthService) Authenticate(ctx context.Context, raw string) (Principal, error) {
 	claims, err := s.tokens.Verify(raw)
-	if errors.Is(err, security.ErrTokenExpired) {
+	switch {
+	case errors.Is(err, security.ErrSessionOver):
+		return Principal{}, ErrSessionOver
+	case errors.Is(err, security.ErrTokenExpired):
 		return Principal{}, ErrTokenExpired
-	}
-	if err != nil {
+	case err != nil:
 		return Principal{}, ErrInvalidToken
 	}
 	adminID, err := bson.ObjectIDFromHex(claims.Subject)
@@ -109,8 +116,12 @@ func (s *AuthService) Authenticate(ctx context.Context, raw string) (Principal, 
 		return Principal{}, ErrOrgMismatch
 	}
 	if p, ok := s.cache.get(adminID, claims.Version, orgID); ok {
+		p.SessionStart = claims.SessionStart()
 		return p, nil
 	}
+	// Taken before the reads: a change of the admin meanwhile makes put
+	// refuse what they found.
+	gen := s.cache.generation(adminID)
 	admin, err := s.master.Admin(ctx, adminID)
 	if errors.Is(err, repository.ErrNotFound) {
 		return Principal{}, ErrAdminNotFound
@@ -132,7 +143,8 @@ func (s *AuthService) Authenticate(ctx context.Context, raw string) (Principal, 
 		return Principal{}, err
 	}
 	p := Principal{AdminID: adminID, OrgID: orgID, Tenant: org.Tenant()}
-	s.cache.put(p, admin.TokenVersion)
+	s.cache.put(p, admin.TokenVersion, gen)
+	p.SessionStart = claims.SessionStart()
 	return p, nil
 }
 
@@ -162,6 +174,8 @@ func (s *AuthService) Claims(raw string) (admin, org bson.ObjectID, err error) {
 	return admin, org, nil
 }
 
-func (s *AuthService) issue(admin *model.Admin, org *model.Organization) (string, error) {
-	return s.tokens.Issue(admin.ID.Hex(), org.ID.Hex(), org.Slug, admin.TokenVersion)
+// issue signs a token in the session begun at sessionStart (zero: a new
+// session).
+func (s *AuthService) issue(admin *model.Admin, org *model.Organization, sessionStart time.Time) (string, error) {
+	return s.tokens.Issue(admin.ID.Hex(), org.ID.Hex(), org.Slug, admin.TokenVersion, sessionStart)
 }

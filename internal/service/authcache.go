@@ -11,15 +11,25 @@ import (
 // dropped, and if none are, the cache starts over.
 const maxCachedPrincipals = 100_000
 
+// generations is how many generation counters the admins share.
+const generations = 1024
+
 // principalCache remembers, for a short time, that an admin's token version
 // and organization were checked against the master database, so that a
 // burst of requests with one token costs one lookup. The instance that
 // changes an admin forgets it at once; other instances see the change when
 // the entry expires.
+//
+// A check reads the admin's generation before reading the database, and
+// caches what it read only if the generation has not moved since: forget
+// moves it, so a check that read the state before a change cannot put it
+// back afterwards. Admins share a fixed set of generations (memory stays
+// bounded); a shared one only costs a neighbour an uncached check.
 type principalCache struct {
 	ttl time.Duration
 	mu  sync.Mutex
 	m   map[bson.ObjectID]cachedPrincipal
+	gen [generations]uint64
 	now func() time.Time
 }
 
@@ -48,13 +58,32 @@ func (c *principalCache) get(admin bson.ObjectID, version int64, org bson.Object
 	return e.p, true
 }
 
-func (c *principalCache) put(p Principal, version int64) {
+// generation is admin's generation, to pass to put.
+func (c *principalCache) generation(admin bson.ObjectID) uint64 {
+	if c == nil {
+		return 0
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gen[genIndex(admin)]
+}
+
+func genIndex(admin bson.ObjectID) int {
+	// The last bytes of an ObjectID are a counter: they spread well.
+	return (int(admin[10])<<8 | int(admin[11])) % generations
+}
+
+// put caches p unless admin was forgotten since gen was read.
+func (c *principalCache) put(p Principal, version int64, gen uint64) {
 	if c == nil || c.ttl <= 0 {
 		return
 	}
 	now := c.now()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.gen[genIndex(p.AdminID)] != gen {
+		return
+	}
 	if len(c.m) >= maxCachedPrincipals {
 		for k, e := range c.m {
 			if !now.Before(e.expires) {
@@ -68,12 +97,13 @@ func (c *principalCache) put(p Principal, version int64) {
 	c.m[p.AdminID] = cachedPrincipal{p: p, version: version, expires: now.Add(c.ttl)}
 }
 
-// forget drops what is known of admin.
+// forget drops what is known of admin, and what checks under way read.
 func (c *principalCache) forget(admin bson.ObjectID) {
 	if c == nil {
 		return
 	}
 	c.mu.Lock()
+	c.gen[genIndex(admin)]++
 	delete(c.m, admin)
 	c.mu.Unlock()
 }

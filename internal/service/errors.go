@@ -26,6 +26,9 @@ var (
 	ErrTokenRevoked       = errors.New("token revoked")
 	// ErrTokenExpired is the ErrInvalidToken of a genuine token past its exp.
 	ErrTokenExpired = fmt.Errorf("%w: expired", ErrInvalidToken)
+	// ErrSessionOver is the ErrInvalidToken of a genuine token whose
+	// session began more than JWT_MAX_SESSION ago.
+	ErrSessionOver = fmt.Errorf("%w: session over", ErrInvalidToken)
 	// ErrOrgGone: the token's admin is there, its organization is not.
 	ErrOrgGone = errors.New("token's organization not found")
 

@@ -311,8 +311,9 @@ func (s *OrgService) completeUpdate(ctx context.Context, r *run) (*model.Admin, 
 		if p.PasswordHash != "" {
 			change.PasswordHash = &p.PasswordHash
 		}
-		s.auth.Forget(p.AdminID)
-		if admin, err = s.master.UpdateAdmin(ctx, p.AdminID, change); err != nil {
+		admin, err = s.master.UpdateAdmin(ctx, p.AdminID, change)
+		s.auth.Forget(p.AdminID) // after the write, whether it was done or not
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -399,8 +400,9 @@ func (s *OrgService) completeDelete(ctx context.Context, r *run) error {
 	if err := s.step(ctx, r, "admin"); err != nil {
 		return err
 	}
-	s.auth.Forget(p.AdminID)
-	if err := s.master.DeleteAdmin(ctx, p.AdminID); err != nil {
+	err := s.master.DeleteAdmin(ctx, p.AdminID)
+	s.auth.Forget(p.AdminID) // after the write, whether it was done or not
+	if err != nil {
 		return err
 	}
 	if err := s.master.ReleaseEmail(ctx, model.EmailKey(p.OldEmail), p.AdminID); err != nil {

@@ -192,12 +192,12 @@ type UpdateOrg struct {
 // Update changes the caller's own organization: its name (moving the
 // tenant collection on the server), the admin's e-mail or password. A new
 // e-mail or password ends the admin's earlier tokens; a rename does not.
-// The answer is a fresh token.
+// The answer is a fresh token of the caller's session.
 func (s *OrgService) Update(ctx context.Context, p Principal, in UpdateOrg) (string, error) {
 	org, err := s.byName(ctx, in.Name)
 	if errors.Is(err, ErrOrgNotFound) && in.NewName != nil && in.Email == nil && in.Password == nil {
 		if org, ok := s.renamedAlready(ctx, p, in); ok {
-			return s.token(ctx, p.AdminID, org)
+			return s.token(ctx, p, org)
 		}
 	}
 	if err != nil {
@@ -218,10 +218,8 @@ func (s *OrgService) Update(ctx context.Context, p Principal, in UpdateOrg) (str
 		Email: admin.Email, OldEmail: admin.Email, TokenVersion: admin.TokenVersion,
 		CollectionUUID: org.CollectionUUID, TenantDB: org.TenantDB,
 	}
-	if in.Password != nil {
-		if plan.PasswordHash, err = s.passwords.Hash(ctx, *in.Password); err != nil {
-			return "", err
-		}
+	if in.Password != nil && len(*in.Password) > security.MaxPasswordBytes {
+		return "", ErrPasswordTooLong
 	}
 	if in.NewName != nil {
 		plan.Name = model.CanonicalName(*in.NewName)
@@ -238,8 +236,8 @@ func (s *OrgService) Update(ctx context.Context, p Principal, in UpdateOrg) (str
 	if in.Email != nil {
 		plan.Email = model.NormalizeEmail(*in.Email)
 	}
-	if plan.Name == plan.OldName && plan.Email == plan.OldEmail && plan.PasswordHash == "" {
-		return s.auth.issue(admin, org)
+	if plan.Name == plan.OldName && plan.Email == plan.OldEmail && in.Password == nil {
+		return s.auth.issue(admin, org, p.SessionStart)
 	}
 	if plan.Slug != plan.OldSlug && plan.CollectionUUID == "" {
 		// Organizations made before collections were identified.
@@ -255,6 +253,13 @@ func (s *OrgService) Update(ctx context.Context, p Principal, in UpdateOrg) (str
 	defer cancel()
 	if err := s.unchanged(ctx, r, org, admin); err != nil {
 		return "", err
+	}
+	if in.Password != nil {
+		// Hashed only once the operation is ours: concurrent changes of
+		// one organization cost one hash, the others are refused at once.
+		if err := s.hashPassword(ctx, r, *in.Password); err != nil {
+			return "", err
+		}
 	}
 	if err := s.prepareUpdate(ctx, r); err != nil {
 		if undo := s.abandon(ctx, r, s.undoUpdate); undo != nil {
@@ -273,7 +278,22 @@ func (s *OrgService) Update(ctx context.Context, p Principal, in UpdateOrg) (str
 		return "", err
 	}
 	org.Name, org.Slug, org.CollectionName = plan.Name, plan.Slug, repository.CollectionName(plan.Slug)
-	return s.auth.issue(admin, org)
+	return s.auth.issue(admin, org, p.SessionStart)
+}
+
+// hashPassword hashes an update's new password into its recorded plan. If
+// it cannot, the operation is given up, having done nothing.
+func (s *OrgService) hashPassword(ctx context.Context, r *run, password string) error {
+	hash, err := s.passwords.Hash(ctx, password)
+	if err == nil {
+		err = s.ops.SetPasswordHash(ctx, r.op, hash)
+	}
+	if err != nil {
+		if derr := s.ops.Delete(ctx, r.op, 0); derr != nil {
+			s.log.Error("give up an operation", "organization_id", r.op.OrgID.Hex(), "err", derr)
+		}
+	}
+	return err
 }
 
 // unchanged checks, once the operation is recorded (so that nothing else
@@ -331,12 +351,12 @@ func (s *OrgService) renamedAlready(ctx context.Context, p Principal, in UpdateO
 	return org, model.SameName(org.PreviousName, in.Name) && org.Name == model.CanonicalName(*in.NewName)
 }
 
-func (s *OrgService) token(ctx context.Context, adminID bson.ObjectID, org *model.Organization) (string, error) {
-	admin, err := s.master.Admin(ctx, adminID)
+func (s *OrgService) token(ctx context.Context, p Principal, org *model.Organization) (string, error) {
+	admin, err := s.master.Admin(ctx, p.AdminID)
 	if err != nil {
 		return "", err
 	}
-	return s.auth.issue(admin, org)
+	return s.auth.issue(admin, org, p.SessionStart)
 }
 
 // Delete removes the caller's own organization: its tenant collection, its
