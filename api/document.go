@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
 
@@ -103,7 +104,8 @@ func (s *server) refuse(w http.ResponseWriter, where []any, problems []jsondoc.P
 //	@Accept			application/merge-patch+json
 //	@Produce		json
 //	@Security		BearerAuth
-//	@Param			body	body		object	true	"The document's data: any JSON object, e.g. {&quot;kind&quot;:&quot;invoice&quot;,&quot;total&quot;:120.5,&quot;lines&quot;:[[1,2],[3]]}"
+//	@Param			body			body		object	true	"The document's data: any JSON object, e.g. {&quot;kind&quot;:&quot;invoice&quot;,&quot;total&quot;:120.5,&quot;lines&quot;:[[1,2],[3]]}"
+//	@Param			Idempotency-Key	header		string	false	"Any 1 to 255 visible ASCII characters, e.g. a UUID. A retry with the same key and body within 24 hours answers the first create's document (the same id, data and times) and makes no second one; the same key with another body is 422."
 //	@Success		201		{object}	DocumentResponse
 //	@Failure		401		{object}	ErrorResponse	"Missing, invalid or revoked token"
 //	@Header			401		{string}	WWW-Authenticate	"Bearer challenge (RFC 6750): without a token the realm alone, with a refused one error=invalid_token and an error_description saying why (expired, session over, malformed or badly signed, revoked, organization or admin gone)"
@@ -116,7 +118,13 @@ func (s *server) refuse(w http.ResponseWriter, where []any, problems []jsondoc.P
 //	@Router			/org/documents [post]
 func (s *server) handleCreateDocument(w http.ResponseWriter, r *http.Request) {
 	if doc, ok := s.readDocument(w, r); ok {
-		d, err := s.docs.Create(r.Context(), principal(r), doc)
+		var d *model.Document
+		var err error
+		if key, keyed := r.Header["Idempotency-Key"]; keyed {
+			d, err = s.docs.CreateOnce(r.Context(), principal(r), strings.Join(key, ","), doc)
+		} else {
+			d, err = s.docs.Create(r.Context(), principal(r), doc)
+		}
 		s.answerDocument(w, r, http.StatusCreated, d, err)
 	}
 }

@@ -19,7 +19,7 @@ func (s *server) routes() http.Handler {
 		r.Use(cors.Handler(cors.Options{
 			AllowedOrigins: s.corsOrigins,
 			AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete},
-			AllowedHeaders: []string{"Authorization", "Content-Type", "X-Request-ID"},
+			AllowedHeaders: []string{"Authorization", "Content-Type", "X-Request-ID", "Idempotency-Key"},
 			ExposedHeaders: []string{"X-Request-ID", "Retry-After"},
 			MaxAge:         600,
 		}))

@@ -580,6 +580,12 @@ const docTemplate = `{
                         "schema": {
                             "type": "object"
                         }
+                    },
+                    {
+                        "type": "string",
+                        "description": "Any 1 to 255 visible ASCII characters, e.g. a UUID. A retry with the same key and body within 24 hours answers the first create's document (the same id, data and times) and makes no second one; the same key with another body is 422.",
+                        "name": "Idempotency-Key",
+                        "in": "header"
                     }
                 ],
                 "responses": {

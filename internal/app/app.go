@@ -164,6 +164,7 @@ func serve(ctx context.Context, logOut io.Writer) error {
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	go sv.Orgs.Watch(watchCtx, cfg.OperationLease/2)
+	go sv.Docs.SweepKeys(watchCtx, time.Hour)
 	handler := sv.Handler(cfg, comp)
 	srv := &http.Server{
 		Handler:           handler,
@@ -323,6 +324,7 @@ func NewServices(cfg config.Config, c Components) (*Services, error) {
 		Lease: cfg.OperationLease, AllStale: soleOwner(cfg), ReceiptTTL: cfg.TokenTTL(),
 	})
 	docs := service.NewDocumentService(tenants, orgs, int(cfg.MaxDocumentBytes))
+	docs.KeepKeys(repository.NewKeyRepository(c.DB))
 	return &Services{Auth: auth, Orgs: orgs, Docs: docs}, nil
 }
 
