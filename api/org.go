@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"net/http"
 	"time"
 
@@ -210,11 +211,14 @@ func (s *server) handleDeleteOrg(w http.ResponseWriter, r *http.Request) {
 	}
 	if g, ok := r.Context().Value(goneKey{}).(gone); ok {
 		// The token's admin is gone: a retry of a deletion that happened.
-		if s.orgs.Deleted(r.Context(), g.org, g.admin, *req.OrganizationName) {
+		switch err := s.orgs.Deleted(r.Context(), g.org, g.admin, *req.OrganizationName); {
+		case err == nil:
 			encode(w, http.StatusOK, MessageResponse{Detail: "Organization deleted successfully"})
-			return
+		case errors.Is(err, service.ErrOrgBusy):
+			s.writeError(w, r, err)
+		default:
+			s.writeError(w, r, g.err)
 		}
-		s.writeError(w, r, g.err)
 		return
 	}
 	if err := s.orgs.Delete(r.Context(), principal(r), *req.OrganizationName); err != nil {

@@ -214,8 +214,10 @@ func (r *TenantRepository) uuids(ctx context.Context, db string, slugs ...string
 // Rename moves the tenant collection t to the slug to, in the same
 // database, on the server, keeping every document and its _id. The
 // collection moved is the one with the given UUID: a rename that already
-// happened is not repeated, and a collection of either name that is not
-// the organization's (one re-created by a late write) is dropped first.
+// happened is not repeated (what is under the old name then is left to
+// the caller, which alone knows whether that name is still its own), and a
+// collection under the new name that is not the organization's (one
+// re-created by a late write) is dropped first.
 // An empty uuid moves whatever is there.
 func (r *TenantRepository) Rename(ctx context.Context, t model.Tenant, to, uuid string) error {
 	target := model.Tenant{DB: t.DB, Slug: to}
@@ -225,10 +227,8 @@ func (r *TenantRepository) Rename(ctx context.Context, t model.Tenant, to, uuid 
 	}
 	src, dst := found[0], found[1]
 	if uuid != "" && dst == uuid {
-		// Moved already; anything under the old name came later.
-		if src != "" {
-			return r.Drop(ctx, t)
-		}
+		// Moved already. Whatever is under the old name came later, and
+		// may be another organization's by now: the caller decides.
 		return nil
 	}
 	if uuid != "" && src != uuid {

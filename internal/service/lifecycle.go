@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -189,8 +190,22 @@ func (s *OrgService) RecoverAll(ctx context.Context, ignoreLease bool) (recovere
 			return 0, 0, err
 		}
 	}
+	// Marks are read before the records: a mark whose record is then not
+	// there (or is a finished deletion's) belongs to an operation that is
+	// over, since a record is made before its marks and removed before them.
+	leases, err := s.ops.AllLeases(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
+	outcomes, err := s.ops.AllOutcomes(ctx)
+	if err != nil {
+		return 0, 0, err
+	}
 	ops, err := s.ops.All(ctx)
 	if err != nil {
+		return 0, 0, err
+	}
+	if err := s.removeLeftovers(ctx, ops, leases, outcomes); err != nil {
 		return 0, 0, err
 	}
 	var errs []error
@@ -208,6 +223,33 @@ func (s *OrgService) RecoverAll(ctx context.Context, ignoreLease bool) (recovere
 		}
 	}
 	return recovered, busy, errors.Join(errs...)
+}
+
+// removeLeftovers deletes the leases and outcomes of operations that are
+// over: what a kill between the removal of a record and of its marks
+// leaves behind.
+func (s *OrgService) removeLeftovers(ctx context.Context, ops []model.Operation, leases []model.Lease, outcomes []model.Outcome) error {
+	live := map[string]bool{}
+	for _, op := range ops {
+		if op.DoneAt.IsZero() {
+			live[op.ID.Hex()] = true
+		}
+	}
+	for _, l := range leases {
+		if op, _, _ := strings.Cut(l.ID, ":"); !live[op] {
+			if err := s.ops.DeleteLease(ctx, l.ID); err != nil {
+				return err
+			}
+		}
+	}
+	for _, o := range outcomes {
+		if !live[o.ID.Hex()] {
+			if err := s.ops.DeleteOutcome(ctx, o.ID); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // Watch recovers stale operations every interval until ctx ends.
@@ -339,9 +381,8 @@ func (s *OrgService) completeUpdate(ctx context.Context, r *run) (*model.Admin, 
 			if err := s.step(ctx, r, "release-name"); err != nil {
 				return nil, err
 			}
-			// A late write may have re-created the old collection; the old
-			// slug is still claimed, so nobody else can own it yet.
-			if err := s.tenants.Drop(ctx, p.OldTenant()); err != nil {
+			// A late write may have re-created the old collection.
+			if err := s.dropHeld(ctx, r, p.OldTenant()); err != nil {
 				return nil, err
 			}
 			if err := s.master.ReleaseName(ctx, p.OldSlug, r.op.OrgID); err != nil {
@@ -393,7 +434,7 @@ func (s *OrgService) completeDelete(ctx context.Context, r *run) error {
 		return err
 	}
 	failpoint.Reach("delete:before-drop")
-	if err := s.tenants.Drop(ctx, p.OldTenant()); err != nil {
+	if err := s.dropHeld(ctx, r, p.OldTenant()); err != nil {
 		return err
 	}
 	failpoint.Reach("delete:after-drop")
@@ -414,9 +455,8 @@ func (s *OrgService) completeDelete(ctx context.Context, r *run) error {
 	if err := s.master.DeleteOrganization(ctx, r.op.OrgID); err != nil {
 		return err
 	}
-	// Dropped again: a late write may have re-created it, and the slug is
-	// still claimed, so it cannot be anybody else's yet.
-	if err := s.tenants.Drop(ctx, p.OldTenant()); err != nil {
+	// Dropped again: a late write may have re-created it.
+	if err := s.dropHeld(ctx, r, p.OldTenant()); err != nil {
 		return err
 	}
 	if err := s.master.ReleaseName(ctx, p.OldSlug, r.op.OrgID); err != nil {
@@ -424,6 +464,21 @@ func (s *OrgService) completeDelete(ctx context.Context, r *run) error {
 	}
 	s.sweep(ctx, p.OldTenant())
 	return s.finish(ctx, r)
+}
+
+// dropHeld drops t, the collection of a slug the operation claimed, only
+// while the operation still holds that claim. Phase two may run again
+// after a takeover, when the slug was released already and another
+// organization may have claimed it since and made its collection there.
+func (s *OrgService) dropHeld(ctx context.Context, r *run, t model.Tenant) error {
+	owner, err := s.master.NameOwner(ctx, t.Slug)
+	if errors.Is(err, repository.ErrNotFound) || (err == nil && owner != r.op.OrgID) {
+		return nil // released: whatever is there now is not this operation's
+	}
+	if err != nil {
+		return err
+	}
+	return s.tenants.Drop(ctx, t)
 }
 
 // ---------------------------------------------------------------------------
@@ -461,11 +516,14 @@ func (s *OrgService) DropOrphan(ctx context.Context, t model.Tenant) error {
 		}
 		return s.tenants.Drop(ctx, t)
 	}
-	ctx = context.WithoutCancel(ctx)
+	// The claim is held for at most half the lease; one older than the
+	// lease is a dead sweeper's, and the next claimant releases it.
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.life.Lease/2)
+	defer cancel()
 	defer func() {
-		if err := s.master.ReleaseName(ctx, t.Slug, sweeper); err != nil {
+		if err := s.master.ReleaseName(dctx, t.Slug, sweeper); err != nil {
 			s.log.Error("release a sweeper's claim", "slug", t.Slug, "err", err)
 		}
 	}()
-	return s.tenants.Drop(ctx, t)
+	return s.tenants.Drop(dctx, t)
 }

@@ -86,7 +86,7 @@ func (s *OrgService) Create(ctx context.Context, in CreateOrg) (*model.Organizat
 
 func (s *OrgService) create(ctx context.Context, r *run, name, slug, email, hash string) (*model.Organization, error) {
 	orgID, adminID := r.op.OrgID, r.op.Plan.AdminID
-	if err := s.master.ClaimName(ctx, slug, orgID); err != nil {
+	if err := s.claimSlug(ctx, slug, orgID); err != nil {
 		if errors.Is(err, repository.ErrDuplicate) {
 			return nil, s.claimedBy(ctx, slug)
 		}
@@ -146,6 +146,34 @@ func (s *OrgService) abandon(ctx context.Context, r *run, undo func(context.Cont
 		return err
 	}
 	return undo(ctx, r)
+}
+
+// claimSlug claims slug for orgID; ErrDuplicate when an organization holds
+// it. A sweeper's claim is held for at most half the lease (see
+// DropOrphan), so one older than the lease was left by a sweeper that
+// died: it is released and the claim made again. A live sweeper's claim is
+// ErrOrgBusy: it goes in a moment.
+func (s *OrgService) claimSlug(ctx context.Context, slug string, orgID bson.ObjectID) error {
+	for range 2 {
+		err := s.master.ClaimName(ctx, slug, orgID)
+		if !errors.Is(err, repository.ErrDuplicate) {
+			return err
+		}
+		claim, cerr := s.master.NameClaim(ctx, slug)
+		switch {
+		case errors.Is(cerr, repository.ErrNotFound):
+			continue // released meanwhile
+		case cerr != nil || !claim.Sweep:
+			return err
+		case time.Since(claim.CreatedAt) < s.life.Lease:
+			return ErrOrgBusy
+		}
+		if err := s.master.ReleaseName(ctx, slug, claim.OrganizationID); err != nil {
+			return err
+		}
+		s.log.Warn("released a dead sweeper's claim", "slug", slug, "claimed_at", claim.CreatedAt)
+	}
+	return ErrOrgBusy
 }
 
 // claimedBy explains why slug could not be claimed: an organization has it
@@ -326,7 +354,7 @@ func (s *OrgService) unchanged(ctx context.Context, r *run, org *model.Organizat
 func (s *OrgService) prepareUpdate(ctx context.Context, r *run) error {
 	p := r.op.Plan
 	if p.Slug != p.OldSlug {
-		if err := s.master.ClaimName(ctx, p.Slug, r.op.OrgID); err != nil {
+		if err := s.claimSlug(ctx, p.Slug, r.op.OrgID); err != nil {
 			return mapDuplicate(err, ErrNameConflict)
 		}
 	}
@@ -363,14 +391,20 @@ func (s *OrgService) token(ctx context.Context, p Principal, org *model.Organiza
 // admin and its metadata.
 func (s *OrgService) Delete(ctx context.Context, p Principal, name string) error {
 	org, err := s.byName(ctx, name)
-	if errors.Is(err, ErrOrgNotFound) && s.Deleted(ctx, p.OrgID, p.AdminID, name) {
-		return nil // a retry, on an instance that still trusted the token
+	if errors.Is(err, ErrOrgNotFound) {
+		if derr := s.Deleted(ctx, p.OrgID, p.AdminID, name); !errors.Is(derr, ErrOrgNotFound) {
+			return derr // a retry, on an instance that still trusted the token
+		}
 	}
 	if err != nil {
 		return err
 	}
 	if org.ID != p.OrgID || org.AdminID != p.AdminID {
 		return ErrNotOwnerDelete
+	}
+	if org.State == model.StateDeleting {
+		s.nudge(org.ID) // a retry meeting its own deletion under way
+		return ErrOrgBusy
 	}
 	admin, err := s.master.Admin(ctx, org.AdminID)
 	if err != nil {
@@ -399,13 +433,21 @@ func (s *OrgService) Delete(ctx context.Context, p Principal, name string) error
 	return s.completeDelete(ctx, r)
 }
 
-// Deleted reports whether the admin's organization was deleted, by that
-// admin, under the given name, recently enough that a retried delete is
-// answered as the first one was.
-func (s *OrgService) Deleted(ctx context.Context, orgID, adminID bson.ObjectID, name string) bool {
+// Deleted says how a retried delete of the admin's organization under the
+// given name is answered: nil when that admin deleted it recently enough
+// that the retry is answered as the first delete was; ErrOrgBusy (after a
+// nudge) while that deletion is still under way, for instance after its
+// instance died; otherwise ErrOrgNotFound.
+func (s *OrgService) Deleted(ctx context.Context, orgID, adminID bson.ObjectID, name string) error {
 	op, err := s.ops.Get(ctx, orgID)
-	return err == nil && op.Kind == model.OpDelete && !op.DoneAt.IsZero() &&
-		op.Plan.AdminID == adminID && model.SameName(op.Plan.OldName, name)
+	if err != nil || op.Kind != model.OpDelete || op.Plan.AdminID != adminID || !model.SameName(op.Plan.OldName, name) {
+		return ErrOrgNotFound
+	}
+	if op.DoneAt.IsZero() {
+		s.nudge(orgID)
+		return ErrOrgBusy
+	}
+	return nil
 }
 
 // byName finds the organization named name (exactly, or once
