@@ -161,6 +161,11 @@ func serve(ctx context.Context, logOut io.Writer) error {
 	} else if n > 0 || busy > 0 {
 		log.Info("recovered interrupted operations", "count", n, "held_elsewhere", busy)
 	}
+	if n, err := sv.Orgs.SweepOrphans(ctx); err != nil {
+		log.Error("sweeping orphan collections", "err", err)
+	} else if n > 0 {
+		log.Info("dropped orphan collections", "count", n)
+	}
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	go sv.Orgs.Watch(watchCtx, cfg.OperationLease/2)

@@ -240,7 +240,9 @@ func (s *DocumentService) unwrite(ctx context.Context, org bson.ObjectID, t mode
 		s.orgs.log.Error("remove a document written to a former collection", "slug", t.Slug, "err", err)
 		return
 	}
-	if _, err := s.orgs.master.NameOwner(ctx, t.Slug); errors.Is(err, repository.ErrNotFound) {
+	// Claimed by another organization, the collection is dropped only if
+	// that one lives in another database (see DropOrphan).
+	if owner, err := s.orgs.master.NameOwner(ctx, t.Slug); errors.Is(err, repository.ErrNotFound) || (err == nil && owner != org) {
 		if err := s.orgs.DropOrphan(ctx, t); err != nil && !errors.Is(err, ErrOrgBusy) {
 			s.orgs.log.Error("drop a former collection", "slug", t.Slug, "err", err)
 		}

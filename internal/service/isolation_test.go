@@ -36,6 +36,13 @@ type services struct {
 
 func newServices(t *testing.T) *services {
 	t.Helper()
+	return newServicesPer(t, 0)
+}
+
+// newServicesPer is newServices with perDatabase tenant collections to a
+// tenant database (0: all in the master database).
+func newServicesPer(t *testing.T, perDatabase int) *services {
+	t.Helper()
 	db := storetest.Database(t)
 	tokens, err := security.NewTokens([]byte("isolation-test-secret-0123456789abcdef"), "HS256", "orgsvc", time.Hour)
 	if err != nil {
@@ -46,7 +53,7 @@ func newServices(t *testing.T) *services {
 		t.Fatal(err)
 	}
 	master := repository.NewMasterRepository(db, true)
-	tenants := repository.NewTenantRepository(db, 0)
+	tenants := repository.NewTenantRepository(db, perDatabase)
 	tenants.OnCreate(storetest.PrepareCollection(db))
 	auth := service.NewAuthService(master, tokens, passwords, time.Second)
 	orgs := service.NewOrgService(master, tenants, repository.NewOperationRepository(db), passwords, auth,

@@ -252,15 +252,25 @@ func (s *OrgService) removeLeftovers(ctx context.Context, ops []model.Operation,
 	return nil
 }
 
-// Watch recovers stale operations every interval until ctx ends.
+// orphanSweepEvery is how many of Watch's rounds pass between two sweeps
+// of orphan collections (SweepOrphans lists every tenant collection).
+const orphanSweepEvery = 20
+
+// Watch recovers stale operations every interval, and sweeps orphan
+// collections every orphanSweepEvery intervals, until ctx ends.
 func (s *OrgService) Watch(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	for {
+	for round := 1; ; round++ {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		if round%orphanSweepEvery == 0 {
+			if _, err := s.SweepOrphans(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("sweeping orphan collections", "err", err)
+			}
 		}
 		if n, _, err := s.RecoverAll(ctx, false); err != nil {
 			s.log.Warn("recovering operations", "err", err)
@@ -492,6 +502,39 @@ func (s *OrgService) sweep(ctx context.Context, t model.Tenant) {
 	if err := s.DropOrphan(ctx, t); err != nil && !errors.Is(err, ErrOrgBusy) {
 		s.log.Warn("sweep a released name's collection", "slug", t.Slug, "err", err)
 	}
+}
+
+// SweepOrphans drops every tenant collection that no organization's record
+// names (a late write's, or one a crash left), and reports how many went.
+// Each goes through DropOrphan, so a collection whose slug an operation or
+// a sign-up under way holds in its database is left alone.
+func (s *OrgService) SweepOrphans(ctx context.Context) (int, error) {
+	tenants, err := s.tenants.Tenants(ctx)
+	if err != nil {
+		return 0, err
+	}
+	orgs, err := s.master.AllOrganizations(ctx)
+	if err != nil {
+		return 0, err
+	}
+	named := make(map[model.Tenant]bool, len(orgs))
+	for _, o := range orgs {
+		named[o.Tenant()] = true
+	}
+	dropped := 0
+	for _, t := range tenants {
+		if named[t] {
+			continue
+		}
+		switch err := s.DropOrphan(ctx, t); {
+		case err == nil:
+			dropped++
+			s.log.Info("dropped an orphan tenant collection", "collection", s.tenants.Describe(t))
+		case !errors.Is(err, ErrOrgBusy):
+			return dropped, err
+		}
+	}
+	return dropped, nil
 }
 
 // DropOrphan removes a tenant collection that belongs to nobody. Its slug
