@@ -340,39 +340,50 @@ func (c *client) deadOrg() *orgRec {
 // settleSome tries, now and then, to settle an uncertain organization.
 func (c *client) settleSome() {
 	for _, o := range c.orgs {
-		if o.uncertain() && o.id != "" && c.rng.IntN(4) == 0 {
+		if o.uncertain() && o.id != "" && (time.Since(o.uncertainAt) > c.r.settle || c.rng.IntN(8) == 0) {
 			c.settleOrg(o)
 		}
 	}
 }
 
 // settleOrg finds out, by reading, what an unanswered rename or deletion
-// did: the organization is under one of the names it may have, or (when
-// it may have been deleted) gone, which its admin's login confirms.
+// did. Found under the new name, it was renamed; not found under any name
+// with its admin's login refused, it was deleted. Found as it was, it is
+// as it was only once the operation has surely been recovered (a deletion
+// under way still answers /org/get, and a committed rename is finished
+// by whoever takes it over): until then it stays uncertain.
 func (c *client) settleOrg(o *orgRec) {
+	settled := time.Since(o.uncertainAt) > c.r.settle
+	found := false
 	for _, name := range append([]string{o.name}, o.maybeNames...) {
 		res := c.call("org-get", "GET", getPath(name), "", nil, false)
 		if res.ans == nil {
 			return
 		}
-		if res.ans.status == http.StatusOK && res.ans.str("_id") == o.id {
-			if name != o.name {
-				c.r.held(name, o.id)
-				o.names = append(o.names, name)
-				c.r.freeName(o.name)
-				o.name = name
-			}
-			o.maybeNames, o.maybeDeleted = nil, false
-			c.r.note("uncertain organization settled by a read")
-			return
+		if res.ans.status != http.StatusOK || res.ans.str("_id") != o.id {
+			continue
 		}
+		found = true
+		if name != o.name {
+			c.r.held(name, o.id)
+			o.names = append(o.names, name)
+			c.r.freeName(o.name)
+			o.name = name
+			o.maybeNames = nil
+		}
+		if settled {
+			o.maybeNames, o.maybeDeleted = nil, false
+		}
+		break
 	}
-	if o.maybeDeleted {
+	if !found && o.maybeDeleted {
 		res := c.call("login", "POST", "/admin/login", "", map[string]string{"email": o.email, "password": o.password}, false)
 		if res.ans != nil && res.ans.status == http.StatusUnauthorized {
 			o.deleted, o.maybeDeleted, o.maybeNames = true, false, nil
-			c.r.note("uncertain organization settled by a read")
 		}
+	}
+	if !o.uncertain() {
+		c.r.note("uncertain organization settled by a read")
 	}
 }
 
@@ -523,7 +534,7 @@ func (c *client) rename(o *orgRec) {
 	switch {
 	case a == nil:
 		c.r.gaveUpOn("rename", fmt.Sprintf("%s %q -> %q: %s", o.id, o.name, to, res.last))
-		o.maybeNames = []string{to}
+		o.mayBeRenamed(to)
 		return
 	case a.status == http.StatusOK:
 		c.r.ack("rename")
@@ -545,7 +556,7 @@ func (c *client) rename(o *orgRec) {
 	}
 	if res.unknown {
 		// A refusal after an unanswered attempt: which name is it under?
-		o.maybeNames = []string{to}
+		o.mayBeRenamed(to)
 		c.settleOrg(o)
 		if o.name == to {
 			c.r.violate("retry-refused", fmt.Sprintf("rename %s", res.first()),
@@ -560,7 +571,7 @@ func (c *client) deleteOrg(o *orgRec) {
 	switch {
 	case a == nil:
 		c.r.gaveUpOn("org-delete", fmt.Sprintf("%s %q: %s", o.id, o.name, res.last))
-		o.maybeDeleted = true
+		o.mayBeDeleted()
 		return
 	case a.status == http.StatusOK:
 		c.r.ack("org-delete")
@@ -575,7 +586,7 @@ func (c *client) deleteOrg(o *orgRec) {
 		c.r.violate("unexpected-answer", fmt.Sprintf("org-delete %s", res.first()),
 			fmt.Sprintf("deletion of %s %q answered %s", o.id, o.name, a), append(res.reqIDs, o.id)...)
 	}
-	o.maybeDeleted = true
+	o.mayBeDeleted()
 	c.settleOrg(o)
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"slices"
+	"time"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
 )
@@ -31,6 +32,10 @@ type orgRec struct {
 	// started on it until a read settles which it is.
 	maybeNames   []string
 	maybeDeleted bool
+	// uncertainAt is when the latest of those requests was given up on or
+	// refused: until its operation has surely been recovered (a few
+	// leases later), finding the organization as it was proves nothing.
+	uncertainAt time.Time
 
 	docs map[string]*docRec
 	// order is the ids of docs in the order they were made, for picking.
@@ -54,6 +59,16 @@ func (o *orgRec) hasTag(tag string) bool {
 }
 
 func (o *orgRec) uncertain() bool { return len(o.maybeNames) > 0 || o.maybeDeleted }
+
+// mayBeRenamed records an unanswered rename to name.
+func (o *orgRec) mayBeRenamed(name string) {
+	o.maybeNames, o.uncertainAt = []string{name}, time.Now()
+}
+
+// mayBeDeleted records an unanswered deletion.
+func (o *orgRec) mayBeDeleted() {
+	o.maybeDeleted, o.uncertainAt = true, time.Now()
+}
 
 // live reports whether the organization exists for all the client knows.
 func (o *orgRec) live() bool { return !o.deleted && !o.maybeDeleted }

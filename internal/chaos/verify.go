@@ -20,7 +20,23 @@ import (
 // ledgers, once the load is over and recovery has run.
 func (r *runner) verify(ctx context.Context, cs []*client, cli *mongo.Client) error {
 	r.final.Store(true)
-	// What the load left uncertain is settled by reading.
+	// What the load left uncertain is settled by reading, once its
+	// operations have surely been recovered.
+	var latest time.Time
+	for _, c := range cs {
+		for _, o := range c.orgs {
+			if o.uncertain() && o.uncertainAt.After(latest) {
+				latest = o.uncertainAt
+			}
+		}
+	}
+	if wait := time.Until(latest.Add(r.settle + time.Second)); wait > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+	}
 	for _, c := range cs {
 		for _, o := range c.orgs {
 			if o.uncertain() && o.id != "" {
