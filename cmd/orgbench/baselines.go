@@ -80,14 +80,15 @@ type turn struct {
 	name, kind string
 	server     string // the service process measured; empty: the bench's own
 	pid        int
+	base       string // the service's address, to count its database commands; empty: not counted
 	size       string
 	start      func(d time.Duration) load
 	after      func()
 }
 
 // httpTurn drives targets with vegeta, as attack does.
-func (b *bench) httpTurn(name, kind string, pid int, targets vegeta.Targeter) turn {
-	return turn{name: name, kind: kind, pid: pid, start: func(d time.Duration) load {
+func (b *bench) httpTurn(name, kind string, pid int, base string, targets vegeta.Targeter) turn {
+	return turn{name: name, kind: kind, pid: pid, base: base, start: func(d time.Duration) load {
 		return attackHTTP(name, targets, b.opts.concurrency, d, nil)
 	}}
 }
@@ -117,8 +118,12 @@ func (b *bench) alternate(ctx context.Context, sides [2]turn) [2]*Result {
 			(*f)()
 		}
 	}
-	for i := range out {
+	var cmds [2]*cmdMeter
+	for i, s := range sides {
 		out[i] = make(chan *vegeta.Result, 4*b.opts.concurrency)
+		if s.kind == "scenario" && s.base != "" {
+			cmds[i] = newCmdMeter(s.base)
+		}
 	}
 	go func() {
 		defer close(out[0])
@@ -129,6 +134,9 @@ func (b *bench) alternate(ctx context.Context, sides [2]turn) [2]*Result {
 					return
 				}
 				b.logf("  %s: turn %d of %d", s.name, round+1, rounds)
+				if cmds[i] != nil {
+					cmds[i].begin()
+				}
 				began := time.Now()
 				l := s.start(slice)
 				current.Store(&l.stop)
@@ -136,6 +144,9 @@ func (b *bench) alternate(ctx context.Context, sides [2]turn) [2]*Result {
 					out[i] <- r
 				}
 				busy[i].Add(int64(time.Since(began)))
+				if cmds[i] != nil {
+					cmds[i].end()
+				}
 				if s.after != nil {
 					s.after()
 				}
@@ -161,6 +172,7 @@ func (b *bench) alternate(ctx context.Context, sides [2]turn) [2]*Result {
 				res[i].ServiceCPU = 0
 			}
 			res[i].Server = s.server
+			cmds[i].fill(res[i])
 		})
 	}
 	wg.Wait()
@@ -379,7 +391,7 @@ func (b *bench) withDriver(ctx context.Context, name string, targets vegeta.Targ
 		b.attack(ctx, name, targets, b.opts.concurrency, nil)
 		return
 	}
-	r := b.alternate(ctx, [2]turn{b.httpTurn(name, "scenario", b.pid, targets), b.driverTurn(base, op)})
+	r := b.alternate(ctx, [2]turn{b.httpTurn(name, "scenario", b.pid, b.base, targets), b.driverTurn(base, op)})
 	r[1].Note = note + "; in turns with " + name
 	compare(r[0], r[1])
 	if informational {

@@ -35,6 +35,12 @@ type Result struct {
 	Max    float64 `json:"max_ms"`
 	Mean   float64 `json:"mean_ms"`
 	PeakMB float64 `json:"peak_rss_mib,omitempty"` // the service's peak RSS while it ran
+	// Commands is the database commands the service sent per request
+	// (its orgsvc_db_commands_total over the scenario's requests); nil
+	// for baselines, or when the service's /metrics cannot be read.
+	Commands *float64 `json:"db_commands_per_request,omitempty"`
+	// CommandsByName splits Commands by command name.
+	CommandsByName map[string]float64 `json:"db_commands_per_request_by_command,omitempty"`
 	// ServiceCPU and ToolCPU are the CPU time the service process (with its
 	// embedded store) and the tool (load generator, driver, floor server)
 	// spent per request, in microseconds.

@@ -54,7 +54,11 @@ func (b *bench) mainScenarios(ctx context.Context) error {
 // attack measures one HTTP scenario on the service.
 func (b *bench) attack(ctx context.Context, name string, tr vegeta.Targeter, concurrency int, pacer vegeta.Pacer) *Result {
 	b.logf("%s: %d clients for %s against %s", name, concurrency, b.opts.duration, b.base)
+	cmds := newCmdMeter(b.base)
+	cmds.begin()
 	r := collect(ctx, b.log, name, "scenario", concurrency, b.opts.duration, attackHTTP(name, tr, concurrency, b.opts.duration, pacer), b.pid)
+	cmds.end()
+	cmds.fill(r)
 	b.add(r)
 	return r
 }
@@ -93,8 +97,8 @@ func (b *bench) health(ctx context.Context) error {
 	}
 	defer stop()
 	r := b.alternate(ctx, [2]turn{
-		b.httpTurn("health", "scenario", b.pid, roundRobin([]vegeta.Target{{Method: http.MethodGet, URL: b.base + "/health"}})),
-		b.httpTurn("net/http floor", "baseline", pid, roundRobin([]vegeta.Target{{Method: http.MethodGet, URL: "http://" + addr + "/health"}})),
+		b.httpTurn("health", "scenario", b.pid, b.base, roundRobin([]vegeta.Target{{Method: http.MethodGet, URL: b.base + "/health"}})),
+		b.httpTurn("net/http floor", "baseline", pid, "", roundRobin([]vegeta.Target{{Method: http.MethodGet, URL: "http://" + addr + "/health"}})),
 	})
 	r[1].Note = "constant JSON from a bare net/http server in a process of its own; in turns with health"
 	compare(r[0], r[1])
@@ -222,6 +226,7 @@ func (b *bench) renames(ctx context.Context) error {
 		names [2]string
 		lat   []time.Duration
 		errs  []string
+		cmds  *cmdMeter
 	}
 	var sides []*side
 	for _, s := range []struct {
@@ -245,7 +250,7 @@ func (b *bench) renames(ctx context.Context) error {
 				return err
 			}
 		}
-		sides = append(sides, &side{name: s.name, docs: s.docs, a: a, names: [2]string{a.Name, a.Name + "-b"}})
+		sides = append(sides, &side{name: s.name, docs: s.docs, a: a, names: [2]string{a.Name, a.Name + "-b"}, cmds: newCmdMeter(b.base)})
 	}
 	if len(sides) == 0 {
 		return nil
@@ -262,17 +267,22 @@ func (b *bench) renames(ctx context.Context) error {
 			if ctx.Err() != nil {
 				break
 			}
+			s.cmds.begin()
 			start := time.Now()
-			if err := b.api.rename(ctx, s.a, s.names[(i+1)%2]); err != nil {
+			err := b.api.rename(ctx, s.a, s.names[(i+1)%2])
+			took := time.Since(start)
+			s.cmds.end()
+			if err != nil {
 				s.errs = append(s.errs, err.Error())
 				continue
 			}
-			s.lat = append(s.lat, time.Since(start))
+			s.lat = append(s.lat, took)
 		}
 	}
 	seconds, peak := time.Since(began).Seconds(), rss.Peak()
 	for _, s := range sides {
 		r := timed(s.name, "scenario", s.lat, s.errs, seconds, peak, nil)
+		s.cmds.fill(r)
 		r.Note = fmt.Sprintf("%d documents; one rename at a time, in turns with the other rename scenario; req/s is 1/median", s.docs)
 		b.add(r)
 		if b.db != nil {

@@ -123,9 +123,9 @@ func (b *bench) seriesGet(ctx context.Context, level int, ref *reference) {
 	if ref == nil {
 		r = b.attack(ctx, name, targets(b.base), b.opts.concurrency, nil)
 	} else {
-		other := b.httpTurn(ref.name("org-get", level), "scenario", ref.svc.PID(), targets(ref.svc.URL))
+		other := b.httpTurn(ref.name("org-get", level), "scenario", ref.svc.PID(), ref.svc.URL, targets(ref.svc.URL))
 		other.server = ref.svc.Name
-		res := b.alternate(ctx, [2]turn{b.httpTurn(name, "scenario", b.pid, targets(b.base)), other})
+		res := b.alternate(ctx, [2]turn{b.httpTurn(name, "scenario", b.pid, b.base, targets(b.base)), other})
 		r = res[0]
 		res[1].Organizations = ref.organizations
 		pairReference(r, res[1])
@@ -158,7 +158,7 @@ func (b *bench) seriesCreate(ctx context.Context, level int, ref *reference) int
 		side := func(name, server, base, prefix string, pid int, api *apiClient, removed *deletions) turn {
 			var issued atomic.Int64
 			from := 0
-			return turn{name: name, kind: "scenario", server: server, pid: pid, size: fmt.Sprintf("%d sign-ups", perTurn),
+			return turn{name: name, kind: "scenario", server: server, pid: pid, base: base, size: fmt.Sprintf("%d sign-ups", perTurn),
 				start: func(time.Duration) load {
 					return attackHTTP(name, signUps(base, prefix, &issued), b.opts.concurrency, 0, maxHits(perTurn))
 				},
@@ -214,6 +214,7 @@ type deletions struct {
 	lat  []time.Duration // of each deletion made: log in, then DELETE /org/delete
 	errs []string
 	busy time.Duration
+	cmds *cmdMeter // of the service deleting, over the deletions' windows
 }
 
 // deleteWorkers is how many deletions deleteSignUps sends at once.
@@ -224,6 +225,11 @@ const deleteWorkers = 4
 // d; names that were never created are skipped. Those it could not
 // delete are noted and stay.
 func (b *bench) deleteSignUps(ctx context.Context, api *apiClient, prefix string, from, to int, d *deletions) {
+	if d.cmds == nil {
+		d.cmds = newCmdMeter(api.base)
+	}
+	d.cmds.begin()
+	defer d.cmds.end()
 	began := time.Now()
 	var deleted, failed int
 	var firstErr error
@@ -255,6 +261,7 @@ func (b *bench) deleteSignUps(ctx context.Context, api *apiClient, prefix string
 func (b *bench) addDeletions(name, server string, level int, d *deletions) *Result {
 	r := timed(name, "scenario", d.lat, d.errs, d.busy.Seconds(), 0, nil)
 	r.Concurrency, r.Server, r.Organizations = deleteWorkers, server, level
+	d.cmds.fill(r)
 	if d.busy > 0 {
 		r.RPS = float64(len(d.lat)) / d.busy.Seconds()
 	}

@@ -124,8 +124,9 @@ func serve(ctx context.Context, logOut io.Writer) error {
 	st, err := store.Open(ctx, store.Options{
 		URI: cfg.MongoURI, Database: cfg.MongoDB, DataDir: cfg.DataDir,
 		EmbeddedAddr: cfg.EmbeddedMongoAddr, Logger: log,
-		ConnectTimeout:  cfg.DBConnectTimeout,
-		OnCommandFailed: func(cmd string) { m.DBErrors.WithLabelValues(cmd).Inc() },
+		ConnectTimeout:   cfg.DBConnectTimeout,
+		OnCommandFailed:  func(cmd string) { m.DBErrors.WithLabelValues(cmd).Inc() },
+		OnCommandStarted: func(cmd string) { m.DBCommands.WithLabelValues(cmd).Inc() },
 	})
 	if err != nil {
 		return err
@@ -324,7 +325,15 @@ func NewServices(cfg config.Config, c Components) (*Services, error) {
 	master := repository.NewMasterRepository(c.DB, c.IDFiltersOnly)
 	tenants := repository.NewTenantRepository(c.DB, cfg.TenantsPerDatabase)
 	tenants.OnCreate(c.PrepareCollection)
+	if c.IDFiltersOnly {
+		tenants.SetIDFiltersOnly(true) // known: no buildInfo at the first document call
+	}
 	auth := service.NewAuthService(master, tokens, passwords, cfg.AuthCacheTTL)
+	var hit, miss func()
+	if c.Metrics != nil {
+		hit, miss = c.Metrics.OrgCache.WithLabelValues("hit").Inc, c.Metrics.OrgCache.WithLabelValues("miss").Inc
+	}
+	auth.CacheOrganizations(cfg.OrgCacheTTL, hit, miss)
 	orgs := service.NewOrgService(master, tenants, repository.NewOperationRepository(c.DB), passwords, auth, c.Logger, service.Lifecycle{
 		Lease: cfg.OperationLease, AllStale: soleOwner(cfg), ReceiptTTL: cfg.TokenTTL(),
 	})

@@ -67,6 +67,9 @@ type Config struct {
 	// AuthCacheTTL is how long an instance trusts a token it verified
 	// against the database; 0 checks every request.
 	AuthCacheTTL time.Duration `envconfig:"AUTH_CACHE_TTL" default:"1s"`
+	// OrgCacheTTL is how long an instance keeps an organization's record
+	// (by name and by id); 0 reads it every time.
+	OrgCacheTTL time.Duration `envconfig:"ORG_CACHE_TTL" default:"1s"`
 
 	// JWTMaxSession is how long a session lasts from its login, however
 	// often its token is refreshed; 0: no bound.
@@ -219,6 +222,9 @@ func (c Config) Validate() error {
 	}
 	if c.AuthCacheTTL < 0 || c.AuthCacheTTL > 5*time.Second {
 		errs = append(errs, fmt.Errorf("AUTH_CACHE_TTL: %s is outside 0..5s", c.AuthCacheTTL))
+	}
+	if c.OrgCacheTTL < 0 || c.OrgCacheTTL > 5*time.Second {
+		errs = append(errs, fmt.Errorf("ORG_CACHE_TTL: %s is outside 0..5s", c.OrgCacheTTL))
 	}
 	if c.JWTIssuer == "" {
 		errs = append(errs, errors.New("JWT_ISSUER: must not be empty"))

@@ -297,6 +297,8 @@ func TestLoadInvalid(t *testing.T) {
 		{"REQUEST_TIMEOUT zero", []string{"REQUEST_TIMEOUT=0s"}, "REQUEST_TIMEOUT"},
 		{"REQUEST_TIMEOUT without a unit", []string{"REQUEST_TIMEOUT=10"}, "REQUEST_TIMEOUT"},
 		{"AUTH_CACHE_TTL over 5s", []string{"AUTH_CACHE_TTL=6s"}, "AUTH_CACHE_TTL"},
+		{"ORG_CACHE_TTL over 5s", []string{"ORG_CACHE_TTL=6s"}, "ORG_CACHE_TTL"},
+		{"ORG_CACHE_TTL negative", []string{"ORG_CACHE_TTL=-1s"}, "ORG_CACHE_TTL"},
 		{"EMBEDDED_MONGO_ADDR on every interface", []string{"EMBEDDED_MONGO_ADDR=:27017"}, "EMBEDDED_MONGO_ALLOW_REMOTE"},
 		{"EMBEDDED_MONGO_ADDR on a LAN address", []string{"EMBEDDED_MONGO_ADDR=192.0.2.10:27017"}, "EMBEDDED_MONGO_ADDR"},
 		{"EMBEDDED_MONGO_ADDR without a port", []string{"EMBEDDED_MONGO_ADDR=127.0.0.1"}, "EMBEDDED_MONGO_ADDR"},
@@ -508,6 +510,24 @@ func TestMetricsAddr(t *testing.T) {
 		setenv(t, env...)
 		if _, err := config.Load(); err == nil || !strings.Contains(err.Error(), "METRICS_ADDR") {
 			t.Errorf("%v: error %v, want one naming METRICS_ADDR", env, err)
+		}
+	}
+}
+
+// ORG_CACHE_TTL is 1s unless set; 0 (off) and 5s are accepted.
+func TestOrgCacheTTL(t *testing.T) {
+	for _, tt := range []struct {
+		env  []string
+		want time.Duration
+	}{{nil, time.Second}, {[]string{"ORG_CACHE_TTL=0"}, 0}, {[]string{"ORG_CACHE_TTL=5s"}, 5 * time.Second}} {
+		isolate(t)
+		setenv(t, tt.env...)
+		c, err := config.Load()
+		if err != nil {
+			t.Fatalf("%v: %v", tt.env, err)
+		}
+		if c.OrgCacheTTL != tt.want {
+			t.Errorf("%v: got %s, want %s", tt.env, c.OrgCacheTTL, tt.want)
 		}
 	}
 }

@@ -26,6 +26,10 @@ type Metrics struct {
 	RateLimited *prometheus.CounterVec
 	// DBErrors counts failed database commands by command name.
 	DBErrors *prometheus.CounterVec
+	// DBCommands counts database commands sent, by command name.
+	DBCommands *prometheus.CounterVec
+	// OrgCache counts organization cache lookups: hit or miss.
+	OrgCache *prometheus.CounterVec
 
 	mu      sync.RWMutex
 	answers map[answerKey]answerMetrics
@@ -92,10 +96,16 @@ func New(pool Pool) *Metrics {
 		DBErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "orgsvc_db_errors_total", Help: "Failed database commands by command name.",
 		}, []string{"command"}),
+		DBCommands: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "orgsvc_db_commands_total", Help: "Database commands sent, by command name.",
+		}, []string{"command"}),
+		OrgCache: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "orgsvc_org_cache_lookups_total", Help: "Organization cache lookups by result (hit, miss).",
+		}, []string{"result"}),
 	}
 	bi := buildinfo.Read()
 	reg.MustRegister(
-		m.Requests, m.Latency, m.Logins, m.RateLimited, m.DBErrors,
+		m.Requests, m.Latency, m.Logins, m.RateLimited, m.DBErrors, m.DBCommands, m.OrgCache,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{

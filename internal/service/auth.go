@@ -30,6 +30,62 @@ type AuthService struct {
 	tokens    *security.Tokens
 	passwords *security.Passwords
 	cache     *principalCache
+	orgs      *orgCache
+	checks    flights[tokenCheckKey, checked]
+	orgReads  flights[orgReadKey, model.Organization]
+}
+
+// tokenCheckKey and checked are a token check's shared database reads.
+type tokenCheckKey struct {
+	admin, org bson.ObjectID
+	version    int64
+	gen        uint64
+}
+
+type checked struct {
+	admin    model.Admin
+	org      model.Organization
+	notAfter time.Time
+}
+
+// orgReadKey is a shared read of an organization record.
+type orgReadKey struct {
+	key string
+	gen orgGen
+}
+
+// CacheOrganizations keeps organizations at rest for ttl (0: never) in
+// an LRU shared with OrgService; hit and miss, when set, count lookups.
+func (s *AuthService) CacheOrganizations(ttl time.Duration, hit, miss func()) {
+	c := newOrgCache(ttl)
+	c.hit, c.miss = hit, miss
+	s.orgs = c
+}
+
+// organization reads the organization id, from the organization cache
+// when it holds it; expires is when that entry ends (zero: read now).
+func (s *AuthService) organization(ctx context.Context, id bson.ObjectID) (_ *model.Organization, expires time.Time, _ error) {
+	key := orgIDKey(id)
+	if org, exp, ok := s.orgs.get(key); ok {
+		return org, exp, nil
+	}
+	gen := s.orgs.generation(key)
+	if !s.orgs.enabled() {
+		org, err := s.master.Organization(ctx, id)
+		return org, time.Time{}, err
+	}
+	org, err := s.orgReads.do(ctx, orgReadKey{key, gen}, func(ctx context.Context) (model.Organization, error) {
+		org, err := s.master.Organization(ctx, id)
+		if err != nil {
+			return model.Organization{}, err
+		}
+		s.orgs.put(key, org, gen)
+		return *org, nil
+	})
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	return &org, time.Time{}, nil
 }
 
 // NewAuthService builds an AuthService. cacheTTL is how long a verified
@@ -39,11 +95,14 @@ func NewAuthService(master *repository.MasterRepository, tokens *security.Tokens
 	return &AuthService{master: master, tokens: tokens, passwords: passwords, cache: newPrincipalCache(cacheTTL)}
 }
 
-// Forget drops what this instance has cached about an admin, and keeps a
-// check already under way from caching what it read. Every change to an
-// admin's tokens, e-mail, password or organization calls it once the
-// change is written.
-func (s *AuthService) Forget(admin bson.ObjectID) { s.cache.forget(admin) }
+// Forget drops what this instance has cached about an admin and the
+// organizations it administers, and keeps a check or read already under
+// way from caching what it read. Every change to an admin's tokens,
+// e-mail, password or organization calls it once the change is written.
+func (s *AuthService) Forget(admin bson.ObjectID) {
+	s.cache.forget(admin)
+	s.orgs.forgetAdmin(admin)
+}
 
 // Login checks an admin's credentials and returns a token. An unknown
 // address costs one bcrypt comparison, as a wrong password does.
@@ -64,7 +123,7 @@ func (s *AuthService) Login(ctx context.Context, email, password string) (string
 	if !ok {
 		return "", ErrInvalidCredentials
 	}
-	org, err := s.master.Organization(ctx, admin.OrganizationID)
+	org, _, err := s.organization(ctx, admin.OrganizationID)
 	if errors.Is(err, repository.ErrNotFound) || (err == nil && org.State == model.StateCreating) {
 		return "", ErrInvalidCredentials // a sign-up not finished yet
 	}
@@ -122,28 +181,43 @@ func (s *AuthService) Authenticate(ctx context.Context, raw string) (Principal, 
 	// Taken before the reads: a change of the admin meanwhile makes put
 	// refuse what they found.
 	gen := s.cache.generation(adminID)
-	admin, err := s.master.Admin(ctx, adminID)
-	if errors.Is(err, repository.ErrNotFound) {
-		return Principal{}, ErrAdminNotFound
+	check := func(ctx context.Context) (checked, error) {
+		admin, err := s.master.Admin(ctx, adminID)
+		if errors.Is(err, repository.ErrNotFound) {
+			return checked{}, ErrAdminNotFound
+		}
+		if err != nil {
+			return checked{}, err
+		}
+		if admin.OrganizationID != orgID {
+			return checked{}, ErrOrgMismatch
+		}
+		if admin.TokenVersion != claims.Version {
+			return checked{}, ErrTokenRevoked
+		}
+		// A cached record is at most ORG_CACHE_TTL old, and the principal
+		// built on it lives no longer than that entry.
+		org, notAfter, err := s.organization(ctx, orgID)
+		if errors.Is(err, repository.ErrNotFound) || (err == nil && org.State == model.StateCreating) {
+			return checked{}, ErrOrgGone
+		}
+		if err != nil {
+			return checked{}, err
+		}
+		return checked{admin: *admin, org: *org, notAfter: notAfter}, nil
+	}
+	var c checked
+	if s.cache.ttl > 0 {
+		// Concurrent checks of one token share the reads (see flights).
+		c, err = s.checks.do(ctx, tokenCheckKey{adminID, orgID, claims.Version, gen}, check)
+	} else {
+		c, err = check(ctx)
 	}
 	if err != nil {
 		return Principal{}, err
 	}
-	if admin.OrganizationID != orgID {
-		return Principal{}, ErrOrgMismatch
-	}
-	if admin.TokenVersion != claims.Version {
-		return Principal{}, ErrTokenRevoked
-	}
-	org, err := s.master.Organization(ctx, orgID)
-	if errors.Is(err, repository.ErrNotFound) || (err == nil && org.State == model.StateCreating) {
-		return Principal{}, ErrOrgGone
-	}
-	if err != nil {
-		return Principal{}, err
-	}
-	p := Principal{AdminID: adminID, OrgID: orgID, Tenant: org.Tenant()}
-	s.cache.put(p, admin.TokenVersion, gen)
+	p := Principal{AdminID: adminID, OrgID: orgID, Tenant: c.org.Tenant()}
+	s.cache.put(p, c.admin.TokenVersion, gen, c.notAfter)
 	p.SessionStart = claims.SessionStart()
 	return p, nil
 }

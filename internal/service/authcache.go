@@ -73,12 +73,18 @@ func genIndex(admin bson.ObjectID) int {
 	return (int(admin[10])<<8 | int(admin[11])) % generations
 }
 
-// put caches p unless admin was forgotten since gen was read.
-func (c *principalCache) put(p Principal, version int64, gen uint64) {
+// put caches p unless admin was forgotten since gen was read; the entry
+// lasts the TTL, and no longer than notAfter when that is set (the
+// organization's record came from the organization cache).
+func (c *principalCache) put(p Principal, version int64, gen uint64, notAfter time.Time) {
 	if c == nil || c.ttl <= 0 {
 		return
 	}
 	now := c.now()
+	expires := now.Add(c.ttl)
+	if !notAfter.IsZero() && notAfter.Before(expires) {
+		expires = notAfter
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.gen[genIndex(p.AdminID)] != gen {
@@ -94,7 +100,7 @@ func (c *principalCache) put(p Principal, version int64, gen uint64) {
 			c.m = map[bson.ObjectID]cachedPrincipal{}
 		}
 	}
-	c.m[p.AdminID] = cachedPrincipal{p: p, version: version, expires: now.Add(c.ttl)}
+	c.m[p.AdminID] = cachedPrincipal{p: p, version: version, expires: expires}
 }
 
 // forget drops what is known of admin, and what checks under way read.

@@ -74,6 +74,7 @@ func (s *OrgService) Create(ctx context.Context, in CreateOrg) (*model.Organizat
 		return nil, err
 	}
 	defer cancel()
+	defer s.auth.orgs.forget(orgID, slug) // after the writes
 	org, err := s.create(ctx, r, name, slug, email, hash)
 	if err != nil {
 		if undo := s.abandon(ctx, r, s.undoCreate); undo != nil {
@@ -205,7 +206,8 @@ func (s *OrgService) Get(ctx context.Context, name string) (*model.Organization,
 	if model.HiddenInName(name) {
 		return nil, ErrOrgNotFound
 	}
-	return s.byName(ctx, name)
+	org, _, err := s.byNameCached(ctx, name)
+	return org, err
 }
 
 // UpdateOrg is what an admin may change on its organization; nil fields
@@ -222,6 +224,14 @@ type UpdateOrg struct {
 // e-mail or password ends the admin's earlier tokens; a rename does not.
 // The answer is a fresh token of the caller's session.
 func (s *OrgService) Update(ctx context.Context, p Principal, in UpdateOrg) (string, error) {
+	if in.NewName == nil && in.Email == nil && in.Password == nil && s.auth.orgs.enabled() {
+		// A refresh changes nothing: the cached record will do, if it is
+		// the caller's.
+		org, cached, err := s.byNameCached(ctx, in.Name)
+		if err == nil && cached && org.ID == p.OrgID && org.AdminID == p.AdminID {
+			return s.token(ctx, p, org)
+		}
+	}
 	org, err := s.byName(ctx, in.Name)
 	if errors.Is(err, ErrOrgNotFound) && in.NewName != nil && in.Email == nil && in.Password == nil {
 		if org, ok := s.renamedAlready(ctx, p, in); ok {
@@ -279,6 +289,7 @@ func (s *OrgService) Update(ctx context.Context, p Principal, in UpdateOrg) (str
 		return "", err
 	}
 	defer cancel()
+	defer s.auth.orgs.forget(org.ID, plan.OldSlug, plan.Slug) // after the writes
 	if err := s.unchanged(ctx, r, org, admin); err != nil {
 		return "", err
 	}
@@ -418,6 +429,7 @@ func (s *OrgService) Delete(ctx context.Context, p Principal, name string) error
 		return err
 	}
 	defer cancel()
+	defer s.auth.orgs.forget(org.ID, org.Slug) // after the writes
 	if err := s.unchanged(ctx, r, org, admin); err != nil {
 		return err
 	}
@@ -467,6 +479,45 @@ func (s *OrgService) byName(ctx context.Context, name string) (*model.Organizati
 		}
 	}
 	return nil, ErrOrgNotFound
+}
+
+// byNameCached is byName through the organization cache; cached says the
+// record came from it. An organization read here at rest under its own
+// slug is cached.
+func (s *OrgService) byNameCached(ctx context.Context, name string) (_ *model.Organization, cached bool, _ error) {
+	if !s.auth.orgs.enabled() {
+		org, err := s.byName(ctx, name)
+		return org, false, err
+	}
+	for _, slug := range model.LookupSlugs(name) {
+		key := orgSlugKey(slug)
+		org, _, ok := s.auth.orgs.get(key)
+		if !ok {
+			gen := s.auth.orgs.generation(key)
+			// Concurrent misses share the read (see flights).
+			found, err := s.auth.orgReads.do(ctx, orgReadKey{key, gen}, func(ctx context.Context) (model.Organization, error) {
+				org, err := s.master.OrganizationBySlug(ctx, slug)
+				if err != nil {
+					return model.Organization{}, err
+				}
+				if org.Slug == slug {
+					s.auth.orgs.put(key, org, gen)
+				}
+				return *org, nil
+			})
+			if errors.Is(err, repository.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return nil, false, err
+			}
+			org = &found
+		}
+		if model.SameName(org.Name, name) && org.State != model.StateCreating {
+			return org, ok, nil
+		}
+	}
+	return nil, false, ErrOrgNotFound
 }
 
 // heldUnderLegacySlug answers taken when an organization made before names

@@ -54,6 +54,9 @@ type Options struct {
 	// OnCommandFailed, when set, is called for every database command that
 	// fails (for metrics).
 	OnCommandFailed func(command string)
+	// OnCommandStarted, when set, is called for every database command
+	// sent (for metrics: round trips per request).
+	OnCommandStarted func(command string)
 }
 
 // ServerSelectionTimeout is how long a request waits for a reachable
@@ -80,10 +83,15 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if s.embedded != nil {
 		opts.SetMaxPoolSize(EmbeddedPoolSize())
 	}
-	if o.OnCommandFailed != nil {
-		opts.SetMonitor(&event.CommandMonitor{Failed: func(_ context.Context, e *event.CommandFailedEvent) {
-			o.OnCommandFailed(e.CommandName)
-		}})
+	if o.OnCommandFailed != nil || o.OnCommandStarted != nil {
+		m := &event.CommandMonitor{}
+		if o.OnCommandFailed != nil {
+			m.Failed = func(_ context.Context, e *event.CommandFailedEvent) { o.OnCommandFailed(e.CommandName) }
+		}
+		if o.OnCommandStarted != nil {
+			m.Started = func(_ context.Context, e *event.CommandStartedEvent) { o.OnCommandStarted(e.CommandName) }
+		}
+		opts.SetMonitor(m)
 	}
 	client, err := mongo.Connect(opts)
 	if err != nil {
