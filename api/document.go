@@ -64,7 +64,7 @@ func (s *server) readDocument(w http.ResponseWriter, r *http.Request) (jsondoc.D
 	if !ok {
 		return jsondoc.Doc{}, false
 	}
-	doc, problems := jsondoc.Parse(body)
+	doc, problems := s.documentLimits().Parse(body)
 	if len(problems) > 0 {
 		s.refuse(w, []any{"body"}, problems)
 		return jsondoc.Doc{}, false
@@ -86,7 +86,7 @@ func docProblems(where []any, problems []jsondoc.Problem) []FieldError {
 	out := make([]FieldError, 0, len(problems))
 	for _, p := range problems {
 		loc := append(append([]any{}, where...), p.Path...)
-		out = append(out, FieldError{Loc: loc, Msg: p.Msg, Type: p.Type})
+		out = append(out, FieldError{Loc: loc, Msg: p.Msg, Type: p.Type, Ctx: p.Ctx})
 	}
 	return out
 }
@@ -98,7 +98,7 @@ func (s *server) refuse(w http.ResponseWriter, where []any, problems []jsondoc.P
 // handleCreateDocument godoc
 //
 //	@Summary		Store a document
-//	@Description	Stores any JSON object as a new document of the caller's organization. Keys may not start with "$" or contain "." or NUL, and nesting may not go deeper than 32 levels. Numbers, strings and key order come back exactly as sent.
+//	@Description	Stores any JSON object as a new document of the caller's organization. Keys may not start with "$" or contain "." or NUL, nesting may not go deeper than 32 levels, and a document may hold at most MAX_DOCUMENT_KEYS keys (10,000 by default), nested ones included: past that it is refused with 422 (type value_error.document.max_keys) as soon as the key past the limit is read. Numbers, strings and key order come back exactly as sent.
 //	@Tags			documents
 //	@Accept			json
 //	@Accept			application/merge-patch+json
@@ -182,7 +182,7 @@ func (s *server) handleReplaceDocument(w http.ResponseWriter, r *http.Request) {
 // handlePatchDocument godoc
 //
 //	@Summary		Merge-patch a document's data
-//	@Description	Applies a JSON Merge Patch (RFC 7396) to the data of one document: members set to null are removed, objects merge, anything else replaces. The result must follow the same rules as a created document. 409 when the document changed between read and write: retry.
+//	@Description	Applies a JSON Merge Patch (RFC 7396) to the data of one document: members set to null are removed, objects merge, anything else replaces. The patch, whose keys count against MAX_DOCUMENT_KEYS too, and the result must follow the same rules as a created document. 409 when the document changed between read and write: retry.
 //	@Tags			documents
 //	@Accept			json
 //	@Accept			application/merge-patch+json
@@ -206,7 +206,7 @@ func (s *server) handlePatchDocument(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	patch, problems := jsondoc.ParsePatch(body)
+	patch, problems := s.documentLimits().ParsePatch(body)
 	if len(problems) > 0 {
 		s.refuse(w, []any{"body"}, problems)
 		return
@@ -242,7 +242,7 @@ func (s *server) handleDeleteDocument(w http.ResponseWriter, r *http.Request) {
 // handleListDocuments godoc
 //
 //	@Summary		List documents
-//	@Description	Lists the caller's documents in id order, a page at a time. Pass the answer's next as after to get the following page; next is null on the last page. filter is a JSON object of equality conditions on top-level data fields, with string, number, boolean or null values; operators are refused.
+//	@Description	Lists the caller's documents in id order, a page at a time. A page holds at most limit documents, and stops early, with next, before their data passes MAX_PAGE_BYTES (4 MiB by default; a page always holds one document, however large). Pass the answer's next as after to get the following page; next is null on the last page. filter is a JSON object of equality conditions on top-level data fields, with string, number, boolean or null values; operators are refused.
 //	@Tags			documents
 //	@Produce		json
 //	@Security		BearerAuth
@@ -292,12 +292,5 @@ func (s *server) handleListDocuments(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	out := DocumentPage{Items: make([]DocumentResponse, 0, len(page.Items))}
-	for i := range page.Items {
-		out.Items = append(out.Items, envelope(&page.Items[i]))
-	}
-	if page.Next != "" {
-		out.Next = &page.Next
-	}
-	encode(w, http.StatusOK, out)
+	writePage(w, page)
 }

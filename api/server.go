@@ -44,6 +44,9 @@ type Deps struct {
 	// MaxBodyBytes bounds a JSON request body; MaxDocumentBytes a document.
 	MaxBodyBytes     int64
 	MaxDocumentBytes int64
+	// MaxDocumentKeys bounds the keys of a document or merge patch, nested
+	// ones included; 0 is jsondoc.DefaultMaxKeys.
+	MaxDocumentKeys int
 	// RequestTimeout is every request's deadline, database calls included.
 	RequestTimeout time.Duration
 }
@@ -62,6 +65,7 @@ type server struct {
 	corsOrigins      []string
 	maxBodyBytes     int64
 	maxDocumentBytes int64
+	maxDocumentKeys  int
 	requestTimeout   time.Duration
 	// metricsApart: /metrics is not this handler's (see Deps).
 	metricsApart bool
@@ -89,6 +93,7 @@ func newServer(d Deps) *server {
 		corsOrigins:      d.CORSOrigins,
 		maxBodyBytes:     d.MaxBodyBytes,
 		maxDocumentBytes: d.MaxDocumentBytes,
+		maxDocumentKeys:  d.MaxDocumentKeys,
 		requestTimeout:   d.RequestTimeout,
 		metricsApart:     d.MetricsApart,
 	}

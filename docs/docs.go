@@ -477,7 +477,7 @@ const docTemplate = `{
                         "BearerAuth": []
                     }
                 ],
-                "description": "Lists the caller's documents in id order, a page at a time. Pass the answer's next as after to get the following page; next is null on the last page. filter is a JSON object of equality conditions on top-level data fields, with string, number, boolean or null values; operators are refused.",
+                "description": "Lists the caller's documents in id order, a page at a time. A page holds at most limit documents, and stops early, with next, before their data passes MAX_PAGE_BYTES (4 MiB by default; a page always holds one document, however large). Pass the answer's next as after to get the following page; next is null on the last page. filter is a JSON object of equality conditions on top-level data fields, with string, number, boolean or null values; operators are refused.",
                 "produces": [
                     "application/json"
                 ],
@@ -559,7 +559,7 @@ const docTemplate = `{
                         "BearerAuth": []
                     }
                 ],
-                "description": "Stores any JSON object as a new document of the caller's organization. Keys may not start with \"$\" or contain \".\" or NUL, and nesting may not go deeper than 32 levels. Numbers, strings and key order come back exactly as sent.",
+                "description": "Stores any JSON object as a new document of the caller's organization. Keys may not start with \"$\" or contain \".\" or NUL, nesting may not go deeper than 32 levels, and a document may hold at most MAX_DOCUMENT_KEYS keys (10,000 by default), nested ones included: past that it is refused with 422 (type value_error.document.max_keys) as soon as the key past the limit is read. Numbers, strings and key order come back exactly as sent.",
                 "consumes": [
                     "application/json",
                     "application/merge-patch+json"
@@ -885,7 +885,7 @@ const docTemplate = `{
                         "BearerAuth": []
                     }
                 ],
-                "description": "Applies a JSON Merge Patch (RFC 7396) to the data of one document: members set to null are removed, objects merge, anything else replaces. The result must follow the same rules as a created document. 409 when the document changed between read and write: retry.",
+                "description": "Applies a JSON Merge Patch (RFC 7396) to the data of one document: members set to null are removed, objects merge, anything else replaces. The patch, whose keys count against MAX_DOCUMENT_KEYS too, and the result must follow the same rules as a created document. 409 when the document changed between read and write: retry.",
                 "consumes": [
                     "application/json",
                     "application/merge-patch+json"

@@ -339,6 +339,7 @@ func NewServices(cfg config.Config, c Components) (*Services, error) {
 	})
 	docs := service.NewDocumentService(tenants, orgs, int(cfg.MaxDocumentBytes))
 	docs.KeepKeys(repository.NewKeyRepository(c.DB))
+	docs.SetLimits(service.DocumentLimits{PageBytes: int(cfg.MaxPageBytes), MaxKeys: cfg.MaxDocumentKeys})
 	return &Services{Auth: auth, Orgs: orgs, Docs: docs}, nil
 }
 
@@ -355,6 +356,7 @@ func (sv *Services) Handler(cfg config.Config, c Components) http.Handler {
 		CORSOrigins:      cfg.CORSOrigins,
 		MaxBodyBytes:     cfg.MaxBodyBytes,
 		MaxDocumentBytes: cfg.MaxDocumentBytes,
+		MaxDocumentKeys:  cfg.MaxDocumentKeys,
 		RequestTimeout:   cfg.RequestTimeout,
 		MetricsApart:     cfg.MetricsAddr != "",
 	})

@@ -39,6 +39,11 @@ type Config struct {
 	LogFormat                string `envconfig:"LOG_FORMAT" default:"json"`
 	MaxDocumentBytes         int64  `envconfig:"MAX_DOCUMENT_BYTES" default:"1048576"`
 	MaxBodyBytes             int64  `envconfig:"MAX_BODY_BYTES" default:"1048576"`
+	// MaxPageBytes bounds the documents' data in a listing page (one
+	// document at least); MaxDocumentKeys the keys of a document, nested
+	// ones included.
+	MaxPageBytes    int64 `envconfig:"MAX_PAGE_BYTES" default:"4194304"`
+	MaxDocumentKeys int   `envconfig:"MAX_DOCUMENT_KEYS" default:"10000"`
 
 	// Abuse limits, per minute; 0 turns a limit off. LoginRatePerEmail
 	// counts failed logins for one e-mail from one client address,
@@ -182,6 +187,12 @@ func (c Config) Validate() error {
 	}
 	if c.MaxBodyBytes < 1024 || c.MaxBodyBytes > 64<<20 {
 		errs = append(errs, fmt.Errorf("MAX_BODY_BYTES: %d is outside 1024..%d", c.MaxBodyBytes, 64<<20))
+	}
+	if c.MaxPageBytes < 64<<10 || c.MaxPageBytes > 64<<20 {
+		errs = append(errs, fmt.Errorf("MAX_PAGE_BYTES: %d is outside %d..%d", c.MaxPageBytes, 64<<10, 64<<20))
+	}
+	if c.MaxDocumentKeys < 1 || c.MaxDocumentKeys > 1000000 {
+		errs = append(errs, fmt.Errorf("MAX_DOCUMENT_KEYS: %d is outside 1..1000000", c.MaxDocumentKeys))
 	}
 	switch c.LogFormat {
 	case "json", "text":

@@ -92,6 +92,8 @@ func TestLoadDefaults(t *testing.T) {
 		{"EmbeddedMongoAddr", c.EmbeddedMongoAddr, ""},
 		{"LogLevel", c.LogLevel, "info"},
 		{"MaxDocumentBytes", c.MaxDocumentBytes, int64(1 << 20)},
+		{"MaxPageBytes", c.MaxPageBytes, int64(4 << 20)},
+		{"MaxDocumentKeys", c.MaxDocumentKeys, 10000},
 		{"LoginRatePerEmail", c.LoginRatePerEmail, 10},
 		{"LoginRatePerEmailTotal", c.LoginRatePerEmailTotal, 100},
 		{"CredentialRatePerAccount", c.CredentialRatePerAccount, 5},
@@ -202,6 +204,24 @@ func TestLoadValid(t *testing.T) {
 			},
 		},
 		{
+			name: "page bytes and document keys at their bounds",
+			env:  []string{"MAX_PAGE_BYTES=65536", "MAX_DOCUMENT_KEYS=1000000"},
+			check: func(t *testing.T, c config.Config) {
+				if c.MaxPageBytes != 64<<10 || c.MaxDocumentKeys != 1000000 {
+					t.Errorf("MaxPageBytes, MaxDocumentKeys: got %d, %d", c.MaxPageBytes, c.MaxDocumentKeys)
+				}
+			},
+		},
+		{
+			name: "page bytes and document keys at their other bounds",
+			env:  []string{"MAX_PAGE_BYTES=67108864", "MAX_DOCUMENT_KEYS=1"},
+			check: func(t *testing.T, c config.Config) {
+				if c.MaxPageBytes != 64<<20 || c.MaxDocumentKeys != 1 {
+					t.Errorf("MaxPageBytes, MaxDocumentKeys: got %d, %d", c.MaxPageBytes, c.MaxDocumentKeys)
+				}
+			},
+		},
+		{
 			name: "session and credential limits at their bounds",
 			env: []string{
 				"JWT_MAX_SESSION=8784h", "CREDENTIAL_RATE_PER_ACCOUNT=0", "CREDENTIAL_RATE_PER_ADDRESS=0",
@@ -284,6 +304,11 @@ func TestLoadInvalid(t *testing.T) {
 		{"MAX_DOCUMENT_BYTES over 16 MiB less 1 KiB", []string{"MAX_DOCUMENT_BYTES=16776193"}, "MAX_DOCUMENT_BYTES"},
 		{"MAX_DOCUMENT_BYTES 1MB", []string{"MAX_DOCUMENT_BYTES=1MB"}, "MAX_DOCUMENT_BYTES"},
 		{"MAX_BODY_BYTES 1023", []string{"MAX_BODY_BYTES=1023"}, "MAX_BODY_BYTES"},
+		{"MAX_PAGE_BYTES below 64 KiB", []string{"MAX_PAGE_BYTES=65535"}, "MAX_PAGE_BYTES"},
+		{"MAX_PAGE_BYTES over 64 MiB", []string{"MAX_PAGE_BYTES=67108865"}, "MAX_PAGE_BYTES"},
+		{"MAX_PAGE_BYTES 4MiB", []string{"MAX_PAGE_BYTES=4MiB"}, "MAX_PAGE_BYTES"},
+		{"MAX_DOCUMENT_KEYS 0", []string{"MAX_DOCUMENT_KEYS=0"}, "MAX_DOCUMENT_KEYS"},
+		{"MAX_DOCUMENT_KEYS over a million", []string{"MAX_DOCUMENT_KEYS=1000001"}, "MAX_DOCUMENT_KEYS"},
 		{"LOG_FORMAT xml", []string{"LOG_FORMAT=xml"}, "LOG_FORMAT"},
 		{"LOGIN_RATE_PER_EMAIL negative", []string{"LOGIN_RATE_PER_EMAIL=-1"}, "LOGIN_RATE_PER_EMAIL"},
 		{"LOGIN_RATE_PER_EMAIL_TOTAL negative", []string{"LOGIN_RATE_PER_EMAIL_TOTAL=-1"}, "LOGIN_RATE_PER_EMAIL_TOTAL"},

@@ -55,3 +55,55 @@ func BenchmarkMerge(b *testing.B) {
 		}
 	}
 }
+
+// keysDoc is a document of n top-level members "k0":0 ... with value
+// val (a JSON literal; "" numbers them).
+func keysDoc(n int, val string) []byte {
+	var s strings.Builder
+	s.WriteByte('{')
+	for i := range n {
+		if i > 0 {
+			s.WriteByte(',')
+		}
+		v := val
+		if v == "" {
+			v = fmt.Sprint(i)
+		}
+		fmt.Fprintf(&s, `"k%d":%s`, i, v)
+	}
+	s.WriteByte('}')
+	return []byte(s.String())
+}
+
+var keyCounts = []int{10000, 20000, 40000}
+
+// BenchmarkParseKeys checks documents of 10k, 20k and 40k top-level keys
+// (no key cap): the time per op should double with the keys.
+func BenchmarkParseKeys(b *testing.B) {
+	for _, n := range keyCounts {
+		b.Run(fmt.Sprintf("%dk", n/1000), func(b *testing.B) { benchParse(b, keysDoc(n, "")) })
+	}
+}
+
+// BenchmarkMergeKeys merge-patches documents of 10k, 20k and 40k keys
+// with a patch that changes every member and one that removes half of
+// them: the time per op should double with the keys.
+func BenchmarkMergeKeys(b *testing.B) {
+	for _, n := range keyCounts {
+		doc := keysDoc(n, "")
+		for _, p := range []struct {
+			name  string
+			patch []byte
+		}{{"set-all", keysDoc(n, `"x"`)}, {"remove-half", keysDoc(n/2, "null")}} {
+			b.Run(fmt.Sprintf("%dk/%s", n/1000, p.name), func(b *testing.B) {
+				b.SetBytes(int64(len(doc) + len(p.patch)))
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, problems := jsondoc.Merge(doc, p.patch); len(problems) > 0 {
+						b.Fatal(problems)
+					}
+				}
+			})
+		}
+	}
+}

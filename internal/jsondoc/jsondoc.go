@@ -12,7 +12,6 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	jsonpatch "github.com/evanphx/json-patch/v5"
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
@@ -22,12 +21,26 @@ const MaxDepth = 32
 // maxProblems bounds how many problems one answer lists.
 const maxProblems = 20
 
+// DefaultMaxKeys is the key cap of Limits when none is set.
+const DefaultMaxKeys = 10000
+
+// Limits bound what a document may hold beyond MaxDepth.
+type Limits struct {
+	// MaxKeys bounds the keys of a document, counted over every object
+	// in it, nested ones included (array elements are not keys); a
+	// document beyond it is refused as soon as the walk counts one key
+	// too many. 0: no bound.
+	MaxKeys int
+}
+
 // Problem is one reason a document is refused. Path leads from the
-// document's root to the offending key or value.
+// document's root to the offending key or value; Ctx, when set, holds
+// the limit that was crossed.
 type Problem struct {
 	Path []any
 	Msg  string
 	Type string
+	Ctx  map[string]any
 }
 
 // Doc is a checked document.
@@ -41,9 +54,20 @@ type Doc struct {
 }
 
 // Parse checks that raw is a JSON object whose keys and nesting are
-// allowed, and returns it ready to store.
-func Parse(raw []byte) (Doc, []Problem) {
-	w, problems := walk(raw)
+// allowed, and returns it ready to store; no key cap.
+func Parse(raw []byte) (Doc, []Problem) { return Limits{}.Parse(raw) }
+
+// ParsePatch checks a JSON Merge Patch (RFC 7396) for a document: the same
+// rules as Parse, its null members standing for removals; no key cap.
+func ParsePatch(raw []byte) ([]byte, []Problem) { return Limits{}.ParsePatch(raw) }
+
+// Merge applies a checked merge patch to a stored document and checks the
+// result as a document; no key cap.
+func Merge(doc, patch []byte) (Doc, []Problem) { return Limits{}.Merge(doc, patch) }
+
+// Parse is the package's Parse within l.
+func (l Limits) Parse(raw []byte) (Doc, []Problem) {
+	w, problems := walk(raw, l.MaxKeys)
 	if len(problems) > 0 {
 		return Doc{}, problems
 	}
@@ -58,24 +82,23 @@ func Parse(raw []byte) (Doc, []Problem) {
 	return d, nil
 }
 
-// ParsePatch checks a JSON Merge Patch (RFC 7396) for a document: the same
-// rules as Parse, its null members standing for removals.
-func ParsePatch(raw []byte) ([]byte, []Problem) {
-	w, problems := walk(raw)
+// ParsePatch is the package's ParsePatch within l: the patch's own keys
+// count against the cap.
+func (l Limits) ParsePatch(raw []byte) ([]byte, []Problem) {
+	w, problems := walk(raw, l.MaxKeys)
 	if len(problems) > 0 {
 		return nil, problems
 	}
 	return w.json, nil
 }
 
-// Merge applies a checked merge patch to a stored document and checks the
-// result as a document.
-func Merge(doc, patch []byte) (Doc, []Problem) {
-	merged, err := jsonpatch.MergePatch(doc, patch)
+// Merge is the package's Merge within l, which the result must respect.
+func (l Limits) Merge(doc, patch []byte) (Doc, []Problem) {
+	merged, err := mergePatch(doc, patch)
 	if err != nil {
 		return Doc{}, []Problem{{Msg: "cannot apply the merge patch: " + err.Error(), Type: "value_error.merge_patch"}}
 	}
-	return Parse(merged)
+	return l.Parse(merged)
 }
 
 // Condition is one equality of a listing filter: a top-level field and its
@@ -89,7 +112,7 @@ type Condition struct {
 // and scalar values (string, number, boolean, null). Operators, nested
 // values and keys that documents may not have are refused.
 func ParseFilter(raw string) ([]Condition, []Problem) {
-	w, problems := walk([]byte(raw))
+	w, problems := walk([]byte(raw), 0)
 	if len(problems) > 0 {
 		return nil, problems
 	}
@@ -147,25 +170,30 @@ type member struct {
 }
 
 type walker struct {
-	dec      *json.Decoder
-	json     []byte
+	json     []byte // compacted
+	pos      int
 	top      []member
 	problems []Problem
+	// keys counts the keys seen; past maxKeys (when not 0) the walk stops.
+	keys, maxKeys int
+	stop          bool
 }
 
 // walk compacts raw and checks it: a JSON object, keys allowed, nesting
-// within MaxDepth.
-func walk(raw []byte) (*walker, []Problem) {
+// within MaxDepth, at most maxKeys keys (0: any number). It scans the
+// compacted text, which json.Compact has checked, once: no tokens are
+// allocated, only keys and top-level scalars are decoded.
+func walk(raw []byte, maxKeys int) (*walker, []Problem) {
 	if !utf8.Valid(raw) {
 		return nil, []Problem{{Msg: "body is not valid UTF-8", Type: "value_error.utf8"}}
 	}
 	var compact bytes.Buffer
+	compact.Grow(len(raw))
 	if err := json.Compact(&compact, raw); err != nil {
 		return nil, []Problem{{Msg: "body is not valid JSON: " + err.Error(), Type: "value_error.jsondecode"}}
 	}
-	w := &walker{dec: json.NewDecoder(bytes.NewReader(compact.Bytes())), json: compact.Bytes()}
-	w.dec.UseNumber()
-	if tok, _ := w.dec.Token(); tok != json.Delim('{') {
+	w := &walker{json: compact.Bytes(), maxKeys: maxKeys}
+	if len(w.json) == 0 || w.json[0] != '{' {
 		return nil, []Problem{{Msg: "value is not a valid dict", Type: "type_error.dict"}}
 	}
 	w.object(nil, 1)
@@ -178,71 +206,93 @@ func (w *walker) fail(path []any, msg, typ string) {
 	}
 }
 
-// object walks the members of an object whose '{' was just read.
+// object walks the object starting at w.pos, and moves past it.
 func (w *walker) object(path []any, depth int) {
 	seen := map[string]bool{}
-	for w.dec.More() {
-		tok, _ := w.dec.Token()
-		key, _ := tok.(string)
-		keyPath := append(path, key)
+	b := w.json
+	w.pos++ // '{'
+	for !w.stop && b[w.pos] != '}' {
+		if b[w.pos] == ',' {
+			w.pos++
+		}
+		end := stringEnd(b, w.pos)
+		key := decodeKey(b[w.pos:end])
+		w.pos = end + 1 // past ':'
+		if w.keys++; w.maxKeys > 0 && w.keys > w.maxKeys {
+			w.problems = append(w.problems[:0], Problem{
+				Msg:  "document has more than " + strconv.Itoa(w.maxKeys) + " keys, nested ones included",
+				Type: "value_error.document.max_keys", Ctx: map[string]any{"limit_value": w.maxKeys},
+			})
+			w.stop = true
+			return
+		}
 		switch {
 		case strings.HasPrefix(key, "$"):
-			w.fail(keyPath, "keys must not start with '$'", "value_error.key.dollar")
+			w.fail(append(path, key), "keys must not start with '$'", "value_error.key.dollar")
 		case strings.Contains(key, "."):
-			w.fail(keyPath, "keys must not contain '.'", "value_error.key.dot")
+			w.fail(append(path, key), "keys must not contain '.'", "value_error.key.dot")
 		case strings.ContainsRune(key, 0):
-			w.fail(keyPath, "keys must not contain NUL", "value_error.key.nul")
+			w.fail(append(path, key), "keys must not contain NUL", "value_error.key.nul")
 		case seen[key]:
-			w.fail(keyPath, "duplicate key", "value_error.key.duplicate")
+			w.fail(append(path, key), "duplicate key", "value_error.key.duplicate")
 		}
 		seen[key] = true
-		v, isScalar := w.value(keyPath, depth)
+		v, isScalar := w.value(path, key, depth, depth == 1)
 		if depth == 1 {
 			w.top = append(w.top, member{key: key, value: v, scalar: isScalar})
 		}
 	}
-	_, _ = w.dec.Token() // '}'
+	w.pos++ // '}'
 }
 
-// value walks one value inside a container at depth; for a scalar it
-// returns the token (string, json.Number, bool or nil) and true.
-func (w *walker) value(path []any, depth int) (any, bool) {
-	tok, err := w.dec.Token()
-	if err != nil {
-		w.fail(path, err.Error(), "value_error.jsondecode")
-		return nil, false
+// value walks the value at w.pos, at path+elem inside a container at
+// depth, and moves past it; for a scalar it returns true and, when decode
+// is set, its value (string, json.Number, bool or nil). The path is built
+// only for containers, whose problems need it.
+func (w *walker) value(path []any, elem any, depth int, decode bool) (any, bool) {
+	b := w.json
+	start := w.pos
+	switch b[start] {
+	case '{', '[':
+	default:
+		w.pos = valueEnd(b, start)
+		if !decode {
+			return nil, true
+		}
+		return scalar(b[start:w.pos]), true
 	}
-	if tok != json.Delim('{') && tok != json.Delim('[') {
-		return tok, true
-	}
+	path = append(path, elem)
 	if depth+1 > MaxDepth {
 		w.fail(path, "nesting deeper than "+strconv.Itoa(MaxDepth)+" levels", "value_error.depth")
-		w.skip()
+		w.pos = valueEnd(b, start)
 		return nil, false
 	}
-	if tok == json.Delim('{') {
+	if b[start] == '{' {
 		w.object(path, depth+1)
 		return nil, false
 	}
-	for i := 0; w.dec.More(); i++ {
-		w.value(append(path, i), depth+1)
+	w.pos++ // '['
+	for i := 0; !w.stop && b[w.pos] != ']'; i++ {
+		if b[w.pos] == ',' {
+			w.pos++
+		}
+		w.value(path, i, depth+1, false)
 	}
-	_, _ = w.dec.Token() // ']'
+	w.pos++ // ']'
 	return nil, false
 }
 
-// skip reads past the rest of a container whose opening token was read.
-func (w *walker) skip() {
-	for level := 1; level > 0; {
-		tok, err := w.dec.Token()
-		if err != nil {
-			return
-		}
-		switch tok {
-		case json.Delim('{'), json.Delim('['):
-			level++
-		case json.Delim('}'), json.Delim(']'):
-			level--
-		}
+// scalar decodes a scalar's text as encoding/json's tokens have it.
+func scalar(lit []byte) any {
+	switch lit[0] {
+	case '"':
+		return decodeKey(lit)
+	case 't':
+		return true
+	case 'f':
+		return false
+	case 'n':
+		return nil
 	}
+	return json.Number(lit)
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	jsonpatch "github.com/evanphx/json-patch/v5"
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
@@ -149,4 +150,123 @@ func FuzzParse(f *testing.F) {
 		}
 		_, _ = ParseFilter(string(raw))
 	})
+}
+
+func TestKeyCap(t *testing.T) {
+	l := Limits{MaxKeys: 3}
+	for _, ok := range []string{`{}`, `{"a":1,"b":{"c":1}}`, `{"a":[{"x":1},{"y":2}]}`, `{"a":[1,2,3,4,5,6]}`} {
+		if _, problems := l.Parse([]byte(ok)); problems != nil {
+			t.Errorf("Parse(%s): %v, want it accepted", ok, problems)
+		}
+	}
+	for _, over := range []string{`{"a":1,"b":2,"c":3,"d":4}`, `{"a":1,"b":{"c":1,"d":2}}`, `{"a":[{"x":1},{"y":2},{"z":3}]}`} {
+		_, problems := l.Parse([]byte(over))
+		if len(problems) != 1 || problems[0].Type != "value_error.document.max_keys" || problems[0].Ctx["limit_value"] != 3 || len(problems[0].Path) != 0 {
+			t.Errorf("Parse(%s): %+v, want one max_keys problem at the root", over, problems)
+		}
+		if _, problems := l.ParsePatch([]byte(over)); len(problems) != 1 || problems[0].Type != "value_error.document.max_keys" {
+			t.Errorf("ParsePatch(%s): %+v", over, problems)
+		}
+	}
+	// The walk stops at the key past the cap: what follows is not read.
+	_, problems := l.Parse([]byte(`{"a":1,"b":2,"c":3,"d":4,"$e":5,"f.g":6}`))
+	if len(problems) != 1 || problems[0].Type != "value_error.document.max_keys" {
+		t.Errorf("problems after the cap: %+v", problems)
+	}
+	// Without a cap, or below it, other problems are reported as before.
+	if _, problems := Parse([]byte(`{"a":1,"b":2,"c":3,"d":4,"$e":5}`)); len(problems) != 1 || problems[0].Type != "value_error.key.dollar" {
+		t.Errorf("no cap: %+v", problems)
+	}
+	// A merge whose result is past the cap is refused.
+	if _, problems := l.Merge([]byte(`{"a":1,"b":2}`), []byte(`{"c":3}`)); problems != nil {
+		t.Errorf("merge to 3 keys: %v", problems)
+	}
+	if _, problems := l.Merge([]byte(`{"a":1,"b":2}`), []byte(`{"c":3,"d":4}`)); len(problems) != 1 || problems[0].Type != "value_error.document.max_keys" {
+		t.Errorf("merge to 4 keys: %+v", problems)
+	}
+	if _, problems := l.Merge([]byte(`{"a":1,"b":2,"c":3}`), []byte(`{"c":null,"d":4}`)); problems != nil {
+		t.Errorf("merge that removes as many as it adds: %v", problems)
+	}
+}
+
+func TestMergeKeepsOrderAndText(t *testing.T) {
+	cases := []struct{ doc, patch, want string }{
+		{`{"a":1,"b":2,"c":3}`, `{"b":null,"d":4,"a":1.50}`, `{"a":1.50,"c":3,"d":4}`},
+		{`{"\u0061":1,"z":"\u00e9"}`, `{"a":2}`, `{"\u0061":2,"z":"\u00e9"}`},
+		{`{"a":{"x":1,"y":[1,{"q":null}]}}`, `{"a":{"y":null,"z":{"n":null,"m":-0}}}`, `{"a":{"x":1,"z":{"m":-0}}}`},
+		{`{"a":[1,2]}`, `{"a":{"b":1}}`, `{"a":{"b":1}}`},
+		{`{"a":{"b":1}}`, `{"a":[3]}`, `{"a":[3]}`},
+		{`{"a":1}`, `{}`, `{"a":1}`},
+		{`{}`, `{"gone":null}`, `{}`},
+		{`{"s":"a,b}\"c"}`, `{"t":"]"}`, `{"s":"a,b}\"c","t":"]"}`},
+		{` { "a" : [ 1 , 2 ] , "b" : true } `, ` { "b" : null } `, `{"a":[ 1 , 2 ]}`},
+	}
+	for _, c := range cases {
+		got, err := mergePatch([]byte(c.doc), []byte(c.patch))
+		if err != nil || string(got) != c.want {
+			t.Errorf("merge %s with %s: %s, %v; want %s", c.doc, c.patch, got, err, c.want)
+		}
+	}
+	if _, err := mergePatch([]byte(`{"a":`), []byte(`{}`)); err == nil {
+		t.Error("a broken document merged")
+	}
+}
+
+// FuzzMerge checks the merge against the RFC 7396 implementation of
+// github.com/evanphx/json-patch, value for value.
+func FuzzMerge(f *testing.F) {
+	f.Add([]byte(`{"a":1,"b":{"c":[1,2],"d":null}}`), []byte(`{"b":{"c":null,"e":{"f":null,"g":1}},"h":"x"}`))
+	f.Add([]byte(`{"a":{"b":{"c":1}}}`), []byte(`{"a":{"b":2}}`))
+	f.Add([]byte(`{"a":1}`), []byte(`{"a":{"b":{"c":null}}}`))
+	f.Fuzz(func(t *testing.T, doc, patch []byte) {
+		d, problems := Parse(doc)
+		if problems != nil {
+			return
+		}
+		p, problems := ParsePatch(patch)
+		if problems != nil {
+			return
+		}
+		got, err := mergePatch(d.JSON, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := jsonpatch.MergePatch(d.JSON, p)
+		if err != nil {
+			return
+		}
+		if !sameJSON(got, want) {
+			t.Fatalf("merge %s with %s: %s, want %s", d.JSON, p, got, want)
+		}
+	})
+}
+
+func sameJSON(a, b []byte) bool {
+	decode := func(b []byte) (any, error) {
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.UseNumber()
+		var v any
+		return v, dec.Decode(&v)
+	}
+	x, errA := decode(a)
+	y, errB := decode(b)
+	return errA == nil && errB == nil && reflect.DeepEqual(normNumbers(x), normNumbers(y))
+}
+
+// normNumbers compares numbers by value, as json-patch re-encodes them.
+func normNumbers(v any) any {
+	switch v := v.(type) {
+	case json.Number:
+		f, _ := v.Float64()
+		return f
+	case map[string]any:
+		for k, e := range v {
+			v[k] = normNumbers(e)
+		}
+	case []any:
+		for i, e := range v {
+			v[i] = normNumbers(e)
+		}
+	}
+	return v
 }

@@ -126,7 +126,8 @@ type EmailClaim struct {
 // The client's JSON is kept as text, exactly as sent, because no BSON
 // encoding round-trips every JSON value on both MongoDB and FerretDB
 // (arrays directly inside arrays, integers beyond int64, -0). Fields holds
-// the top-level scalar members again, for equality filters.
+// the top-level scalar members again, for equality filters; they are
+// stored as an array (see MarshalBSON).
 //
 // Org is the organization the document belongs to, set on every insert
 // and replace and checked on every access: a collection's name can move
@@ -137,7 +138,7 @@ type Document struct {
 	ID        bson.ObjectID `bson:"_id"`
 	Org       bson.ObjectID `bson:"_org,omitempty"`
 	JSON      string        `bson:"data_json"`
-	Fields    bson.D        `bson:"fields"`
+	Fields    bson.D        `bson:"-"`
 	CreatedAt time.Time     `bson:"created_at"`
 	UpdatedAt time.Time     `bson:"updated_at"`
 }

@@ -9,7 +9,6 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
-	"github.com/orgsvc/orgsvc/internal/jsondoc"
 	"github.com/orgsvc/orgsvc/internal/model"
 )
 
@@ -25,6 +24,10 @@ var ErrUnowned = errors.New("document carries no organization")
 // itself and reads the whole collection for any other filter: there a
 // document is read by _id and its _org checked here, and writes go by _id
 // after that check (see SetDocument).
+
+// noScalars leaves a document's scalars (model.Document.Fields) out of a
+// read: only writes and filters use them.
+var noScalars = bson.D{{Key: model.ScalarsKey, Value: 0}, {Key: model.LegacyFieldsKey, Value: 0}}
 
 // orgOrNone matches documents of org and those stored without _org.
 func orgOrNone(org bson.ObjectID) bson.E {
@@ -79,7 +82,7 @@ func (r *TenantRepository) Document(ctx context.Context, t model.Tenant, org, id
 		filter = append(filter, orgOrNone(org))
 	}
 	var d model.Document
-	if err := r.collection(t).FindOne(ctx, filter).Decode(&d); err != nil {
+	if err := r.collection(t).FindOne(ctx, filter, options.FindOne().SetProjection(noScalars)).Decode(&d); err != nil {
 		if droppedUnder(err) {
 			return nil, ErrNotFound
 		}
@@ -127,13 +130,17 @@ func (r *TenantRepository) SetDocument(ctx context.Context, t model.Tenant, org 
 	} else if !idOnly {
 		filter = append(filter, owner)
 	}
-	update := bson.D{{Key: "$set", Value: bson.D{
-		{Key: "_org", Value: org},
-		{Key: "data_json", Value: d.JSON},
-		{Key: "fields", Value: d.Fields},
-		{Key: "updated_at", Value: d.UpdatedAt},
-	}}}
+	update := bson.D{
+		{Key: "$set", Value: bson.D{
+			{Key: "_org", Value: org},
+			{Key: "data_json", Value: d.JSON},
+			{Key: model.ScalarsKey, Value: model.Scalars(d.Fields)},
+			{Key: "updated_at", Value: d.UpdatedAt},
+		}},
+		{Key: "$unset", Value: bson.D{{Key: model.LegacyFieldsKey, Value: ""}}},
+	}
 	var out model.Document
+	// (The embedded store takes no projection here.)
 	err = r.collection(t).FindOneAndUpdate(ctx, filter, update, options.FindOneAndUpdate().SetReturnDocument(options.After)).Decode(&out)
 	if droppedUnder(err) {
 		return nil, ErrNotFound
@@ -190,45 +197,4 @@ func (r *TenantRepository) DeleteDocument(ctx context.Context, t model.Tenant, o
 		}
 	}
 	return ErrNotFound
-}
-
-// ListDocuments returns up to limit of org's documents with ids above
-// after (all when after is zero) that match every condition, in id order.
-// Documents stored without _org are among them, with Org zero: the caller
-// must confirm that the collection is org's.
-func (r *TenantRepository) ListDocuments(ctx context.Context, t model.Tenant, org, after bson.ObjectID, where []jsondoc.Condition, limit int) ([]model.Document, error) {
-	filter := bson.D{orgOrNone(org)}
-	if !after.IsZero() {
-		filter = append(filter, bson.E{Key: "_id", Value: bson.D{{Key: "$gt", Value: after}}})
-	}
-	for _, c := range where {
-		var cond any = c.Value
-		if c.Value == nil {
-			// {field: null} would also match documents without the field.
-			cond = bson.D{{Key: "$type", Value: "null"}}
-		}
-		filter = append(filter, bson.E{Key: "fields." + c.Field, Value: cond})
-	}
-	opts := options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(limit))
-	out := make([]model.Document, 0, limit)
-	cur, err := r.collection(t).Find(ctx, filter, opts)
-	if droppedUnder(err) {
-		return out, nil
-	}
-	if err != nil {
-		return nil, wrap(err)
-	}
-	if err := cur.All(ctx, &out); err != nil {
-		if droppedUnder(err) {
-			return out[:0], nil
-		}
-		return nil, wrap(err)
-	}
-	kept := out[:0]
-	for _, d := range out {
-		if d.Org == org || d.Org.IsZero() {
-			kept = append(kept, d)
-		}
-	}
-	return kept, nil
 }

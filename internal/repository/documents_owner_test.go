@@ -78,7 +78,7 @@ func TestAnotherOrganizationsDocumentIsNotFound(t *testing.T) {
 					t.Errorf("X's DeleteDocument of V's (base %v): %v, want ErrNotFound", base != nil, err)
 				}
 			}
-			list, err := r.ListDocuments(ctx, tn, x, bson.ObjectID{}, nil, 10)
+			list, _, err := r.ListDocuments(ctx, tn, x, bson.ObjectID{}, nil, 10, 1<<20)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -141,7 +141,7 @@ func TestDocumentWithoutOrganization(t *testing.T) {
 			if _, err := r.SetDocument(ctx, tn, x, nil, next, false); !errors.Is(err, repository.ErrUnowned) {
 				t.Fatalf("SetDocument without base: %v, want ErrUnowned", err)
 			}
-			list, err := r.ListDocuments(ctx, tn, x, bson.ObjectID{}, nil, 10)
+			list, _, err := r.ListDocuments(ctx, tn, x, bson.ObjectID{}, nil, 10, 1<<20)
 			if err != nil || len(list) != 1 || list[0].ID != old.ID || !list[0].Org.IsZero() {
 				t.Fatalf("ListDocuments: %v, %v; want the document, Org zero", list, err)
 			}

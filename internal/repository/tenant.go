@@ -47,6 +47,12 @@ type TenantRepository struct {
 	// filter itself (see store.IDFiltersOnly): 0 not known yet, 1 no, 2
 	// yes.
 	idOnly atomic.Int32
+
+	// scans bounds the listings reading whole collections at once.
+	scans scanSlots
+	// afterIDScan, when set (by tests), runs after each id scan of a
+	// listing on the embedded store.
+	afterIDScan func()
 }
 
 // SetIDFiltersOnly says whether the store evaluates only a lone _id

@@ -53,6 +53,8 @@ type DocumentService struct {
 	tenants  *repository.TenantRepository
 	orgs     *OrgService
 	maxBytes int
+	// limits bound a page and a document's keys (SetLimits).
+	limits DocumentLimits
 	// keys, when set, keeps Idempotency-Keys (KeepKeys).
 	keys *repository.KeyRepository
 	// afterInsert, when set (by tests), runs after each document insert.
@@ -317,7 +319,7 @@ func (s *DocumentService) Patch(ctx context.Context, p Principal, id string, pat
 		if err != nil {
 			return nil, err
 		}
-		doc, problems := jsondoc.Merge([]byte(cur.JSON), patch)
+		doc, problems := jsondoc.Limits{MaxKeys: s.maxKeys()}.Merge([]byte(cur.JSON), patch)
 		if len(problems) > 0 {
 			return nil, &ProblemsError{Where: []any{"body"}, Problems: problems}
 		}
@@ -421,8 +423,10 @@ type Page struct {
 	Next  string
 }
 
-// List returns the caller's documents in id order, limit at a time, after
-// the cursor (the previous page's Next) and matching every condition.
+// List returns the caller's documents in id order, limit at a time and
+// fewer when their data passes the page's byte budget (see SetLimits),
+// after the cursor (the previous page's Next) and matching every
+// condition.
 func (s *DocumentService) List(ctx context.Context, p Principal, after string, where []jsondoc.Condition, limit int) (Page, error) {
 	var cursor bson.ObjectID
 	if after != "" {
@@ -432,13 +436,13 @@ func (s *DocumentService) List(ctx context.Context, p Principal, after string, w
 		}
 	}
 	for range attempts {
-		docs, err := s.tenants.ListDocuments(ctx, p.Tenant, p.OrgID, cursor, where, limit+1)
+		docs, more, err := s.tenants.ListDocuments(ctx, p.Tenant, p.OrgID, cursor, where, limit, s.pageBytes())
 		if err != nil {
 			return Page{}, err
 		}
 		if slices.ContainsFunc(docs, func(d model.Document) bool { return d.Org.IsZero() }) {
 			ok, err := s.confirmUnowned(ctx, p, func() (err error) {
-				docs, err = s.tenants.ListDocuments(ctx, p.Tenant, p.OrgID, cursor, where, limit+1)
+				docs, more, err = s.tenants.ListDocuments(ctx, p.Tenant, p.OrgID, cursor, where, limit, s.pageBytes())
 				return err
 			})
 			if err != nil {
@@ -461,9 +465,8 @@ func (s *DocumentService) List(ctx context.Context, p Principal, after string, w
 			}
 		}
 		page := Page{Items: docs}
-		if len(docs) > limit {
-			page.Items = docs[:limit]
-			page.Next = docs[limit-1].ID.Hex()
+		if more {
+			page.Next = docs[len(docs)-1].ID.Hex()
 		}
 		return page, nil
 	}

@@ -1,0 +1,16 @@
+package repository
+
+import (
+	"context"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+)
+
+// SetAfterIDScan sets a function run after each id scan of a listing on
+// the embedded store.
+func (r *TenantRepository) SetAfterIDScan(f func()) { r.afterIDScan = f }
+
+// AcquireScan takes a slot of the listings that read whole collections.
+func (r *TenantRepository) AcquireScan(ctx context.Context, org bson.ObjectID) (func(), error) {
+	return r.scans.acquire(ctx, org)
+}
