@@ -58,7 +58,7 @@ func (r *runner) verify(ctx context.Context, cs []*client, cli *mongo.Client) er
 				r.note("organization left uncertain by an unanswered rename or deletion")
 			default:
 				c.orgGet(o)
-				if c.tryLogin(o) == "" {
+				if c.tryLogin(o) == "" && c.lasting(func() bool { return c.tryLogin(o) != "" }) {
 					r.violate("lost-organization", fmt.Sprintf("organization %s (%q)", o.id, o.name),
 						"its admin's login is refused", o.id)
 					continue
