@@ -14,3 +14,6 @@ func (r *TenantRepository) SetAfterIDScan(f func()) { r.afterIDScan = f }
 func (r *TenantRepository) AcquireScan(ctx context.Context, org bson.ObjectID) (func(), error) {
 	return r.scans.acquire(ctx, org)
 }
+
+// SetBeforeMove sets a function run before each move of a collection.
+func (r *TenantRepository) SetBeforeMove(f func()) { r.beforeMove = f }

@@ -34,6 +34,9 @@ const TenantPrefix = "org_"
 // collections of its file: bounding them keeps a sign-up as cheap at
 // 5,000 organizations as at 10 (see README, "Design choices").
 type TenantRepository struct {
+	// beforeMove, when set (by tests), runs before each renameCollection.
+	beforeMove func()
+
 	master      *mongo.Database
 	perDatabase int
 	// prepare, when set, is called with the database and name of every
@@ -227,34 +230,44 @@ func (r *TenantRepository) uuids(ctx context.Context, db string, slugs ...string
 // An empty uuid moves whatever is there.
 func (r *TenantRepository) Rename(ctx context.Context, t model.Tenant, to, uuid string) error {
 	target := model.Tenant{DB: t.DB, Slug: to}
-	found, err := r.uuids(ctx, t.DB, t.Slug, to)
-	if err != nil {
-		return err
-	}
-	src, dst := found[0], found[1]
-	if uuid != "" && dst == uuid {
-		// Moved already. Whatever is under the old name came later, and
-		// may be another organization's by now: the caller decides.
-		return nil
-	}
-	if uuid != "" && src != uuid {
-		return fmt.Errorf("rename tenant collection %s: %w", CollectionName(t.Slug), ErrNotFound)
-	}
-	if dst != "" {
-		if err := r.Drop(ctx, target); err != nil {
+	db := r.database(t.DB).Name()
+	// A late write may re-make the target between its drop and the move:
+	// the move is then tried again, a few times.
+	for attempt := 1; ; attempt++ {
+		found, err := r.uuids(ctx, t.DB, t.Slug, to)
+		if err != nil {
 			return err
 		}
+		src, dst := found[0], found[1]
+		if uuid != "" && dst == uuid {
+			// Moved already. Whatever is under the old name came later, and
+			// may be another organization's by now: the caller decides.
+			return nil
+		}
+		if uuid != "" && src != uuid {
+			return fmt.Errorf("rename tenant collection %s: %w", CollectionName(t.Slug), ErrNotFound)
+		}
+		if dst != "" {
+			if err := r.Drop(ctx, target); err != nil {
+				return err
+			}
+		}
+		if r.beforeMove != nil {
+			r.beforeMove()
+		}
+		cmd := bson.D{
+			{Key: "renameCollection", Value: db + "." + CollectionName(t.Slug)},
+			{Key: "to", Value: db + "." + CollectionName(to)},
+			{Key: "dropTarget", Value: false},
+		}
+		err = r.master.Client().Database("admin").RunCommand(ctx, cmd).Err()
+		if err == nil {
+			return nil
+		}
+		if !isCode(err, codeNamespaceExists) || attempt == 3 {
+			return fmt.Errorf("rename tenant collection %s to %s: %w", CollectionName(t.Slug), CollectionName(to), wrap(err))
+		}
 	}
-	db := r.database(t.DB).Name()
-	cmd := bson.D{
-		{Key: "renameCollection", Value: db + "." + CollectionName(t.Slug)},
-		{Key: "to", Value: db + "." + CollectionName(to)},
-		{Key: "dropTarget", Value: false},
-	}
-	if err := r.master.Client().Database("admin").RunCommand(ctx, cmd).Err(); err != nil {
-		return fmt.Errorf("rename tenant collection %s to %s: %w", CollectionName(t.Slug), CollectionName(to), wrap(err))
-	}
-	return nil
 }
 
 // Drop removes the tenant collection t; dropping a missing one is no
