@@ -319,7 +319,7 @@ func TestHeavyRequestsLeaveOtherOrganizationsServed(t *testing.T) {
 		start := time.Now()
 		status, raw, err := e.send("GET", path, victim.token, nil)
 		if err != nil || status != http.StatusOK {
-			t.Fatalf("the other organization's GET %s: %d %s %v after %s, %d reads in", path, status, raw, err, time.Since(start), reads)
+			t.Fatalf("the other organization's GET %s: %d %s %v after %s, %d reads in\nerrors logged:\n%s", path, status, raw, err, time.Since(start), reads, errorLines(e.logs.String()))
 		}
 		count("other organization", status)
 	}
@@ -331,4 +331,15 @@ func TestHeavyRequestsLeaveOtherOrganizationsServed(t *testing.T) {
 	if reads < 5 || statuses["heavy listing"][http.StatusOK] == 0 || statuses["40,000 keys"][422] != 8 || statuses["largest allowed"][201] != 8 {
 		t.Fatalf("the floods did not run as planned: %d reads, statuses %v", reads, statuses)
 	}
+}
+
+// errorLines is the lines of a log at level ERROR.
+func errorLines(log string) string {
+	var out []string
+	for _, l := range strings.Split(log, "\n") {
+		if strings.Contains(l, `"level":"ERROR"`) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -62,6 +62,18 @@ func (r *TenantRepository) InsertDocument(ctx context.Context, t model.Tenant, o
 	return err
 }
 
+// readAttempts bounds how often a read interrupted under it is sent again.
+const readAttempts = 3
+
+// interruptedUnder reports the embedded store's answer to a read whose
+// SQLite query was interrupted although its own context is live: FerretDB
+// can interrupt a pooled connection for another command's cancelled
+// context. Nothing was read; the read may be sent again.
+func interruptedUnder(ctx context.Context, err error) bool {
+	var ce mongo.CommandError
+	return err != nil && ctx.Err() == nil && errors.As(err, &ce) && strings.Contains(ce.Message, "interrupted (9)")
+}
+
 // droppedUnder reports the embedded store's answer to a command that met
 // its collection's table being dropped or renamed under it: the command
 // did nothing. MongoDB has no such answer.
@@ -82,7 +94,11 @@ func (r *TenantRepository) Document(ctx context.Context, t model.Tenant, org, id
 		filter = append(filter, orgOrNone(org))
 	}
 	var d model.Document
-	if err := r.collection(t).FindOne(ctx, filter, options.FindOne().SetProjection(noScalars)).Decode(&d); err != nil {
+	err = r.collection(t).FindOne(ctx, filter, options.FindOne().SetProjection(noScalars)).Decode(&d)
+	for attempt := 1; interruptedUnder(ctx, err) && attempt < readAttempts; attempt++ {
+		err = r.collection(t).FindOne(ctx, filter, options.FindOne().SetProjection(noScalars)).Decode(&d)
+	}
+	if err != nil {
 		if droppedUnder(err) {
 			return nil, ErrNotFound
 		}

@@ -38,15 +38,18 @@ func (r *TenantRepository) ListDocuments(ctx context.Context, t model.Tenant, or
 	if err != nil {
 		return nil, false, err
 	}
-	p := &page{limit: max(limit, 1), maxBytes: maxBytes}
-	if idOnly {
-		var release func()
-		if release, err = r.scans.acquire(ctx, org); err == nil {
-			err = r.listByIDs(ctx, r.collection(t), org, after, where, p)
-			release()
+	var p *page
+	for attempt := 0; attempt == 0 || (interruptedUnder(ctx, err) && attempt < readAttempts); attempt++ {
+		p = &page{limit: max(limit, 1), maxBytes: maxBytes}
+		if idOnly {
+			var release func()
+			if release, err = r.scans.acquire(ctx, org); err == nil {
+				err = r.listByIDs(ctx, r.collection(t), org, after, where, p)
+				release()
+			}
+		} else {
+			err = listSorted(ctx, r.collection(t), org, listFilter(org, after, where), p)
 		}
-	} else {
-		err = listSorted(ctx, r.collection(t), org, listFilter(org, after, where), p)
 	}
 	if droppedUnder(err) {
 		return nil, false, nil

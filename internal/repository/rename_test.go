@@ -60,3 +60,33 @@ func TestRenameWhileALateWriteRemakesTheTarget(t *testing.T) {
 		t.Fatalf("after the move the target holds %v, want only %v", ids, own.ID)
 	}
 }
+
+// TestCreateWhileALateWriteRemakesTheCollection: a late write makes the
+// collection again between Create's drop of a leftover and its create;
+// Create tries again instead of failing.
+func TestCreateWhileALateWriteRemakesTheCollection(t *testing.T) {
+	ctx := context.Background()
+	db := storetest.Database(t)
+	r := repository.NewTenantRepository(db, 0)
+	ten := model.Tenant{Slug: "taken_again"}
+	late := func() {
+		if _, err := db.Collection(repository.CollectionName(ten.Slug)).InsertOne(ctx, storedDoc(bson.NewObjectID(), `{"late":true}`)); err != nil {
+			t.Error(err)
+		}
+	}
+	late() // the leftover
+	remade := 0
+	r.SetBeforeMove(func() {
+		if remade < 2 {
+			remade++
+			late()
+		}
+	})
+	if _, err := r.Create(ctx, ten); err != nil {
+		t.Fatalf("Create over a leftover: %v", err)
+	}
+	n, err := db.Collection(repository.CollectionName(ten.Slug)).CountDocuments(ctx, bson.D{})
+	if err != nil || n != 0 || remade != 2 {
+		t.Fatalf("the new collection holds %d documents (%v) after %d re-makes, want 0 after 2", n, err, remade)
+	}
+}

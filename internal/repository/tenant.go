@@ -34,7 +34,8 @@ const TenantPrefix = "org_"
 // collections of its file: bounding them keeps a sign-up as cheap at
 // 5,000 organizations as at 10 (see README, "Design choices").
 type TenantRepository struct {
-	// beforeMove, when set (by tests), runs before each renameCollection.
+	// beforeMove, when set (by tests), runs before each renameCollection
+	// and between Create's drop of a collection in its way and its create.
 	beforeMove func()
 
 	master      *mongo.Database
@@ -164,9 +165,13 @@ func (r *TenantRepository) Describe(t model.Tenant) string {
 func (r *TenantRepository) Create(ctx context.Context, t model.Tenant) (string, error) {
 	db, name := r.database(t.DB), CollectionName(t.Slug)
 	err := db.CreateCollection(ctx, name)
-	if isCode(err, codeNamespaceExists) {
+	// A late write may make it again between the drop and the create.
+	for attempt := 0; isCode(err, codeNamespaceExists) && attempt < 3; attempt++ {
 		if err := db.Collection(name).Drop(ctx); err != nil {
 			return "", wrap(err)
+		}
+		if r.beforeMove != nil {
+			r.beforeMove()
 		}
 		err = db.CreateCollection(ctx, name)
 	}

@@ -411,6 +411,10 @@ func (s *OrgService) Delete(ctx context.Context, p Principal, name string) error
 		return err
 	}
 	if org.ID != p.OrgID || org.AdminID != p.AdminID {
+		// The name may be someone else's since the caller's own deletion.
+		if derr := s.Deleted(ctx, p.OrgID, p.AdminID, name); !errors.Is(derr, ErrOrgNotFound) {
+			return derr
+		}
 		return ErrNotOwnerDelete
 	}
 	if org.State == model.StateDeleting {

@@ -197,3 +197,19 @@ func TestRetriedDeleteMeetsItsDeletionUnderWay(t *testing.T) {
 		t.Fatalf("retry after the deletion: %v", err)
 	}
 }
+
+// TestRetriedDeleteAfterTheNameWasTaken: a deletion's retry, on an
+// instance that still trusts the deleted admin's token, after another
+// organization signed up the same name, is answered as the deletion was.
+func TestRetriedDeleteAfterTheNameWasTaken(t *testing.T) {
+	s := newServices(t)
+	ctx := context.Background()
+	a := s.signUp("Reused")
+	if err := s.orgs.Delete(ctx, a, "Reused"); err != nil {
+		t.Fatal(err)
+	}
+	s.signUpAs("Reused", "b@reused.example.com")
+	if err := s.orgs.Delete(ctx, a, "Reused"); err != nil {
+		t.Fatalf("the retry: %v, want the deletion's answer", err)
+	}
+}
