@@ -69,7 +69,8 @@ bench:
 # make chaos CHAOSFLAGS="-duration 60s -seed 7 -out chaos-logs"
 CHAOSFLAGS ?=
 chaos: build
-	$(GO) run ./cmd/orgchaos -bin $(BINARY) $(CHAOSFLAGS)
+	$(GO) run ./cmd/orgchaos -bin $(abspath $(BINARY)) $(CHAOSFLAGS)
+	$(GO) test -count=1 -tags chaos ./internal/chaos/
 
 docs:
 	$(call SWAG_INIT,./docs)
