@@ -328,7 +328,10 @@ func TestHeavyRequestsLeaveOtherOrganizationsServed(t *testing.T) {
 		t.Error(f)
 	}
 	t.Logf("statuses: %v", statuses)
-	if reads < 5 || statuses["heavy listing"][http.StatusOK] == 0 || statuses["40,000 keys"][422] != 8 || statuses["largest allowed"][201] != 8 {
+	// The heavy listings must have been answered, in time (200) or at their
+	// deadline (503, as under the race detector), to have loaded the store.
+	answered := statuses["heavy listing"][http.StatusOK] + statuses["heavy listing"][http.StatusServiceUnavailable]
+	if reads < 5 || answered == 0 || statuses["40,000 keys"][422] != 8 || statuses["largest allowed"][201] != 8 {
 		t.Fatalf("the floods did not run as planned: %d reads, statuses %v", reads, statuses)
 	}
 }
