@@ -233,7 +233,9 @@ func (s *OrgService) Update(ctx context.Context, p Principal, in UpdateOrg) (str
 		}
 	}
 	org, err := s.byName(ctx, in.Name)
-	if errors.Is(err, ErrOrgNotFound) && in.NewName != nil && in.Email == nil && in.Password == nil {
+	// A retried rename that happened: the old name is gone, or someone
+	// else's by now.
+	if (errors.Is(err, ErrOrgNotFound) || (err == nil && org.ID != p.OrgID)) && in.NewName != nil && in.Email == nil && in.Password == nil {
 		if org, ok := s.renamedAlready(ctx, p, in); ok {
 			return s.token(ctx, p, org)
 		}

@@ -213,3 +213,17 @@ func TestRetriedDeleteAfterTheNameWasTaken(t *testing.T) {
 		t.Fatalf("the retry: %v, want the deletion's answer", err)
 	}
 }
+
+// TestRetriedRenameAfterTheNameWasTaken: a rename's retry after another
+// organization took the old name is answered as the rename was.
+func TestRetriedRenameAfterTheNameWasTaken(t *testing.T) {
+	s := newServices(t)
+	ctx := context.Background()
+	a := s.signUp("First")
+	s.rename(a, "First", "Second")
+	s.signUpAs("First", "b@first.example.com")
+	to := "Second"
+	if _, err := s.orgs.Update(ctx, a, service.UpdateOrg{Name: "First", NewName: &to}); err != nil {
+		t.Fatalf("the retry: %v, want the rename's answer", err)
+	}
+}
