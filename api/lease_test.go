@@ -25,11 +25,12 @@ func abandonRename(t *testing.T, e *env, o *org, newName string, expires time.Ti
 	ctx := context.Background()
 	master := repository.NewMasterRepository(e.db, e.idFiltersOnly)
 	tenants := repository.NewTenantRepository(e.db, 0)
-	ops := repository.NewOperationRepository(e.db)
-	orgID, err := master.NameOwner(ctx, model.Slug(o.name))
+	ops := repository.NewOperationRepository(e.db, e.idFiltersOnly)
+	claim, err := master.NameClaim(ctx, model.Slug(o.name))
 	if err != nil {
 		t.Fatal(err)
 	}
+	orgID := claim.OrganizationID
 	current, err := master.Organization(ctx, orgID)
 	if err != nil {
 		t.Fatal(err)
@@ -43,7 +44,7 @@ func abandonRename(t *testing.T, e *env, o *org, newName string, expires time.Ti
 		t.Fatalf("uuid %q %v", uuid, err)
 	}
 	op := &model.Operation{
-		OrgID: orgID, ID: bson.NewObjectID(), Kind: model.OpUpdate, Step: "claim",
+		OrgID: orgID, ID: bson.NewObjectID(), Kind: model.OpUpdate,
 		Plan: model.OperationPlan{
 			AdminID: admin.ID, Name: newName, Slug: model.Slug(newName), OldName: current.Name, OldSlug: current.Slug,
 			Email: admin.Email, OldEmail: admin.Email, TokenVersion: admin.TokenVersion, CollectionUUID: uuid,
@@ -97,7 +98,7 @@ func TestAbandonedOperationIsFinishedByOneInstance(t *testing.T) {
 			if i%2 == 1 {
 				e = b
 			}
-			errs <- e.orgs.Recover(context.Background(), orgID, false)
+			errs <- e.orgs.Runner().Recover(context.Background(), orgID, false)
 		}()
 	}
 	wg.Wait()
@@ -130,7 +131,7 @@ func TestLiveOperationIsLeftAlone(t *testing.T) {
 	o := e.signUp("alpha")
 	orgID := abandonRename(t, e, o, "beta", time.Now().Add(time.Minute), true)
 
-	if err := e.orgs.Recover(context.Background(), orgID, false); !errors.Is(err, service.ErrOrgBusy) {
+	if err := e.orgs.Runner().Recover(context.Background(), orgID, false); !errors.Is(err, service.ErrOrgBusy) {
 		t.Fatalf("recover of a live operation: %v, want ErrOrgBusy", err)
 	}
 	r := e.call("DELETE", "/org/delete", o.token, map[string]any{"organization_name": "alpha"})
@@ -149,7 +150,7 @@ func TestLiveOperationIsLeftAlone(t *testing.T) {
 	}
 	// When the lease is ignored (as at the start-up of the only instance),
 	// the operation is finished.
-	if err := e.orgs.Recover(context.Background(), orgID, true); err != nil {
+	if err := e.orgs.Runner().Recover(context.Background(), orgID, true); err != nil {
 		t.Fatal(err)
 	}
 	expect(t, e.call("GET", "/org/get?organization_name=beta", "", nil), http.StatusOK, "")
@@ -163,7 +164,7 @@ func TestUndecidedOperationIsRolledBack(t *testing.T) {
 	e := newEnv(t)
 	o := e.signUp("alpha")
 	orgID := abandonRename(t, e, o, "beta", time.Now().Add(-time.Second), false)
-	if err := e.orgs.Recover(context.Background(), orgID, false); err != nil {
+	if err := e.orgs.Runner().Recover(context.Background(), orgID, false); err != nil {
 		t.Fatal(err)
 	}
 	expect(t, e.call("GET", "/org/get?organization_name=alpha", "", nil), http.StatusOK, "")

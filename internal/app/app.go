@@ -157,7 +157,7 @@ func serve(ctx context.Context, logOut io.Writer) error {
 	}
 	// Operations a crash interrupted are settled before serving (see
 	// soleOwner); otherwise those whose lease ran out are, and the rest later.
-	if n, busy, err := sv.Orgs.RecoverAll(ctx, soleOwner(cfg)); err != nil {
+	if n, busy, err := sv.Orgs.Runner().RecoverAll(ctx, soleOwner(cfg)); err != nil {
 		log.Error("recovering interrupted operations", "err", err)
 	} else if n > 0 || busy > 0 {
 		log.Info("recovered interrupted operations", "count", n, "held_elsewhere", busy)
@@ -334,7 +334,7 @@ func NewServices(cfg config.Config, c Components) (*Services, error) {
 		hit, miss = c.Metrics.OrgCache.WithLabelValues("hit").Inc, c.Metrics.OrgCache.WithLabelValues("miss").Inc
 	}
 	auth.CacheOrganizations(cfg.OrgCacheTTL, hit, miss)
-	orgs := service.NewOrgService(master, tenants, repository.NewOperationRepository(c.DB), passwords, auth, c.Logger, service.Lifecycle{
+	orgs := service.NewOrgService(master, tenants, repository.NewOperationRepository(c.DB, c.IDFiltersOnly), passwords, auth, c.Logger, service.Lifecycle{
 		Lease: cfg.OperationLease, AllStale: soleOwner(cfg), ReceiptTTL: cfg.TokenTTL(),
 	})
 	docs := service.NewDocumentService(tenants, orgs, int(cfg.MaxDocumentBytes))

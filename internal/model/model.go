@@ -144,7 +144,10 @@ type Document struct {
 }
 
 // Now is the current time at the millisecond precision MongoDB stores.
-func Now() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }
+func Now() time.Time { return At(time.Now()) }
+
+// At is t in UTC at the millisecond precision MongoDB stores.
+func At(t time.Time) time.Time { return t.UTC().Truncate(time.Millisecond) }
 
 // IdempotencyKey records a document create made with an Idempotency-Key:
 // its _id is "<organization id>:<key>", so inserting it is the right to
@@ -168,9 +171,7 @@ type Operation struct {
 	OrgID bson.ObjectID `bson:"_id"`
 	ID    bson.ObjectID `bson:"operation_id"`
 	Kind  string        `bson:"kind"`
-	// Step is the last step started; recorded before the step runs.
-	Step string        `bson:"step"`
-	Plan OperationPlan `bson:"plan"`
+	Plan  OperationPlan `bson:"plan"`
 	// ExpiresAt ends the lease of the instance that started it (epoch 0);
 	// a later driver holds a Lease of a higher epoch.
 	ExpiresAt time.Time `bson:"expires_at"`

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -41,12 +40,12 @@ func NewMasterRepository(db *mongo.Database, idFiltersOnly bool) *MasterReposito
 
 // ClaimName reserves slug for an organization; ErrDuplicate when taken.
 func (r *MasterRepository) ClaimName(ctx context.Context, slug string, orgID bson.ObjectID) error {
-	return insert(ctx, r.names, model.NameClaim{Slug: slug, OrganizationID: orgID, CreatedAt: now()})
+	return insert(ctx, r.names, model.NameClaim{Slug: slug, OrganizationID: orgID, CreatedAt: model.Now()})
 }
 
 // ClaimNameToSweep reserves slug for a sweep (see model.NameClaim.Sweep).
 func (r *MasterRepository) ClaimNameToSweep(ctx context.Context, slug string, sweepID bson.ObjectID) error {
-	return insert(ctx, r.names, model.NameClaim{Slug: slug, OrganizationID: sweepID, CreatedAt: now(), Sweep: true})
+	return insert(ctx, r.names, model.NameClaim{Slug: slug, OrganizationID: sweepID, CreatedAt: model.Now(), Sweep: true})
 }
 
 // NameClaim returns the claim on slug.
@@ -63,20 +62,11 @@ func (r *MasterRepository) ReleaseName(ctx context.Context, slug string, orgID b
 	return r.release(ctx, r.names, slug, "organization_id", orgID)
 }
 
-// NameOwner returns the organization holding the claim on slug.
-func (r *MasterRepository) NameOwner(ctx context.Context, slug string) (bson.ObjectID, error) {
-	var c model.NameClaim
-	if err := findByID(ctx, r.names, slug, &c); err != nil {
-		return bson.ObjectID{}, err
-	}
-	return c.OrganizationID, nil
-}
-
 // OrganizationBySlug returns the organization holding the claim on slug:
 // two lookups by _id.
 func (r *MasterRepository) OrganizationBySlug(ctx context.Context, slug string) (*model.Organization, error) {
-	var c model.NameClaim
-	if err := findByID(ctx, r.names, slug, &c); err != nil {
+	c, err := r.NameClaim(ctx, slug)
+	if err != nil {
 		return nil, err
 	}
 	return r.Organization(ctx, c.OrganizationID)
@@ -84,7 +74,7 @@ func (r *MasterRepository) OrganizationBySlug(ctx context.Context, slug string) 
 
 // ClaimEmail reserves an e-mail key for an admin; ErrDuplicate when taken.
 func (r *MasterRepository) ClaimEmail(ctx context.Context, key string, adminID bson.ObjectID) error {
-	return insert(ctx, r.emails, model.EmailClaim{Key: key, AdminID: adminID, CreatedAt: now()})
+	return insert(ctx, r.emails, model.EmailClaim{Key: key, AdminID: adminID, CreatedAt: model.Now()})
 }
 
 // ReleaseEmail drops the claim on key if adminID holds it.
@@ -92,32 +82,41 @@ func (r *MasterRepository) ReleaseEmail(ctx context.Context, key string, adminID
 	return r.release(ctx, r.emails, key, "admin_id", adminID)
 }
 
-// release deletes the claim id of c if its field names owner. MongoDB
-// does that in one delete whose filter carries both, served by the _id
-// index. A database that evaluates only a lone _id equality itself would
-// read every claim to match that filter, on every release: there the
-// claim is read by _id and, if owner holds it, deleted by _id. That is
-// what such a database does with the two-field filter anyway (FerretDB
-// finds the matching documents, then deletes them by _id), so nothing is
-// less atomic than it was.
+// release deletes the claim id of c if its field names owner.
 func (r *MasterRepository) release(ctx context.Context, c *mongo.Collection, id any, field string, owner bson.ObjectID) error {
-	if !r.idFiltersOnly {
-		_, err := c.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: field, Value: owner}})
-		return wrap(err)
-	}
-	var claim bson.Raw
-	err := findByID(ctx, c, id, &claim)
-	if errors.Is(err, ErrNotFound) {
-		return nil
-	}
-	if err != nil {
+	filter, err := ownedBy(ctx, c, r.idFiltersOnly, id, field, owner)
+	if err != nil || filter == nil {
 		return err
 	}
-	if held, ok := claim.Lookup(field).ObjectIDOK(); !ok || held != owner {
-		return nil
-	}
-	_, err = c.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}})
+	_, err = c.DeleteOne(ctx, filter)
 	return wrap(err)
+}
+
+// ownedBy returns the filter that selects document id of c only if its
+// field holds owner; nil when it does not (or is gone). MongoDB takes a
+// filter that carries both, served by the _id index. A database that
+// evaluates only a lone _id equality itself would read every document of
+// c to match that filter: there the document is read by _id and, if
+// owner holds it, the filter is the lone _id. That is what such a
+// database does with the two-field filter anyway (FerretDB finds the
+// matching documents, then acts on them by _id), so nothing is less
+// atomic than it was.
+func ownedBy(ctx context.Context, c *mongo.Collection, idFiltersOnly bool, id any, field string, owner bson.ObjectID) (bson.D, error) {
+	if !idFiltersOnly {
+		return bson.D{{Key: "_id", Value: id}, {Key: field, Value: owner}}, nil
+	}
+	var doc bson.Raw
+	err := findByID(ctx, c, id, &doc)
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if held, ok := doc.Lookup(field).ObjectIDOK(); !ok || held != owner {
+		return nil, nil
+	}
+	return bson.D{{Key: "_id", Value: id}}, nil
 }
 
 // AdminByEmailKey returns the admin holding the claim on an e-mail key:
@@ -157,7 +156,7 @@ type AdminChange struct {
 
 // UpdateAdmin applies change to the admin and returns it as it now is.
 func (r *MasterRepository) UpdateAdmin(ctx context.Context, id bson.ObjectID, change AdminChange) (*model.Admin, error) {
-	set := bson.D{{Key: "updated_at", Value: now()}}
+	set := bson.D{{Key: "updated_at", Value: model.Now()}}
 	if change.Email != nil {
 		set = append(set, bson.E{Key: "email", Value: *change.Email})
 	}
@@ -210,29 +209,38 @@ func (r *MasterRepository) SetOrganizationState(ctx context.Context, id bson.Obj
 	} else {
 		update = bson.D{{Key: "$set", Value: bson.D{{Key: "state", Value: state}, {Key: "operation_id", Value: opID}}}}
 	}
-	res, err := r.orgs.UpdateByID(ctx, id, update)
-	if err != nil {
-		return wrap(err)
+	return r.updateOrganization(ctx, id, update)
+}
+
+// FinishCreate puts a new organization at rest and records the identity
+// of its tenant collection (unless uuid is empty), in one update.
+func (r *MasterRepository) FinishCreate(ctx context.Context, id bson.ObjectID, uuid string) error {
+	update := bson.D{{Key: "$unset", Value: bson.D{{Key: "state", Value: ""}, {Key: "operation_id", Value: ""}}}}
+	if uuid != "" {
+		update = append(update, bson.E{Key: "$set", Value: bson.D{{Key: "collection_uuid", Value: uuid}}})
 	}
-	if res.MatchedCount == 0 {
-		return ErrNotFound
-	}
-	return nil
+	return r.updateOrganization(ctx, id, update)
 }
 
 // FinishRename gives an organization its new name, slug and collection and
 // puts it at rest, in one update.
 func (r *MasterRepository) FinishRename(ctx context.Context, id bson.ObjectID, name, slug, previous string) error {
-	res, err := r.orgs.UpdateByID(ctx, id, bson.D{
+	return r.updateOrganization(ctx, id, bson.D{
 		{Key: "$set", Value: bson.D{
 			{Key: "organization_name", Value: name},
 			{Key: "slug", Value: slug},
 			{Key: "collection_name", Value: CollectionName(slug)},
 			{Key: "previous_name", Value: previous},
-			{Key: "updated_at", Value: now()},
+			{Key: "updated_at", Value: model.Now()},
 		}},
 		{Key: "$unset", Value: bson.D{{Key: "state", Value: ""}, {Key: "operation_id", Value: ""}}},
 	})
+}
+
+// updateOrganization applies update to organization id; ErrNotFound when
+// there is none.
+func (r *MasterRepository) updateOrganization(ctx context.Context, id bson.ObjectID, update bson.D) error {
+	res, err := r.orgs.UpdateByID(ctx, id, update)
 	if err != nil {
 		return wrap(err)
 	}
@@ -291,9 +299,6 @@ func unavailable(err error) bool {
 	return errors.As(err, &sel) || mongo.IsNetworkError(err) || mongo.IsTimeout(err) ||
 		errors.Is(err, mongo.ErrClientDisconnected) || errors.Is(err, context.Canceled)
 }
-
-// now is the current time at the millisecond precision MongoDB stores.
-func now() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }
 
 // Everything, for the consistency check: these read whole collections.
 

@@ -40,13 +40,13 @@ func TestReleaseOnlyByOwner(t *testing.T) {
 			if err := r.ReleaseName(ctx, "acme", other); err != nil {
 				t.Fatal(err)
 			}
-			if got, err := r.NameOwner(ctx, "acme"); err != nil || got != owner {
-				t.Fatalf("after a release by another: owner %v, %v; want %v", got, err, owner)
+			if got, err := r.NameClaim(ctx, "acme"); err != nil || got.OrganizationID != owner {
+				t.Fatalf("after a release by another: claim %v, %v; want %v's", got, err, owner)
 			}
 			if err := r.ReleaseName(ctx, "acme", owner); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := r.NameOwner(ctx, "acme"); !errors.Is(err, repository.ErrNotFound) {
+			if _, err := r.NameClaim(ctx, "acme"); !errors.Is(err, repository.ErrNotFound) {
 				t.Fatalf("after the owner's release: %v, want ErrNotFound", err)
 			}
 			if err := r.ReleaseName(ctx, "acme", owner); err != nil {

@@ -17,17 +17,21 @@ import (
 // operation's _id is its organization's, a lease's is its operation and
 // epoch, an outcome's is its operation.
 type OperationRepository struct {
-	ops      *mongo.Collection
-	leases   *mongo.Collection
-	outcomes *mongo.Collection
+	// idFiltersOnly: see MasterRepository.
+	idFiltersOnly bool
+	ops           *mongo.Collection
+	leases        *mongo.Collection
+	outcomes      *mongo.Collection
 }
 
-// NewOperationRepository returns a repository over db.
-func NewOperationRepository(db *mongo.Database) *OperationRepository {
+// NewOperationRepository returns a repository over db (idFiltersOnly as
+// for NewMasterRepository).
+func NewOperationRepository(db *mongo.Database, idFiltersOnly bool) *OperationRepository {
 	return &OperationRepository{
-		ops:      db.Collection(model.Operations),
-		leases:   db.Collection(model.Leases),
-		outcomes: db.Collection(model.Outcomes),
+		idFiltersOnly: idFiltersOnly,
+		ops:           db.Collection(model.Operations),
+		leases:        db.Collection(model.Leases),
+		outcomes:      db.Collection(model.Outcomes),
 	}
 }
 
@@ -46,27 +50,6 @@ func (r *OperationRepository) Get(ctx context.Context, orgID bson.ObjectID) (*mo
 	return &op, nil
 }
 
-// SetStep records the step an operation is about to take.
-func (r *OperationRepository) SetStep(ctx context.Context, op *model.Operation, step string) error {
-	if op.Step == step {
-		return nil
-	}
-	if err := r.set(ctx, op, bson.D{{Key: "step", Value: step}}); err != nil {
-		return err
-	}
-	op.Step = step
-	return nil
-}
-
-// SetCollectionUUID records the tenant collection's identity in the plan.
-func (r *OperationRepository) SetCollectionUUID(ctx context.Context, op *model.Operation, uuid string) error {
-	if err := r.set(ctx, op, bson.D{{Key: "plan.collection_uuid", Value: uuid}}); err != nil {
-		return err
-	}
-	op.Plan.CollectionUUID = uuid
-	return nil
-}
-
 // SetPasswordHash records the admin's new password hash in the plan.
 func (r *OperationRepository) SetPasswordHash(ctx context.Context, op *model.Operation, hash string) error {
 	if err := r.set(ctx, op, bson.D{{Key: "plan.password_hash", Value: hash}}); err != nil {
@@ -78,26 +61,47 @@ func (r *OperationRepository) SetPasswordHash(ctx context.Context, op *model.Ope
 
 // MarkDone keeps a finished operation's record as a receipt.
 func (r *OperationRepository) MarkDone(ctx context.Context, op *model.Operation) error {
-	at := now()
-	if err := r.set(ctx, op, bson.D{{Key: "step", Value: "done"}, {Key: "done_at", Value: at}}); err != nil {
+	at := model.Now()
+	if err := r.set(ctx, op, bson.D{{Key: "done_at", Value: at}}); err != nil {
 		return err
 	}
-	op.Step, op.DoneAt = "done", at
+	op.DoneAt = at
 	return nil
 }
 
-// set updates the record of op; the filter names the operation, so a
-// record that was replaced by a later operation is left alone.
+// set updates the record of op. The filter names the operation as well as
+// its organization, so a slow driver leaves a later operation's record
+// alone; ErrNotFound when op's record is gone.
 func (r *OperationRepository) set(ctx context.Context, op *model.Operation, fields bson.D) error {
-	_, err := r.ops.UpdateOne(ctx, bson.D{{Key: "_id", Value: op.OrgID}}, bson.D{{Key: "$set", Value: fields}})
-	return wrap(err)
+	filter, err := ownedBy(ctx, r.ops, r.idFiltersOnly, op.OrgID, "operation_id", op.ID)
+	if err != nil {
+		return err
+	}
+	if filter == nil {
+		return ErrNotFound
+	}
+	res, err := r.ops.UpdateOne(ctx, filter, bson.D{{Key: "$set", Value: fields}})
+	if err != nil {
+		return wrap(err)
+	}
+	if res.MatchedCount == 0 {
+		return ErrNotFound
+	}
+	return nil
 }
 
-// Delete removes an operation's record, its leases up to epoch, and its
-// outcome. The record goes first: leftovers of the others are inert.
+// Delete removes an operation's record (not a later operation's), its
+// leases up to epoch, and its outcome. The record goes first: leftovers
+// of the others are inert.
 func (r *OperationRepository) Delete(ctx context.Context, op *model.Operation, epoch int64) error {
-	if _, err := r.ops.DeleteOne(ctx, bson.D{{Key: "_id", Value: op.OrgID}}); err != nil {
-		return wrap(err)
+	filter, err := ownedBy(ctx, r.ops, r.idFiltersOnly, op.OrgID, "operation_id", op.ID)
+	if err != nil {
+		return err
+	}
+	if filter != nil {
+		if _, err := r.ops.DeleteOne(ctx, filter); err != nil {
+			return wrap(err)
+		}
 	}
 	return r.DeleteMarks(ctx, op.ID, epoch)
 }
@@ -126,7 +130,7 @@ func LeaseID(opID bson.ObjectID, epoch int64) string {
 // InsertLease takes an operation over at epoch; ErrDuplicate when another
 // driver took it first.
 func (r *OperationRepository) InsertLease(ctx context.Context, opID bson.ObjectID, epoch int64, holder string, expires time.Time) error {
-	return insert(ctx, r.leases, model.Lease{ID: LeaseID(opID, epoch), Holder: holder, ExpiresAt: expires.UTC().Truncate(time.Millisecond)})
+	return insert(ctx, r.leases, model.Lease{ID: LeaseID(opID, epoch), Holder: holder, ExpiresAt: model.At(expires)})
 }
 
 // Lease returns an operation's lease of the given epoch.
@@ -163,7 +167,7 @@ func (r *OperationRepository) DeleteOutcome(ctx context.Context, opID bson.Objec
 // Decide records an operation's outcome unless one is recorded already,
 // and returns the outcome that holds.
 func (r *OperationRepository) Decide(ctx context.Context, opID bson.ObjectID, commit bool) (bool, error) {
-	err := insert(ctx, r.outcomes, model.Outcome{ID: opID, Commit: commit, DecidedAt: now()})
+	err := insert(ctx, r.outcomes, model.Outcome{ID: opID, Commit: commit, DecidedAt: model.Now()})
 	if err == nil {
 		return commit, nil
 	}

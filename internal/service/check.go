@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
@@ -129,8 +130,8 @@ func (c *Checker) Check(ctx context.Context) ([]Finding, error) {
 		}
 		orgID := op.OrgID
 		add("unfinished-operation", fmt.Sprintf("operation %s (%s of organization %s)", op.ID.Hex(), op.Kind, orgID.Hex()),
-			func(ctx context.Context) error { return c.orgs.Recover(ctx, orgID, c.orgs.life.AllStale) },
-			"stopped at step %q, started %s", op.Step, op.StartedAt.Format("2006-01-02T15:04:05Z"))
+			func(ctx context.Context) error { return c.orgs.run.Recover(ctx, orgID, c.orgs.life.AllStale) },
+			"started %s, its first lease ends %s", op.StartedAt.Format(time.RFC3339), op.ExpiresAt.Format(time.RFC3339))
 	}
 
 	orgByID := map[bson.ObjectID]model.Organization{}

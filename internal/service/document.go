@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -51,7 +52,8 @@ func (e *ProblemsError) Error() string { return "invalid document: " + e.Problem
 // the organization was at rest in that collection (see confirmUnowned).
 type DocumentService struct {
 	tenants  *repository.TenantRepository
-	orgs     *OrgService
+	orgs     locator
+	log      *slog.Logger
 	maxBytes int
 	// limits bound a page and a document's keys (SetLimits).
 	limits DocumentLimits
@@ -64,7 +66,20 @@ type DocumentService struct {
 // NewDocumentService builds a DocumentService; maxBytes bounds a stored
 // document (after a merge patch too).
 func NewDocumentService(tenants *repository.TenantRepository, orgs *OrgService, maxBytes int) *DocumentService {
-	return &DocumentService{tenants: tenants, orgs: orgs, maxBytes: maxBytes}
+	return &DocumentService{tenants: tenants, orgs: orgs, log: orgs.log, maxBytes: maxBytes}
+}
+
+// locator is what documents need to know of their organizations: where
+// each is now, and what is under way on it.
+type locator interface {
+	organization(ctx context.Context, id bson.ObjectID) (*model.Organization, error)
+	// operation is the organization's operation record, if any.
+	operation(ctx context.Context, orgID bson.ObjectID) (*model.Operation, error)
+	// nudge has a stale operation on the organization recovered.
+	nudge(orgID bson.ObjectID)
+	// dropLeft drops a collection org wrote to after it had left it, if
+	// nobody else's (see OrgService.dropLeft).
+	dropLeft(ctx context.Context, org bson.ObjectID, t model.Tenant) error
 }
 
 // attempts bounds how often a request follows its organization's
@@ -82,7 +97,7 @@ func (s *DocumentService) where(ctx context.Context, p Principal) (now model.Ten
 	deadline := time.Now().Add(settleWait)
 	waited := false
 	for {
-		org, err := s.orgs.master.Organization(ctx, p.OrgID)
+		org, err := s.orgs.organization(ctx, p.OrgID)
 		switch {
 		case errors.Is(err, repository.ErrNotFound):
 			return model.Tenant{}, false, ErrTokenRevoked
@@ -110,7 +125,7 @@ var errUnconfirmed = errors.New("document without _org not confirmed")
 // settled reads the organization's record once: ok when it is at rest in
 // p.Tenant; at is its updated_at, which every rename moves.
 func (s *DocumentService) settled(ctx context.Context, p Principal) (at time.Time, ok bool, err error) {
-	org, err := s.orgs.master.Organization(ctx, p.OrgID)
+	org, err := s.orgs.organization(ctx, p.OrgID)
 	if errors.Is(err, repository.ErrNotFound) {
 		return time.Time{}, false, nil
 	}
@@ -224,9 +239,9 @@ func (s *DocumentService) withdraw(ctx context.Context, p Principal, id bson.Obj
 	ctx, cancel := cleanup(ctx)
 	defer cancel()
 	s.unwrite(ctx, p.OrgID, p.Tenant, id)
-	if op, err := s.orgs.ops.Get(ctx, p.OrgID); err == nil && op.Plan.Slug != "" && op.Plan.Tenant() != p.Tenant {
+	if op, err := s.orgs.operation(ctx, p.OrgID); err == nil && op.Plan.Slug != "" && op.Plan.Tenant() != p.Tenant {
 		if err := s.tenants.DeleteDocument(ctx, op.Plan.Tenant(), p.OrgID, id, nil); err != nil && !errors.Is(err, repository.ErrNotFound) {
-			s.orgs.log.Error("remove a document written during a rename", "slug", op.Plan.Slug, "err", err)
+			s.log.Error("remove a document written during a rename", "slug", op.Plan.Slug, "err", err)
 		}
 	}
 }
@@ -239,15 +254,11 @@ func (s *DocumentService) unwrite(ctx context.Context, org bson.ObjectID, t mode
 	ctx, cancel := cleanup(ctx)
 	defer cancel()
 	if err := s.tenants.DeleteDocument(ctx, t, org, id, nil); err != nil && !errors.Is(err, repository.ErrNotFound) {
-		s.orgs.log.Error("remove a document written to a former collection", "slug", t.Slug, "err", err)
+		s.log.Error("remove a document written to a former collection", "slug", t.Slug, "err", err)
 		return
 	}
-	// Claimed by another organization, the collection is dropped only if
-	// that one lives in another database (see DropOrphan).
-	if owner, err := s.orgs.master.NameOwner(ctx, t.Slug); errors.Is(err, repository.ErrNotFound) || (err == nil && owner != org) {
-		if err := s.orgs.DropOrphan(ctx, t); err != nil && !errors.Is(err, ErrOrgBusy) {
-			s.orgs.log.Error("drop a former collection", "slug", t.Slug, "err", err)
-		}
+	if err := s.orgs.dropLeft(ctx, org, t); err != nil {
+		s.log.Error("drop a former collection", "slug", t.Slug, "err", err)
 	}
 }
 

@@ -119,9 +119,9 @@ func (s *DocumentService) SweepKeys(ctx context.Context, interval time.Duration)
 		case <-t.C:
 		}
 		if n, err := s.keys.Sweep(ctx, model.Now().Add(-IdempotencyTTL)); err != nil && ctx.Err() == nil {
-			s.orgs.log.Warn("sweep expired idempotency keys", "err", err)
+			s.log.Warn("sweep expired idempotency keys", "err", err)
 		} else if n > 0 {
-			s.orgs.log.Debug("swept expired idempotency keys", "count", n)
+			s.log.Debug("swept expired idempotency keys", "count", n)
 		}
 	}
 }

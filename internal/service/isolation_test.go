@@ -56,7 +56,7 @@ func newServicesPer(t *testing.T, perDatabase int) *services {
 	tenants := repository.NewTenantRepository(db, perDatabase)
 	tenants.OnCreate(storetest.PrepareCollection(db))
 	auth := service.NewAuthService(master, tokens, passwords, time.Second)
-	orgs := service.NewOrgService(master, tenants, repository.NewOperationRepository(db), passwords, auth,
+	orgs := service.NewOrgService(master, tenants, repository.NewOperationRepository(db, true), passwords, auth,
 		slog.New(slog.NewTextHandler(io.Discard, nil)), service.Lifecycle{Lease: 30 * time.Second, AllStale: true})
 	return &services{t: t, db: db, tenants: tenants, orgs: orgs,
 		docs: service.NewDocumentService(tenants, orgs, 1<<20), check: service.NewChecker(orgs)}

@@ -19,15 +19,15 @@ import (
 func (s *services) replay(op *model.Operation) {
 	s.t.Helper()
 	ctx := context.Background()
-	ops := repository.NewOperationRepository(s.db)
-	op.ExpiresAt = time.Now().Add(-time.Minute).UTC().Truncate(time.Millisecond)
+	ops := repository.NewOperationRepository(s.db, true)
+	op.ExpiresAt = model.At(time.Now().Add(-time.Minute))
 	if err := ops.Insert(ctx, op); err != nil {
 		s.t.Fatal(err)
 	}
 	if _, err := ops.Decide(ctx, op.ID, op.Kind != model.OpCreate); err != nil {
 		s.t.Fatal(err)
 	}
-	if err := s.orgs.Recover(ctx, op.OrgID, false); err != nil {
+	if err := s.orgs.Runner().Recover(ctx, op.OrgID, false); err != nil {
 		s.t.Fatalf("recover the replayed %s: %v", op.Kind, err)
 	}
 }
@@ -73,7 +73,7 @@ func TestRenameReplayedAfterItsNameWentToAnother(t *testing.T) {
 	}
 	doc := s.create(b, `{"owner":"b"}`)
 	s.replay(&model.Operation{
-		OrgID: a.OrgID, ID: bson.NewObjectID(), Kind: model.OpUpdate, Step: "release-name",
+		OrgID: a.OrgID, ID: bson.NewObjectID(), Kind: model.OpUpdate,
 		Plan: model.OperationPlan{
 			AdminID: a.AdminID, Name: "N2", Slug: "n2", OldName: "N1", OldSlug: "n1",
 			Email: "admin@n1.example.com", OldEmail: "admin@n1.example.com", CollectionUUID: uuid, TenantDB: a.Tenant.DB,
@@ -101,7 +101,7 @@ func TestDeletionReplayedAfterItsNameWentToAnother(t *testing.T) {
 	b := s.signUpAs("Gone", "b@gone.example.com")
 	doc := s.create(b, `{"owner":"b"}`)
 	s.replay(&model.Operation{
-		OrgID: a.OrgID, ID: bson.NewObjectID(), Kind: model.OpDelete, Step: "organization",
+		OrgID: a.OrgID, ID: bson.NewObjectID(), Kind: model.OpDelete,
 		Plan: model.OperationPlan{
 			AdminID: a.AdminID, OldName: "Gone", OldSlug: "gone", OldEmail: "admin@gone.example.com",
 			CollectionUUID: uuid, TenantDB: a.Tenant.DB,
@@ -119,7 +119,7 @@ func TestDeadSweepersClaimExpires(t *testing.T) {
 	names := s.db.Collection(model.NameClaims)
 	claim := func(slug string, at time.Time) {
 		t.Helper()
-		if _, err := names.InsertOne(ctx, model.NameClaim{Slug: slug, OrganizationID: bson.NewObjectID(), CreatedAt: at.UTC().Truncate(time.Millisecond), Sweep: true}); err != nil {
+		if _, err := names.InsertOne(ctx, model.NameClaim{Slug: slug, OrganizationID: bson.NewObjectID(), CreatedAt: model.At(at), Sweep: true}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -140,7 +140,7 @@ func TestDeadSweepersClaimExpires(t *testing.T) {
 func TestLeftoverMarksAreInert(t *testing.T) {
 	s := newServices(t)
 	ctx := context.Background()
-	ops := repository.NewOperationRepository(s.db)
+	ops := repository.NewOperationRepository(s.db, true)
 	gone := bson.NewObjectID()
 	if err := ops.InsertLease(ctx, gone, 1, "a dead instance", time.Now().Add(-time.Minute)); err != nil {
 		t.Fatal(err)
@@ -151,7 +151,7 @@ func TestLeftoverMarksAreInert(t *testing.T) {
 	if f, err := service.NewChecker(s.orgs).Check(ctx); err != nil || len(f) > 0 {
 		t.Fatalf("check with leftover marks: %v %v", f, err)
 	}
-	if _, _, err := s.orgs.RecoverAll(ctx, false); err != nil {
+	if _, _, err := s.orgs.Runner().RecoverAll(ctx, false); err != nil {
 		t.Fatal(err)
 	}
 	leases, _ := ops.AllLeases(ctx)
@@ -168,13 +168,16 @@ func TestRetriedDeleteMeetsItsDeletionUnderWay(t *testing.T) {
 	s := newServices(t)
 	ctx := context.Background()
 	a := s.signUp("Half")
-	ops := repository.NewOperationRepository(s.db)
+	ops := repository.NewOperationRepository(s.db, true)
 	op := &model.Operation{
-		OrgID: a.OrgID, ID: bson.NewObjectID(), Kind: model.OpDelete, Step: "admin",
-		ExpiresAt: time.Now().Add(time.Minute).UTC().Truncate(time.Millisecond),
+		OrgID: a.OrgID, ID: bson.NewObjectID(), Kind: model.OpDelete,
+		ExpiresAt: model.At(time.Now().Add(time.Minute)),
 		Plan:      model.OperationPlan{AdminID: a.AdminID, OldName: "Half", OldSlug: "half", OldEmail: "admin@half.example.com", TenantDB: a.Tenant.DB},
 	}
 	if err := ops.Insert(ctx, op); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ops.Decide(ctx, op.ID, true); err != nil {
 		t.Fatal(err)
 	}
 	master := repository.NewMasterRepository(s.db, true)
@@ -190,7 +193,7 @@ func TestRetriedDeleteMeetsItsDeletionUnderWay(t *testing.T) {
 	if err := s.orgs.Deleted(ctx, a.OrgID, a.AdminID, "Half"); !errors.Is(err, service.ErrOrgBusy) {
 		t.Fatalf("retry once the admin is gone: %v, want ErrOrgBusy", err)
 	}
-	if err := s.orgs.Recover(ctx, a.OrgID, true); err != nil {
+	if err := s.orgs.Runner().Recover(ctx, a.OrgID, true); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.orgs.Deleted(ctx, a.OrgID, a.AdminID, "Half"); err != nil {

@@ -1,0 +1,193 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/orgsvc/orgsvc/internal/failpoint"
+	"github.com/orgsvc/orgsvc/internal/model"
+	"github.com/orgsvc/orgsvc/internal/repository"
+)
+
+// CreateOrg is a sign-up: a new organization and its admin.
+type CreateOrg struct {
+	Name     string
+	Email    string
+	Password string
+}
+
+// Create signs up an organization. The name's slug and the admin's e-mail
+// are claimed first, by inserts the database refuses when taken, so two
+// concurrent sign-ups can never both win. Until it commits, the
+// organization is "creating": invisible, and rolled back if the process
+// dies.
+func (s *OrgService) Create(ctx context.Context, in CreateOrg) (*model.Organization, error) {
+	name := model.CanonicalName(in.Name)
+	slug, err := slugOf(name, "organization_name")
+	if err != nil {
+		return nil, err
+	}
+	if err := s.heldUnderLegacySlug(ctx, name, ErrOrgExists); err != nil {
+		return nil, err
+	}
+	email := model.NormalizeEmail(in.Email)
+	hash, err := s.passwords.Hash(ctx, in.Password)
+	if err != nil {
+		return nil, err
+	}
+	tenantDB, err := s.tenants.Place(ctx)
+	if err != nil {
+		return nil, err
+	}
+	orgID := bson.NewObjectID()
+	r, ctx, cancel, err := s.run.Begin(ctx, model.OpCreate, orgID, model.OperationPlan{
+		AdminID: bson.NewObjectID(), Name: name, Slug: slug, Email: email, PasswordHash: hash, TenantDB: tenantDB,
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer cancel()
+	defer s.auth.orgs.forget(orgID, slug) // after the writes
+	committed, err := s.run.Drive(ctx, r)
+	if !committed {
+		return nil, err
+	}
+	if err != nil {
+		// Committed: whoever meets the operation next finishes it.
+		s.log.Warn("finish a sign-up", "organization_id", orgID.Hex(), "err", err)
+	}
+	p := r.Op.Plan
+	return &model.Organization{
+		ID: orgID, Name: name, Slug: slug, CollectionName: repository.CollectionName(slug), AdminID: p.AdminID,
+		CreatedAt: r.Op.StartedAt, UpdatedAt: r.Op.StartedAt, CollectionUUID: p.CollectionUUID, TenantDB: tenantDB,
+	}, nil
+}
+
+// prepareCreate claims the slug and the e-mail, and makes the organization
+// (marked creating), its admin and its tenant collection.
+func (s *OrgService) prepareCreate(ctx context.Context, r *Run) error {
+	p, orgID := &r.Op.Plan, r.Op.OrgID
+	if err := s.claimSlug(ctx, p.Slug, orgID); err != nil {
+		if errors.Is(err, repository.ErrDuplicate) {
+			return s.claimedBy(ctx, p.Slug)
+		}
+		return err
+	}
+	if err := s.master.ClaimEmail(ctx, model.EmailKey(p.Email), p.AdminID); err != nil {
+		return mapDuplicate(err, ErrEmailTaken)
+	}
+	at := r.Op.StartedAt
+	org := &model.Organization{
+		ID: orgID, Name: p.Name, Slug: p.Slug, CollectionName: repository.CollectionName(p.Slug),
+		AdminID: p.AdminID, CreatedAt: at, UpdatedAt: at,
+		State: model.StateCreating, OperationID: r.Op.ID, TenantDB: p.TenantDB,
+	}
+	if err := s.master.InsertOrganization(ctx, org); err != nil {
+		return err
+	}
+	admin := &model.Admin{
+		ID: p.AdminID, Email: p.Email, PasswordHash: p.PasswordHash, OrganizationID: orgID,
+		Role: model.RoleAdmin, CreatedAt: at, UpdatedAt: at,
+	}
+	if err := s.master.InsertAdmin(ctx, admin); err != nil {
+		return err
+	}
+	failpoint.Reach("create:before-collection")
+	uuid, err := s.tenants.Create(ctx, org.Tenant())
+	if err != nil {
+		return err
+	}
+	failpoint.Reach("create:after-collection")
+	p.CollectionUUID = uuid // recorded on the organization by completeCreate
+	return nil
+}
+
+// completeCreate puts a committed sign-up at rest, with the identity of its
+// collection (read again by a driver that took the sign-up over).
+func (s *OrgService) completeCreate(ctx context.Context, r *Run) error {
+	uuid := r.Op.Plan.CollectionUUID
+	if uuid == "" {
+		var err error
+		if uuid, err = s.tenants.UUID(ctx, r.Op.Plan.Tenant()); err != nil {
+			return err
+		}
+	}
+	err := s.master.FinishCreate(ctx, r.Op.OrgID, uuid)
+	if errors.Is(err, repository.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+// undoCreate rolls back a sign-up that was not committed.
+func (s *OrgService) undoCreate(ctx context.Context, r *Run) error {
+	p := r.Op.Plan
+	// The collection is dropped only while the slug is still claimed by
+	// this organization: otherwise it is someone else's, or nobody made it.
+	if err := s.dropHeld(ctx, r, p.Tenant()); err != nil {
+		return err
+	}
+	if err := s.master.DeleteAdmin(ctx, p.AdminID); err != nil {
+		return err
+	}
+	if err := s.master.ReleaseEmail(ctx, model.EmailKey(p.Email), p.AdminID); err != nil {
+		return err
+	}
+	if err := s.master.DeleteOrganization(ctx, r.Op.OrgID); err != nil {
+		return err
+	}
+	return s.master.ReleaseName(ctx, p.Slug, r.Op.OrgID)
+}
+
+// claimSlug claims slug for orgID; ErrDuplicate when an organization holds
+// it. A sweeper's claim is held for at most half the lease (see
+// DropOrphan), so one older than the lease was left by a sweeper that
+// died: it is released and the claim made again. A live sweeper's claim is
+// ErrOrgBusy: it goes in a moment.
+func (s *OrgService) claimSlug(ctx context.Context, slug string, orgID bson.ObjectID) error {
+	for range 2 {
+		err := s.master.ClaimName(ctx, slug, orgID)
+		if !errors.Is(err, repository.ErrDuplicate) {
+			return err
+		}
+		claim, cerr := s.master.NameClaim(ctx, slug)
+		switch {
+		case errors.Is(cerr, repository.ErrNotFound):
+			continue // released meanwhile
+		case cerr != nil || !claim.Sweep:
+			return err
+		case time.Since(claim.CreatedAt) < s.life.Lease:
+			return ErrOrgBusy
+		}
+		if err := s.master.ReleaseName(ctx, slug, claim.OrganizationID); err != nil {
+			return err
+		}
+		s.log.Warn("released a dead sweeper's claim", "slug", slug, "claimed_at", claim.CreatedAt)
+	}
+	return ErrOrgBusy
+}
+
+// claimedBy explains why slug could not be claimed: an organization has it
+// (ErrOrgExists). If the claim belongs to an operation that was abandoned,
+// the operation is recovered at once, so that a retry can succeed.
+func (s *OrgService) claimedBy(ctx context.Context, slug string) error {
+	claim, err := s.master.NameClaim(ctx, slug)
+	if errors.Is(err, repository.ErrNotFound) {
+		return ErrOrgBusy // released meanwhile: a retry can claim it
+	}
+	if err != nil {
+		return ErrOrgExists
+	}
+	if claim.Sweep {
+		return ErrOrgBusy // held for a moment while a stray collection goes
+	}
+	if err := s.run.Recover(ctx, claim.OrganizationID, false); err == nil {
+		if _, err := s.master.NameClaim(ctx, slug); errors.Is(err, repository.ErrNotFound) {
+			return ErrOrgBusy // freed: a retry can claim it
+		}
+	}
+	return ErrOrgExists
+}

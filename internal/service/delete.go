@@ -1,0 +1,127 @@
+package service
+
+import (
+	"context"
+	"errors"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/orgsvc/orgsvc/internal/failpoint"
+	"github.com/orgsvc/orgsvc/internal/model"
+	"github.com/orgsvc/orgsvc/internal/repository"
+)
+
+// Delete removes the caller's own organization: its tenant collection, its
+// admin and its metadata.
+func (s *OrgService) Delete(ctx context.Context, p Principal, name string) error {
+	org, err := s.byName(ctx, name)
+	if errors.Is(err, ErrOrgNotFound) {
+		if derr := s.Deleted(ctx, p.OrgID, p.AdminID, name); !errors.Is(derr, ErrOrgNotFound) {
+			return derr // a retry, on an instance that still trusted the token
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if org.ID != p.OrgID || org.AdminID != p.AdminID {
+		// The name may be someone else's since the caller's own deletion.
+		if derr := s.Deleted(ctx, p.OrgID, p.AdminID, name); !errors.Is(derr, ErrOrgNotFound) {
+			return derr
+		}
+		return ErrNotOwnerDelete
+	}
+	if org.State == model.StateDeleting {
+		s.run.nudge(org.ID) // a retry meeting its own deletion under way
+		return ErrOrgBusy
+	}
+	admin, err := s.master.Admin(ctx, org.AdminID)
+	if err != nil {
+		return err
+	}
+	r, ctx, cancel, err := s.run.Begin(ctx, model.OpDelete, org.ID, model.OperationPlan{
+		AdminID: admin.ID, OldName: org.Name, OldSlug: org.Slug, OldEmail: admin.Email, TenantDB: org.TenantDB,
+		TokenVersion: admin.TokenVersion, CollectionUUID: org.CollectionUUID,
+	})
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	defer s.auth.orgs.forget(org.ID, org.Slug) // after the writes
+	if err := s.unchanged(ctx, r, org, admin); err != nil {
+		return err
+	}
+	_, err = s.run.Drive(ctx, r)
+	return err
+}
+
+// Deleted says how a retried delete of the admin's organization under the
+// given name is answered: nil when that admin deleted it recently enough
+// that the retry is answered as the first delete was; ErrOrgBusy (after a
+// nudge) while that deletion is still under way, for instance after its
+// instance died; otherwise ErrOrgNotFound.
+func (s *OrgService) Deleted(ctx context.Context, orgID, adminID bson.ObjectID, name string) error {
+	op, err := s.run.Operation(ctx, orgID)
+	if err != nil || op.Kind != model.OpDelete || op.Plan.AdminID != adminID || !model.SameName(op.Plan.OldName, name) {
+		return ErrOrgNotFound
+	}
+	if op.DoneAt.IsZero() {
+		s.run.nudge(orgID)
+		return ErrOrgBusy
+	}
+	return nil
+}
+
+// prepareDelete marks the organization deleting: document writes stop.
+func (s *OrgService) prepareDelete(ctx context.Context, r *Run) error {
+	return s.master.SetOrganizationState(ctx, r.Op.OrgID, model.StateDeleting, r.Op.ID)
+}
+
+// undoDelete puts back at rest an organization whose deletion was never
+// committed.
+func (s *OrgService) undoDelete(ctx context.Context, r *Run) error { return s.atRest(ctx, r) }
+
+// completeDelete removes the tenant collection, the admin and the
+// organization, then gives up the name.
+func (s *OrgService) completeDelete(ctx context.Context, r *Run) error {
+	p := r.Op.Plan
+	failpoint.Reach("delete:before-drop")
+	if err := s.dropHeld(ctx, r, p.OldTenant()); err != nil {
+		return err
+	}
+	failpoint.Reach("delete:after-drop")
+	err := s.master.DeleteAdmin(ctx, p.AdminID)
+	s.auth.Forget(p.AdminID) // after the write, whether it was done or not
+	if err != nil {
+		return err
+	}
+	if err := s.master.ReleaseEmail(ctx, model.EmailKey(p.OldEmail), p.AdminID); err != nil {
+		return err
+	}
+	if err := s.master.DeleteOrganization(ctx, r.Op.OrgID); err != nil {
+		return err
+	}
+	// Dropped again: a late write may have re-created it.
+	if err := s.dropHeld(ctx, r, p.OldTenant()); err != nil {
+		return err
+	}
+	if err := s.master.ReleaseName(ctx, p.OldSlug, r.Op.OrgID); err != nil {
+		return err
+	}
+	s.sweep(ctx, p.OldTenant())
+	return nil
+}
+
+// dropHeld drops t, the collection of a slug the operation claimed, only
+// while the operation still holds that claim. Phase two may run again
+// after a takeover, when the slug was released already and another
+// organization may have claimed it since and made its collection there.
+func (s *OrgService) dropHeld(ctx context.Context, r *Run, t model.Tenant) error {
+	claim, err := s.master.NameClaim(ctx, t.Slug)
+	if errors.Is(err, repository.ErrNotFound) || (err == nil && claim.OrganizationID != r.Op.OrgID) {
+		return nil // released: whatever is there now is not this operation's
+	}
+	if err != nil {
+		return err
+	}
+	return s.tenants.Drop(ctx, t)
+}

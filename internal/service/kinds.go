@@ -1,0 +1,13 @@
+package service
+
+import "github.com/orgsvc/orgsvc/internal/model"
+
+// kinds is the table of operation kinds the runner drives (see Kind). A new
+// kind is a file of its own with its steps, and a line here.
+func (s *OrgService) kinds() map[string]Kind {
+	return map[string]Kind{
+		model.OpCreate: {Prepare: s.prepareCreate, Complete: s.completeCreate, Undo: s.undoCreate},
+		model.OpUpdate: {Prepare: s.prepareUpdate, Complete: s.completeUpdate, Undo: s.undoUpdate},
+		model.OpDelete: {Prepare: s.prepareDelete, Complete: s.completeDelete, Undo: s.undoDelete, Receipt: true},
+	}
+}
