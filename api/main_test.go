@@ -16,6 +16,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
+	"github.com/orgsvc/orgsvc/api"
 	"github.com/orgsvc/orgsvc/internal/app"
 	"github.com/orgsvc/orgsvc/internal/config"
 	"github.com/orgsvc/orgsvc/internal/metrics"
@@ -81,15 +82,14 @@ func startEnv(t testing.TB, db *mongo.Database, ready func(context.Context) erro
 	if err != nil {
 		t.Fatal(err)
 	}
-	comp := app.Components{
+	sv, err := app.NewServices(cfg, app.Components{
 		DB: db, Secret: testSecret, Logger: log, Passwords: passwords, Metrics: m,
 		Ready: ready, PrepareCollection: storetest.PrepareCollection(db), IDFiltersOnly: idFiltersOnly,
-	}
-	sv, err := app.NewServices(cfg, comp)
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(sv.Handler(cfg, comp))
+	srv := httptest.NewServer(api.NewServer(sv.Deps))
 	t.Cleanup(srv.Close)
 	return &env{t: t, srv: srv, db: db, cfg: cfg, logs: logs, metrics: m, orgs: sv.Orgs, idFiltersOnly: idFiltersOnly}
 }

@@ -75,7 +75,8 @@ type server struct {
 func NewServer(d Deps) http.Handler { return newServer(d).routes() }
 
 // NewMetricsServer returns the handler of the metrics listener: /metrics
-// alone, logged and counted like every request; any other path is 404.
+// alone, logged and counted like every request; any other path is 404. Of
+// d it uses Logger, Metrics and Limits.TrustProxy.
 func NewMetricsServer(d Deps) http.Handler { return newServer(d).metricsRoutes() }
 
 func newServer(d Deps) *server {

@@ -46,8 +46,9 @@ runs an embedded database under DATA_DIR (default ./data).
 `
 
 // Run runs the program with its arguments (args[0] is the program name) and
-// returns the process exit status. It serves until ctx is cancelled.
-func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+// its environment, read through getenv (os.Getenv in main), and returns the
+// process exit status. It serves until ctx is cancelled.
+func Run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	cmd := "serve"
 	if len(args) > 1 {
 		cmd = args[1]
@@ -58,7 +59,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "orgsvc: serve takes no arguments, got %q\n\n%s", args[2:], usage)
 			return 2
 		}
-		if err := serve(ctx, stderr); err != nil {
+		if err := serve(ctx, getenv, stderr); err != nil {
 			fmt.Fprintf(stderr, "orgsvc: %v\n", err)
 			return 1
 		}
@@ -69,13 +70,13 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "orgsvc: check takes only --repair, got %q\n\n%s", args[2:], usage)
 			return 2
 		}
-		return check(ctx, repair, stdout, stderr)
+		return check(ctx, repair, getenv, stdout, stderr)
 	case "health":
 		if len(args) > 2 {
 			fmt.Fprintf(stderr, "orgsvc: health takes no arguments, got %q\n\n%s", args[2:], usage)
 			return 2
 		}
-		return health(ctx, stdout, stderr)
+		return health(ctx, getenv, stdout, stderr)
 	case "version", "-version", "--version":
 		bi := buildinfo.Read()
 		fmt.Fprintf(stdout, "orgsvc %s (commit %s, %s)\n", bi.Version, bi.Commit, bi.GoVersion)
@@ -93,8 +94,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 }
 
-func serve(ctx context.Context, logOut io.Writer) error {
-	cfg, err := config.Load()
+func serve(ctx context.Context, getenv func(string) string, logOut io.Writer) error {
+	cfg, err := config.Load(getenv)
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
@@ -147,17 +148,16 @@ func serve(ctx context.Context, logOut io.Writer) error {
 			return fmt.Errorf("JWT secret: %w", err)
 		}
 	}
-	comp := Components{
+	sv, err := NewServices(cfg, Components{
 		DB: st.DB, Secret: secret, Logger: log, Passwords: passwords, Metrics: m, Ready: st.Ping,
 		PrepareCollection: st.IndexCollection, IDFiltersOnly: st.IDFiltersOnly,
-	}
-	sv, err := NewServices(cfg, comp)
+	})
 	if err != nil {
 		return err
 	}
 	// Operations a crash interrupted are settled before serving (see
 	// soleOwner); otherwise those whose lease ran out are, and the rest later.
-	if n, busy, err := sv.Orgs.Runner().RecoverAll(ctx, soleOwner(cfg)); err != nil {
+	if n, busy, err := sv.Orgs.Runner().RecoverAll(ctx, sv.AllStale); err != nil {
 		log.Error("recovering interrupted operations", "err", err)
 	} else if n > 0 || busy > 0 {
 		log.Info("recovered interrupted operations", "count", n, "held_elsewhere", busy)
@@ -171,9 +171,8 @@ func serve(ctx context.Context, logOut io.Writer) error {
 	defer stopWatch()
 	go sv.Orgs.Watch(watchCtx, cfg.OperationLease/2)
 	go sv.Docs.SweepKeys(watchCtx, time.Hour)
-	handler := sv.Handler(cfg, comp)
 	srv := &http.Server{
-		Handler:           handler,
+		Handler:           api.NewServer(sv.Deps),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      cfg.RequestTimeout + 5*time.Second,
@@ -186,7 +185,7 @@ func serve(ctx context.Context, logOut io.Writer) error {
 	var metricsSrv *http.Server
 	if metricsLn != nil {
 		metricsSrv = &http.Server{
-			Handler:           sv.MetricsHandler(cfg, comp),
+			Handler:           api.NewMetricsServer(sv.Deps),
 			ReadHeaderTimeout: 5 * time.Second,
 			ReadTimeout:       30 * time.Second,
 			WriteTimeout:      30 * time.Second,
@@ -223,8 +222,8 @@ func serve(ctx context.Context, logOut io.Writer) error {
 // operations and fixes what it can, printing what it did. With the
 // embedded store, stop the server first, or set MONGO_URI to its
 // EMBEDDED_MONGO_ADDR.
-func check(ctx context.Context, repair bool, stdout, stderr io.Writer) int {
-	cfg, err := config.Load()
+func check(ctx context.Context, repair bool, getenv func(string) string, stdout, stderr io.Writer) int {
+	cfg, err := config.Load(getenv)
 	if err != nil {
 		fmt.Fprintf(stderr, "orgsvc: configuration: %v\n", err)
 		return 2
@@ -284,7 +283,8 @@ func soleOwner(cfg config.Config) bool {
 	return cfg.Embedded() && cfg.EmbeddedMongoAddr == ""
 }
 
-// Components are what NewHandler wires together beside the configuration.
+// Components are what the process opened, for NewServices to wire together
+// with the configuration.
 type Components struct {
 	DB     *mongo.Database
 	Secret []byte
@@ -302,11 +302,13 @@ type Components struct {
 	IDFiltersOnly bool
 }
 
-// Services are the business layer, built once per process.
+// Services are the business layer with everything the HTTP layer is
+// given, built once per process: api.NewServer and api.NewMetricsServer
+// take the same Deps.
 type Services struct {
-	Auth *service.AuthService
-	Orgs *service.OrgService
-	Docs *service.DocumentService
+	api.Deps
+	// AllStale is the services' Lifecycle.AllStale (see soleOwner).
+	AllStale bool
 }
 
 // NewServices builds the repositories and services over c.DB.
@@ -334,19 +336,15 @@ func NewServices(cfg config.Config, c Components) (*Services, error) {
 		hit, miss = c.Metrics.OrgCache.WithLabelValues("hit").Inc, c.Metrics.OrgCache.WithLabelValues("miss").Inc
 	}
 	auth.CacheOrganizations(cfg.OrgCacheTTL, hit, miss)
+	allStale := soleOwner(cfg)
 	orgs := service.NewOrgService(master, tenants, repository.NewOperationRepository(c.DB, c.IDFiltersOnly), passwords, auth, c.Logger, service.Lifecycle{
-		Lease: cfg.OperationLease, AllStale: soleOwner(cfg), ReceiptTTL: cfg.TokenTTL(),
+		Lease: cfg.OperationLease, AllStale: allStale, ReceiptTTL: cfg.TokenTTL(),
 	})
 	docs := service.NewDocumentService(tenants, orgs, int(cfg.MaxDocumentBytes))
 	docs.KeepKeys(repository.NewKeyRepository(c.DB))
 	docs.SetLimits(service.DocumentLimits{PageBytes: int(cfg.MaxPageBytes), MaxKeys: cfg.MaxDocumentKeys})
-	return &Services{Auth: auth, Orgs: orgs, Docs: docs}, nil
-}
-
-// Handler is the HTTP API over the services.
-func (sv *Services) Handler(cfg config.Config, c Components) http.Handler {
-	return api.NewServer(api.Deps{
-		Auth: sv.Auth, Orgs: sv.Orgs, Docs: sv.Docs, Logger: c.Logger, Metrics: c.Metrics, Ready: c.Ready,
+	return &Services{AllStale: allStale, Deps: api.Deps{
+		Auth: auth, Orgs: orgs, Docs: docs, Logger: c.Logger, Metrics: c.Metrics, Ready: c.Ready,
 		Limits: api.Limits{
 			LoginPerEmail: cfg.LoginRatePerEmail, LoginPerAddress: cfg.LoginRatePerAddress,
 			CreatePerAddress: cfg.CreateRatePerAddress, TrustProxy: cfg.TrustProxy,
@@ -359,21 +357,7 @@ func (sv *Services) Handler(cfg config.Config, c Components) http.Handler {
 		MaxDocumentKeys:  cfg.MaxDocumentKeys,
 		RequestTimeout:   cfg.RequestTimeout,
 		MetricsApart:     cfg.MetricsAddr != "",
-	})
-}
-
-// MetricsHandler serves /metrics alone, for the METRICS_ADDR listener.
-func (sv *Services) MetricsHandler(cfg config.Config, c Components) http.Handler {
-	return api.NewMetricsServer(api.Deps{Logger: c.Logger, Metrics: c.Metrics, Limits: api.Limits{TrustProxy: cfg.TrustProxy}})
-}
-
-// NewHandler builds the repositories, services and HTTP handler.
-func NewHandler(cfg config.Config, c Components) (http.Handler, error) {
-	sv, err := NewServices(cfg, c)
-	if err != nil {
-		return nil, err
-	}
-	return sv.Handler(cfg, c), nil
+	}}, nil
 }
 
 // NewLogger returns the service's logger: JSON lines, or text with format

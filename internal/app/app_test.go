@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"reflect"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -19,25 +18,18 @@ import (
 	"time"
 
 	"github.com/orgsvc/orgsvc/internal/app"
-	"github.com/orgsvc/orgsvc/internal/config"
 )
 
-// isolate runs the test in an empty directory (no .env, a fresh ./data) with
-// every variable of config.Config unset, restoring them when the test ends.
-// Setting a variable to "" is not the same as unsetting it: envconfig then
-// skips the default.
-func isolate(t *testing.T) {
+// environ is the getenv Run takes over env, the program's whole
+// environment, so nothing of the test process's leaks in. Run also reads
+// ./.env: the test fails if the working directory has one.
+func environ(t *testing.T, env map[string]string) func(string) string {
 	t.Helper()
-	t.Chdir(t.TempDir())
-	typ := reflect.TypeFor[config.Config]()
-	for i := range typ.NumField() {
-		name := typ.Field(i).Tag.Get("envconfig")
-		if name == "" {
-			t.Fatalf("config.Config.%s has no envconfig tag", typ.Field(i).Name)
-		}
-		t.Setenv(name, "") // registers the restore
-		os.Unsetenv(name)
+	if _, err := os.Stat(".env"); err == nil {
+		wd, _ := os.Getwd()
+		t.Fatalf("%s/.env would configure the program under test; remove it", wd)
 	}
+	return func(name string) string { return env[name] }
 }
 
 // syncBuffer collects output written from several goroutines.
@@ -59,6 +51,7 @@ func (b *syncBuffer) String() string {
 }
 
 func TestRunCommands(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		args       []string
 		code       int
@@ -74,11 +67,11 @@ func TestRunCommands(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args[1:], " "), func(t *testing.T) {
-			isolate(t)
+			t.Parallel()
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			var stdout, stderr syncBuffer
-			code := app.Run(ctx, tt.args, &stdout, &stderr)
+			code := app.Run(ctx, tt.args, environ(t, nil), &stdout, &stderr)
 			if code != tt.code {
 				t.Errorf("exit status: got %d, want %d\nstderr: %s", code, tt.code, stderr.String())
 			}
@@ -99,12 +92,12 @@ func TestRunCommands(t *testing.T) {
 }
 
 func TestRunBadConfiguration(t *testing.T) {
-	isolate(t)
-	t.Setenv("BCRYPT_COST", "99")
+	t.Parallel()
+	dataDir := filepath.Join(t.TempDir(), "data")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var stdout, stderr syncBuffer
-	code := app.Run(ctx, []string{"orgsvc"}, &stdout, &stderr)
+	code := app.Run(ctx, []string{"orgsvc"}, environ(t, map[string]string{"BCRYPT_COST": "99", "DATA_DIR": dataDir}), &stdout, &stderr)
 	if code == 0 {
 		t.Fatal("exit status: got 0, want non-zero")
 	}
@@ -112,21 +105,22 @@ func TestRunBadConfiguration(t *testing.T) {
 		t.Errorf("stderr does not name BCRYPT_COST:\n%s", stderr.String())
 	}
 	// It stops before touching the database.
-	if _, err := os.Stat("data"); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("./data: got %v, want it not created", err)
+	if _, err := os.Stat(dataDir); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("DATA_DIR: got %v, want it not created", err)
 	}
 }
 
 // TestRunWithoutConfiguration starts the program as `go run ./cmd/orgsvc`
 // would on a fresh clone: no variables, no .env, serving on :8000 over the
-// embedded database in ./data.
+// embedded database in ./data. Not parallel: it takes :8000 and a working
+// directory of its own.
 func TestRunWithoutConfiguration(t *testing.T) {
 	if raceEnabled() {
 		// Under -race one bcrypt hash at the default cost 12 takes about 8 s
 		// on an idle core, so a sign-up overruns the default REQUEST_TIMEOUT.
 		t.Skip("skipped under -race (bcrypt at the default cost is too slow); make test runs it without -race")
 	}
-	isolate(t)
+	t.Chdir(t.TempDir())
 	// Make sure whatever answers on :8000 below is this test's server.
 	ln, err := net.Listen("tcp", ":8000")
 	if err != nil {
@@ -134,7 +128,7 @@ func TestRunWithoutConfiguration(t *testing.T) {
 	}
 	ln.Close()
 
-	p := start(t, "http://127.0.0.1:8000")
+	p := start(t, "http://127.0.0.1:8000", environ(t, nil))
 
 	res := p.call(t, "POST", "/org/create", "", map[string]any{
 		"organization_name": "Acme Inc", "email": "admin@acme.example.com", "password": "correct-horse-1",
@@ -169,16 +163,15 @@ func TestRunWithoutConfiguration(t *testing.T) {
 // TestRestartKeepsSecret starts the service twice on one DATA_DIR: the
 // generated secret is kept, so a token from the first run works in the second.
 func TestRestartKeepsSecret(t *testing.T) {
-	isolate(t)
 	dataDir := filepath.Join(t.TempDir(), "state")
-	t.Setenv("DATA_DIR", dataDir)
-	t.Setenv("BCRYPT_COST", "4")
 	secretPath := filepath.Join(dataDir, "jwt_secret")
+	run := func() *process {
+		addr := freeAddr(t)
+		return start(t, "http://"+addr, environ(t, map[string]string{"DATA_DIR": dataDir, "BCRYPT_COST": "4", "HTTP_ADDR": addr}))
+	}
 
 	// First run: sign up, log in.
-	addr := freeAddr(t)
-	t.Setenv("HTTP_ADDR", addr)
-	p := start(t, "http://"+addr)
+	p := run()
 	res := p.call(t, "POST", "/org/create", "", map[string]any{
 		"organization_name": "Acme Inc", "email": "admin@acme.example.com", "password": "correct-horse-1",
 	})
@@ -204,9 +197,7 @@ func TestRestartKeepsSecret(t *testing.T) {
 	}
 
 	// Second run on the same DATA_DIR, on another port.
-	addr = freeAddr(t)
-	t.Setenv("HTTP_ADDR", addr)
-	p = start(t, "http://"+addr)
+	p = run()
 
 	again, err := os.ReadFile(secretPath)
 	if err != nil {
@@ -248,13 +239,15 @@ type process struct {
 	code int
 }
 
-// start runs the program with the current environment and waits until
+// start runs the program with the environment getenv and waits until
 // base/health answers 200. The program is stopped when the test ends.
-func start(t *testing.T, base string) *process {
+// Tests that start it are not parallel: opening the embedded store writes
+// FerretDB's process-wide version info.
+func start(t *testing.T, base string, getenv func(string) string) *process {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &process{base: base, cancel: cancel, done: make(chan int, 1), stderr: &syncBuffer{}}
-	go func() { p.done <- app.Run(ctx, []string{"orgsvc"}, io.Discard, p.stderr) }()
+	go func() { p.done <- app.Run(ctx, []string{"orgsvc"}, getenv, io.Discard, p.stderr) }()
 	t.Cleanup(func() { p.stop(t) })
 
 	client := &http.Client{Timeout: 2 * time.Second}

@@ -11,6 +11,7 @@ import (
 )
 
 func TestCommandLine(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		args     []string
 		code     int
@@ -26,8 +27,9 @@ func TestCommandLine(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.args[1:], " "), func(t *testing.T) {
+			t.Parallel()
 			var out, errb bytes.Buffer
-			code := app.Run(context.Background(), c.args, &out, &errb)
+			code := app.Run(context.Background(), c.args, environ(t, nil), &out, &errb)
 			if code != c.code {
 				t.Fatalf("exit %d, want %d (stderr %q)", code, c.code, errb.String())
 			}

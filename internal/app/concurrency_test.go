@@ -34,6 +34,7 @@ const twoProcPassword = "password-123"
 //
 // Afterwards `orgsvc check` finds the database consistent.
 func TestTwoProcesses(t *testing.T) {
+	t.Parallel()
 	seed := time.Now().UnixNano()
 	t.Logf("random seed %d", seed)
 	rng := rand.New(rand.NewPCG(uint64(seed), uint64(seed>>1)))

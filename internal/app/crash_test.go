@@ -18,8 +18,10 @@ import (
 // retry of its request succeeds. Every other case settles the interrupted
 // operation with `orgsvc check --repair` before the restart instead.
 func TestCrashMatrix(t *testing.T) {
+	t.Parallel()
 	for i, fp := range failpoint.Names {
 		t.Run(fp, func(t *testing.T) {
+			t.Parallel()
 			dir := t.TempDir()
 			env := baseEnv("DATA_DIR="+filepath.Join(dir, "data"), "BCRYPT_COST=4",
 				"CREATE_RATE_PER_ADDRESS=0", "LOGIN_RATE_PER_ADDRESS=0", "LOGIN_RATE_PER_EMAIL=0")

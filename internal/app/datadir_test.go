@@ -55,6 +55,7 @@ func cmdOutput(cmd *exec.Cmd, limit time.Duration) (string, error) {
 // owner's pid, and the first server's operations all succeed, with the
 // store consistent afterwards.
 func TestDataDirHasOneOwner(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
 	env := baseEnv("DATA_DIR="+data, "BCRYPT_COST=4", "CREATE_RATE_PER_ADDRESS=0", "LOGIN_RATE_PER_ADDRESS=0", "LOGIN_RATE_PER_EMAIL=0")
@@ -136,6 +137,7 @@ func TestDataDirHasOneOwner(t *testing.T) {
 // TestKilledOwnerLeavesNoLock: after a kill -9 of the owner, a new
 // instance starts on its DATA_DIR at once and has its data.
 func TestKilledOwnerLeavesNoLock(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	env := baseEnv("DATA_DIR="+filepath.Join(dir, "data"), "BCRYPT_COST=4")
 	addr := freeAddr(t)
@@ -155,6 +157,7 @@ func TestKilledOwnerLeavesNoLock(t *testing.T) {
 // the store, so an operation a crash left unfinished is still there for
 // the instance that owns the directory to settle.
 func TestPortFirst(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	env := baseEnv("DATA_DIR="+filepath.Join(dir, "data"), "BCRYPT_COST=4")
 	addr := freeAddr(t)
@@ -185,6 +188,7 @@ func TestPortFirst(t *testing.T) {
 // listener but HTTP_ADDR; a non-loopback EMBEDDED_MONGO_ADDR is refused
 // unless EMBEDDED_MONGO_ALLOW_REMOTE is set.
 func TestEmbeddedStoreIsPrivate(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
 	if err := os.MkdirAll(data, 0o755); err != nil {
@@ -257,6 +261,7 @@ func listeningPorts(t *testing.T, pid int) []string {
 // TestHealthCommand: `orgsvc health` is the image's probe; it answers 0
 // while the configured server serves and 1 once it is gone.
 func TestHealthCommand(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	env := baseEnv("DATA_DIR="+filepath.Join(dir, "data"), "BCRYPT_COST=4")
 	addr := freeAddr(t)

@@ -14,8 +14,8 @@ import (
 // health asks the service configured here (HTTP_ADDR or PORT, on this
 // machine) for /health: the probe of images that have no curl. Exit status
 // 0 when it answers 200, 1 otherwise.
-func health(ctx context.Context, stdout, stderr io.Writer) int {
-	cfg, err := config.Load()
+func health(ctx context.Context, getenv func(string) string, stdout, stderr io.Writer) int {
+	cfg, err := config.Load(getenv)
 	if err != nil {
 		fmt.Fprintf(stderr, "orgsvc: configuration: %v\n", err)
 		return 2

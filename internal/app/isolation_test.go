@@ -19,7 +19,8 @@ const isolationTTL = 5 * time.Second
 // collection now has the name Q still holds for X. Within the TTL, X's
 // token on Q reads, replaces, patches and deletes V's document by its id:
 // every request is 404, and V's document is unchanged afterwards. X's own
-// document is still found on Q, followed to its new collection.
+// document is still found on Q, followed to its new collection. Not
+// parallel: each round must finish within the TTL.
 func TestStaleTenantCannotReachAnotherOrganization(t *testing.T) {
 	mongoAddr := freeAddr(t)
 	common := []string{

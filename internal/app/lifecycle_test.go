@@ -20,15 +20,18 @@ import (
 // document writes are in flight. Every request that was accepted gets its
 // answer, and every acknowledged write is there after a restart.
 func TestShutdownFinishesRequestsInFlight(t *testing.T) {
-	isolate(t)
 	dataDir := filepath.Join(t.TempDir(), "state")
-	t.Setenv("DATA_DIR", dataDir)
-	t.Setenv("BCRYPT_COST", "12") // logins take a while: they are the slow requests
-	t.Setenv("LOGIN_RATE_PER_ADDRESS", "0")
-	t.Setenv("LOGIN_RATE_PER_EMAIL", "0")
-	addr := freeAddr(t)
-	t.Setenv("HTTP_ADDR", addr)
-	p := start(t, "http://"+addr)
+	run := func() (*process, string) {
+		addr := freeAddr(t)
+		return start(t, "http://"+addr, environ(t, map[string]string{
+			"DATA_DIR":               dataDir,
+			"BCRYPT_COST":            "12", // logins take a while: they are the slow requests
+			"LOGIN_RATE_PER_ADDRESS": "0",
+			"LOGIN_RATE_PER_EMAIL":   "0",
+			"HTTP_ADDR":              addr,
+		})), addr
+	}
+	p, addr := run()
 
 	res := p.call(t, "POST", "/org/create", "", map[string]any{"organization_name": "acme", "email": "a@acme.example.com", "password": "correct-horse-1"})
 	if res.status != http.StatusCreated {
@@ -96,9 +99,7 @@ func TestShutdownFinishesRequestsInFlight(t *testing.T) {
 		t.Fatalf("the database was not closed cleanly:\n%s", p.stderr.String())
 	}
 
-	addr = freeAddr(t)
-	t.Setenv("HTTP_ADDR", addr)
-	p = start(t, "http://"+addr)
+	p, _ = run()
 	token = p.call(t, "POST", "/admin/login", "", map[string]any{"email": "a@acme.example.com", "password": "correct-horse-1"}).body["access_token"].(string)
 	for _, id := range acked {
 		if r := p.call(t, "GET", "/org/documents/"+id, token, nil); r.status != http.StatusOK {
@@ -111,14 +112,12 @@ func TestShutdownFinishesRequestsInFlight(t *testing.T) {
 // nothing, start-up retries with backoff for DB_CONNECT_TIMEOUT, then exits
 // non-zero with a clear message.
 func TestStartupGivesUpOnAnUnreachableDatabase(t *testing.T) {
-	isolate(t)
-	t.Setenv("MONGO_URI", "mongodb://"+freeAddr(t)+"/")
-	t.Setenv("JWT_SECRET", strings.Repeat("s", 32))
-	t.Setenv("DB_CONNECT_TIMEOUT", "3s")
-	t.Setenv("HTTP_ADDR", freeAddr(t))
+	t.Parallel()
+	env := environ(t, map[string]string{"MONGO_URI": "mongodb://" + freeAddr(t) + "/", "JWT_SECRET": strings.Repeat("s", 32),
+		"DB_CONNECT_TIMEOUT": "3s", "HTTP_ADDR": freeAddr(t)})
 	var stderr bytes.Buffer
 	start := time.Now()
-	code := app.Run(context.Background(), []string{"orgsvc"}, io.Discard, &stderr)
+	code := app.Run(context.Background(), []string{"orgsvc"}, env, io.Discard, &stderr)
 	if code == 0 {
 		t.Fatal("Run succeeded without a database")
 	}

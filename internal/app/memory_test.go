@@ -30,6 +30,7 @@ const listingFloodRSS = 400 << 20
 // organization, six clients listing them at once with limit=100: every
 // page is 200 with the 4 documents that fit in 4 MiB and a next, and the
 // process's peak resident memory (VmHWM) stays under listingFloodRSS.
+// Not parallel: its listings take the machine's cores to themselves.
 func TestListingFloodMemory(t *testing.T) {
 	s := runServer(t, t.TempDir(), freeAddr(t), baseEnv(
 		"DATA_DIR="+filepath.Join(t.TempDir(), "data"), "BCRYPT_COST=4", "LOG_LEVEL=warn",

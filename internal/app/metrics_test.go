@@ -18,13 +18,9 @@ import (
 // that listener alone, the main port answers 404 for it, and the listener
 // closes with the server.
 func TestMetricsAddr(t *testing.T) {
-	isolate(t)
-	t.Setenv("DATA_DIR", filepath.Join(t.TempDir(), "data"))
-	t.Setenv("BCRYPT_COST", "4")
 	addr, metricsAddr := freeAddr(t), freeAddr(t)
-	t.Setenv("HTTP_ADDR", addr)
-	t.Setenv("METRICS_ADDR", metricsAddr)
-	p := start(t, "http://"+addr)
+	p := start(t, "http://"+addr, environ(t, map[string]string{"DATA_DIR": filepath.Join(t.TempDir(), "data"), "BCRYPT_COST": "4",
+		"HTTP_ADDR": addr, "METRICS_ADDR": metricsAddr}))
 
 	get := func(url string) (int, string) {
 		t.Helper()
@@ -58,20 +54,18 @@ func TestMetricsAddr(t *testing.T) {
 // TestMetricsAddrInUse: a METRICS_ADDR that cannot be bound stops start-up
 // with a message naming it, before the store is opened.
 func TestMetricsAddrInUse(t *testing.T) {
-	isolate(t)
+	t.Parallel()
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer taken.Close()
 	dataDir := filepath.Join(t.TempDir(), "data")
-	t.Setenv("DATA_DIR", dataDir)
-	t.Setenv("HTTP_ADDR", freeAddr(t))
-	t.Setenv("METRICS_ADDR", taken.Addr().String())
+	env := environ(t, map[string]string{"DATA_DIR": dataDir, "HTTP_ADDR": freeAddr(t), "METRICS_ADDR": taken.Addr().String()})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var stderr syncBuffer
-	if code := app.Run(ctx, []string{"orgsvc"}, io.Discard, &stderr); code != 1 || !strings.Contains(stderr.String(), "METRICS_ADDR:") {
+	if code := app.Run(ctx, []string{"orgsvc"}, env, io.Discard, &stderr); code != 1 || !strings.Contains(stderr.String(), "METRICS_ADDR:") {
 		t.Fatalf("exit status %d, want 1 naming METRICS_ADDR:\n%s", code, stderr.String())
 	}
 	if _, err := os.Stat(dataDir); !os.IsNotExist(err) {

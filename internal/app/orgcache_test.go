@@ -18,7 +18,8 @@ const orgCacheTTL = time.Second
 // TestOrgCacheAcrossInstances: two processes on one store, both caching
 // organizations. A rename or deletion on A shows on A at once, and on B by
 // ORG_CACHE_TTL + 100 ms after it was answered; a deleted organization
-// never shows again after that.
+// never shows again after that. Not parallel: it times the cache to
+// 100 ms.
 func TestOrgCacheAcrossInstances(t *testing.T) {
 	mongoAddr := freeAddr(t)
 	common := []string{

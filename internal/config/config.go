@@ -7,11 +7,11 @@ import (
 	"net"
 	"os"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/joho/godotenv"
-	"github.com/kelseyhightower/envconfig"
 )
 
 // Config holds every setting the service reads from its environment.
@@ -110,29 +110,30 @@ func (c Config) TokenTTL() time.Duration {
 	return time.Duration(c.JWTExpiresMinutes) * time.Minute
 }
 
-// Load reads the configuration from the process environment. A file .env in
-// the working directory, when present, fills in variables the environment
-// leaves unset; the environment always wins.
-func Load() (Config, error) {
-	// A variable set to "" counts as unset: it takes the .env value or the
-	// default (envconfig would otherwise try to parse the empty string).
-	t := reflect.TypeFor[Config]()
-	for i := range t.NumField() {
-		if name := t.Field(i).Tag.Get("envconfig"); name != "" {
-			if v, ok := os.LookupEnv(name); ok && v == "" {
-				os.Unsetenv(name)
-			}
-		}
-	}
-	if err := godotenv.Load(".env"); err != nil && !errors.Is(err, os.ErrNotExist) {
+// Load reads the configuration through getenv (os.Getenv in main). A file
+// .env in the working directory, when present, fills in variables getenv
+// leaves empty; getenv always wins. The process environment is not changed.
+func Load(getenv func(string) string) (Config, error) {
+	return load(getenv, ".env")
+}
+
+// load is Load with the .env file at dotenv.
+func load(getenv func(string) string, dotenv string) (Config, error) {
+	file, err := godotenv.Read(dotenv)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return Config{}, fmt.Errorf(".env: %w", err)
 	}
-	var c Config
-	if err := envconfig.Process("", &c); err != nil {
-		var perr *envconfig.ParseError
-		if errors.As(err, &perr) {
-			return Config{}, fmt.Errorf("%s: cannot parse %q as %s", perr.KeyName, perr.Value, perr.TypeName)
+	// A variable set to "" counts as unset: it takes the .env value or the
+	// default. A name .env sets, even to "", is set.
+	lookup := func(name string) (string, bool) {
+		if v := getenv(name); v != "" {
+			return v, true
 		}
+		v, ok := file[name]
+		return v, ok
+	}
+	var c Config
+	if err := decode(&c, lookup); err != nil {
 		return Config{}, err
 	}
 	if c.HTTPAddr == "" {
@@ -142,6 +143,59 @@ func Load() (Config, error) {
 		}
 	}
 	return c, c.Validate()
+}
+
+// decode sets every field of c from lookup of its envconfig tag, or from
+// its default tag when lookup has none, parsing values as envconfig does.
+func decode(c *Config, lookup func(string) (string, bool)) error {
+	v := reflect.ValueOf(c).Elem()
+	for i := range v.NumField() {
+		f := v.Type().Field(i)
+		name := f.Tag.Get("envconfig")
+		value, ok := lookup(name)
+		if !ok {
+			if value = f.Tag.Get("default"); value == "" {
+				continue
+			}
+		}
+		if err := parse(v.Field(i), value); err != nil {
+			return fmt.Errorf("%s: cannot parse %q as %s", name, value, f.Type)
+		}
+	}
+	return nil
+}
+
+// parse sets field from value: strings as they are, integers in any base
+// strconv.ParseInt takes, durations, booleans, and comma-separated lists.
+func parse(field reflect.Value, value string) error {
+	switch field.Interface().(type) {
+	case time.Duration:
+		d, err := time.ParseDuration(value)
+		field.SetInt(int64(d))
+		return err
+	case []string:
+		list := []string{}
+		if strings.TrimSpace(value) != "" {
+			list = strings.Split(value, ",")
+		}
+		field.Set(reflect.ValueOf(list))
+		return nil
+	}
+	switch field.Kind() {
+	case reflect.String:
+		field.SetString(value)
+	case reflect.Int, reflect.Int64:
+		n, err := strconv.ParseInt(value, 0, field.Type().Bits())
+		field.SetInt(n)
+		return err
+	case reflect.Bool:
+		b, err := strconv.ParseBool(value)
+		field.SetBool(b)
+		return err
+	default:
+		return fmt.Errorf("unsupported type %s", field.Type())
+	}
+	return nil
 }
 
 // Validate checks values that parse but cannot work, naming the variable.

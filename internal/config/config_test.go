@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -35,42 +36,50 @@ func variables(t *testing.T) []variable {
 	return vars
 }
 
-// isolate runs the test in an empty directory (no .env) with every variable
-// of config.Config unset, restoring them all when the test ends. Setting a
-// variable to "" is not the same as unsetting it: envconfig then skips the
-// default.
-func isolate(t *testing.T) {
+// getenv is an environment of "NAME=value" pairs, as Load reads it.
+func getenv(t *testing.T, pairs ...string) func(string) string {
 	t.Helper()
-	t.Chdir(t.TempDir())
-	for _, v := range variables(t) {
-		t.Setenv(v.name, "") // registers the restore
-		os.Unsetenv(v.name)
-	}
-}
-
-// setenv sets each "NAME=value" pair for the rest of the test.
-func setenv(t *testing.T, pairs ...string) {
-	t.Helper()
+	env := map[string]string{}
 	for _, p := range pairs {
 		name, value, ok := strings.Cut(p, "=")
 		if !ok {
 			t.Fatalf("bad pair %q", p)
 		}
-		t.Setenv(name, value)
+		env[name] = value
 	}
+	return func(name string) string { return env[name] }
+}
+
+// loadWith is config.Load with the environment of pairs and, when dotenv is
+// not empty, that .env file.
+func loadWith(t *testing.T, dotenv string, pairs ...string) (config.Config, error) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), ".env")
+	if dotenv != "" {
+		if err := os.WriteFile(path, []byte(dotenv), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return config.LoadDotEnv(getenv(t, pairs...), path)
+}
+
+// load is config.Load with the environment of pairs and no .env file.
+func load(t *testing.T, pairs ...string) (config.Config, error) {
+	t.Helper()
+	return loadWith(t, "", pairs...)
 }
 
 var secret32 = strings.Repeat("s", config.MinSecretBytes)
 
 // same reports whether two configurations are equal, a nil list being equal
-// to an empty one (envconfig gives nil for an unset list, empty for "").
+// to an empty one (Load gives nil for an unset list, empty for "").
 func same(a, b config.Config) bool {
 	return fmt.Sprintf("%+v", a) == fmt.Sprintf("%+v", b)
 }
 
 func TestLoadDefaults(t *testing.T) {
-	isolate(t)
-	c, err := config.Load()
+	t.Parallel()
+	c, err := load(t)
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
@@ -114,17 +123,18 @@ func TestLoadDefaults(t *testing.T) {
 
 // Every variable left unset loads as if set to its default tag.
 func TestLoadDefaultTags(t *testing.T) {
-	isolate(t)
-	unset, err := config.Load()
+	t.Parallel()
+	unset, err := load(t)
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
+	var defaults []string
 	for _, v := range variables(t) {
 		if v.def != "" {
-			t.Setenv(v.name, v.def)
+			defaults = append(defaults, v.name+"="+v.def)
 		}
 	}
-	set, err := config.Load()
+	set, err := load(t, defaults...)
 	if err != nil {
 		t.Fatalf("Load with every default set explicitly: %v", err)
 	}
@@ -134,6 +144,7 @@ func TestLoadDefaultTags(t *testing.T) {
 }
 
 func TestLoadValid(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name  string
 		env   []string
@@ -267,9 +278,8 @@ func TestLoadValid(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			isolate(t)
-			setenv(t, tt.env...)
-			c, err := config.Load()
+			t.Parallel()
+			c, err := load(t, tt.env...)
 			if err != nil {
 				t.Fatalf("Load: %v", err)
 			}
@@ -279,6 +289,7 @@ func TestLoadValid(t *testing.T) {
 }
 
 func TestLoadInvalid(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name     string
 		env      []string
@@ -330,9 +341,8 @@ func TestLoadInvalid(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			isolate(t)
-			setenv(t, tt.env...)
-			_, err := config.Load()
+			t.Parallel()
+			_, err := load(t, tt.env...)
 			if err == nil {
 				t.Fatalf("Load: no error, want one naming %s", tt.variable)
 			}
@@ -345,9 +355,8 @@ func TestLoadInvalid(t *testing.T) {
 
 // Validate reports every problem at once.
 func TestLoadReportsEveryProblem(t *testing.T) {
-	isolate(t)
-	setenv(t, "JWT_ALGORITHM=RS256", "BCRYPT_COST=3", "LOG_LEVEL=loud")
-	_, err := config.Load()
+	t.Parallel()
+	_, err := load(t, "JWT_ALGORITHM=RS256", "BCRYPT_COST=3", "LOG_LEVEL=loud")
 	if err == nil {
 		t.Fatal("Load: no error")
 	}
@@ -358,12 +367,15 @@ func TestLoadReportsEveryProblem(t *testing.T) {
 	}
 }
 
+// TestLoadDotEnv: config.Load reads ./.env under what getenv gives, and
+// leaves the process environment as it was.
 func TestLoadDotEnv(t *testing.T) {
-	isolate(t)
+	t.Chdir(t.TempDir())
 	dotenv := strings.Join([]string{
 		"# a comment",
 		"BCRYPT_COST=5",
 		"LOG_LEVEL=debug",
+		"LOG_FORMAT=text",
 		"JWT_ISSUER=from-dotenv",
 		"PORT=9999",
 		"",
@@ -371,9 +383,10 @@ func TestLoadDotEnv(t *testing.T) {
 	if err := os.WriteFile(".env", []byte(dotenv), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	setenv(t, "BCRYPT_COST=6", "JWT_ISSUER=from-env")
+	before := os.Environ()
+	slices.Sort(before)
 
-	c, err := config.Load()
+	c, err := config.Load(getenv(t, "BCRYPT_COST=6", "JWT_ISSUER=from-env", "LOG_FORMAT="))
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
@@ -384,9 +397,12 @@ func TestLoadDotEnv(t *testing.T) {
 	if c.JWTIssuer != "from-env" {
 		t.Errorf("JWTIssuer: got %q, want %q from the environment", c.JWTIssuer, "from-env")
 	}
-	// ... and .env fills in what the environment leaves unset.
+	// ... and .env fills in what the environment leaves unset or empty.
 	if c.LogLevel != "debug" {
 		t.Errorf("LogLevel: got %q, want %q from .env", c.LogLevel, "debug")
+	}
+	if c.LogFormat != "text" {
+		t.Errorf("LogFormat: got %q, want %q from .env over an empty variable", c.LogFormat, "text")
 	}
 	if c.HTTPAddr != ":9999" {
 		t.Errorf("HTTPAddr: got %q, want %q from PORT in .env", c.HTTPAddr, ":9999")
@@ -395,22 +411,35 @@ func TestLoadDotEnv(t *testing.T) {
 	if c.MongoDB != "org_master" {
 		t.Errorf("MongoDB: got %q, want the default", c.MongoDB)
 	}
+
+	after := os.Environ()
+	slices.Sort(after)
+	if !slices.Equal(before, after) {
+		var added []string
+		for _, kv := range after {
+			if _, found := slices.BinarySearch(before, kv); !found {
+				added = append(added, kv)
+			}
+		}
+		t.Errorf("Load changed the process environment: %d variables before, %d after, new or changed: %q", len(before), len(after), added)
+	}
 }
 
 func TestLoadBadDotEnvValue(t *testing.T) {
-	isolate(t)
-	if err := os.WriteFile(".env", []byte("BCRYPT_COST=99\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	_, err := config.Load()
+	t.Parallel()
+	_, err := loadWith(t, "BCRYPT_COST=99\n")
 	if err == nil || !strings.Contains(err.Error(), "BCRYPT_COST") {
 		t.Fatalf("Load: got %v, want an error naming BCRYPT_COST", err)
+	}
+	if _, err := loadWith(t, "BCRYPT_COST=twelve\n"); err == nil || err.Error() != `BCRYPT_COST: cannot parse "twelve" as int` {
+		t.Fatalf("Load: got %v, want BCRYPT_COST: cannot parse \"twelve\" as int", err)
 	}
 }
 
 // .env.example must list exactly the variables of config.Config, each with
 // its default and a comment line above it.
 func TestEnvExample(t *testing.T) {
+	t.Parallel()
 	path := filepath.Join("..", "..", ".env.example")
 	f, err := os.Open(path)
 	if err != nil {
@@ -471,20 +500,16 @@ func TestEnvExample(t *testing.T) {
 
 // Copied to .env as it stands, .env.example gives the defaults.
 func TestEnvExampleAsDotEnv(t *testing.T) {
+	t.Parallel()
 	example, err := os.ReadFile(filepath.Join("..", "..", ".env.example"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	isolate(t)
-	if err := os.WriteFile(".env", example, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	got, err := config.Load()
+	got, err := loadWith(t, string(example))
 	if err != nil {
 		t.Fatalf("Load with .env.example as .env: %v", err)
 	}
-	isolate(t)
-	want, err := config.Load()
+	want, err := load(t)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -495,11 +520,8 @@ func TestEnvExampleAsDotEnv(t *testing.T) {
 
 // TestEmptyMeansUnset: a variable set to "" takes its default, as if unset.
 func TestEmptyMeansUnset(t *testing.T) {
-	t.Chdir(t.TempDir())
-	for _, name := range []string{"BCRYPT_COST", "MONGO_DB", "REQUEST_TIMEOUT", "MONGO_URI", "JWT_SECRET"} {
-		t.Setenv(name, "")
-	}
-	c, err := config.Load()
+	t.Parallel()
+	c, err := load(t, "BCRYPT_COST=", "MONGO_DB=", "REQUEST_TIMEOUT=", "MONGO_URI=", "JWT_SECRET=")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -512,15 +534,13 @@ func TestEmptyMeansUnset(t *testing.T) {
 // takes a host:port, and is refused naming it when it is not one or is
 // HTTP_ADDR itself.
 func TestMetricsAddr(t *testing.T) {
-	isolate(t)
-	c, err := config.Load()
+	t.Parallel()
+	c, err := load(t)
 	if err != nil || c.MetricsAddr != "" {
 		t.Fatalf("default: %q, %v; want empty", c.MetricsAddr, err)
 	}
 	for _, addr := range []string{"127.0.0.1:9100", ":9100", "[::1]:9100", "localhost:0"} {
-		isolate(t)
-		setenv(t, "METRICS_ADDR="+addr)
-		if c, err := config.Load(); err != nil || c.MetricsAddr != addr {
+		if c, err := load(t, "METRICS_ADDR="+addr); err != nil || c.MetricsAddr != addr {
 			t.Errorf("METRICS_ADDR=%s: got %q, %v", addr, c.MetricsAddr, err)
 		}
 	}
@@ -531,9 +551,7 @@ func TestMetricsAddr(t *testing.T) {
 		{"HTTP_ADDR=127.0.0.1:7000", "METRICS_ADDR=127.0.0.1:7000"},
 		{"PORT=9090", "METRICS_ADDR=:9090"},
 	} {
-		isolate(t)
-		setenv(t, env...)
-		if _, err := config.Load(); err == nil || !strings.Contains(err.Error(), "METRICS_ADDR") {
+		if _, err := load(t, env...); err == nil || !strings.Contains(err.Error(), "METRICS_ADDR") {
 			t.Errorf("%v: error %v, want one naming METRICS_ADDR", env, err)
 		}
 	}
@@ -541,13 +559,12 @@ func TestMetricsAddr(t *testing.T) {
 
 // ORG_CACHE_TTL is 1s unless set; 0 (off) and 5s are accepted.
 func TestOrgCacheTTL(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		env  []string
 		want time.Duration
 	}{{nil, time.Second}, {[]string{"ORG_CACHE_TTL=0"}, 0}, {[]string{"ORG_CACHE_TTL=5s"}, 5 * time.Second}} {
-		isolate(t)
-		setenv(t, tt.env...)
-		c, err := config.Load()
+		c, err := load(t, tt.env...)
 		if err != nil {
 			t.Fatalf("%v: %v", tt.env, err)
 		}

@@ -29,6 +29,7 @@ func configVars(t *testing.T) map[string]bool {
 // (compose-go, with .env made from .env.example) and checks what the
 // README promises of it.
 func TestComposeFile(t *testing.T) {
+	t.Parallel()
 	root, err := filepath.Abs("../..")
 	if err != nil {
 		t.Fatal(err)
@@ -121,6 +122,7 @@ func TestComposeFile(t *testing.T) {
 // TestDockerfileBuildsWithMake: the image's build step is make build, the
 // command CI and developers run.
 func TestDockerfileBuildsWithMake(t *testing.T) {
+	t.Parallel()
 	df, err := os.ReadFile("../../Dockerfile")
 	if err != nil {
 		t.Fatal(err)
