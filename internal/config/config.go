@@ -6,12 +6,13 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"reflect"
-	"strconv"
 	"strings"
+	"sync"
 	"time"
+	_ "unsafe" // go:linkname
 
 	"github.com/joho/godotenv"
+	"github.com/kelseyhightower/envconfig"
 )
 
 // Config holds every setting the service reads from its environment.
@@ -145,57 +146,30 @@ func load(getenv func(string) string, dotenv string) (Config, error) {
 	return c, c.Validate()
 }
 
-// decode sets every field of c from lookup of its envconfig tag, or from
-// its default tag when lookup has none, parsing values as envconfig does.
-func decode(c *Config, lookup func(string) (string, bool)) error {
-	v := reflect.ValueOf(c).Elem()
-	for i := range v.NumField() {
-		f := v.Type().Field(i)
-		name := f.Tag.Get("envconfig")
-		value, ok := lookup(name)
-		if !ok {
-			if value = f.Tag.Get("default"); value == "" {
-				continue
-			}
-		}
-		if err := parse(v.Field(i), value); err != nil {
-			return fmt.Errorf("%s: cannot parse %q as %s", name, value, f.Type)
-		}
-	}
-	return nil
-}
+// envLookup is envconfig's lookup of a variable (os.LookupEnv), which it
+// offers no way to replace: decode swaps it for a call, under decoding,
+// so that settings can come from somewhere other than the process
+// environment without that environment being changed.
+//
+//go:linkname envLookup github.com/kelseyhightower/envconfig.lookupEnv
+var envLookup func(string) (string, bool)
 
-// parse sets field from value: strings as they are, integers in any base
-// strconv.ParseInt takes, durations, booleans, and comma-separated lists.
-func parse(field reflect.Value, value string) error {
-	switch field.Interface().(type) {
-	case time.Duration:
-		d, err := time.ParseDuration(value)
-		field.SetInt(int64(d))
-		return err
-	case []string:
-		list := []string{}
-		if strings.TrimSpace(value) != "" {
-			list = strings.Split(value, ",")
-		}
-		field.Set(reflect.ValueOf(list))
-		return nil
+var decoding sync.Mutex
+
+// decode sets every field of c with envconfig, reading variables through
+// lookup.
+func decode(c *Config, lookup func(string) (string, bool)) error {
+	decoding.Lock()
+	defer decoding.Unlock()
+	saved := envLookup
+	envLookup = lookup
+	defer func() { envLookup = saved }()
+	err := envconfig.Process("", c)
+	var perr *envconfig.ParseError
+	if errors.As(err, &perr) {
+		return fmt.Errorf("%s: cannot parse %q as %s", perr.KeyName, perr.Value, perr.TypeName)
 	}
-	switch field.Kind() {
-	case reflect.String:
-		field.SetString(value)
-	case reflect.Int, reflect.Int64:
-		n, err := strconv.ParseInt(value, 0, field.Type().Bits())
-		field.SetInt(n)
-		return err
-	case reflect.Bool:
-		b, err := strconv.ParseBool(value)
-		field.SetBool(b)
-		return err
-	default:
-		return fmt.Errorf("unsupported type %s", field.Type())
-	}
-	return nil
+	return err
 }
 
 // Validate checks values that parse but cannot work, naming the variable.
