@@ -1,6 +1,8 @@
 package app_test
 
 import (
+	"encoding/json"
+	"io"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -20,6 +22,10 @@ import (
 func TestCrashMatrix(t *testing.T) {
 	t.Parallel()
 	for i, fp := range failpoint.Names {
+		if strings.HasPrefix(fp, "keyed-create:") {
+			t.Run(fp, func(t *testing.T) { crashKeyedCreate(t, fp) })
+			continue
+		}
 		t.Run(fp, func(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
@@ -120,6 +126,72 @@ func TestCrashMatrix(t *testing.T) {
 			}
 		})
 	}
+}
+
+// crashKeyedCreate kills the service in the middle of a document create
+// with an Idempotency-Key. Such a create is no operation of the runner
+// (see CreateOnce): its claim fixes the document's id, so nothing is left
+// for check to settle, and the client's retry with the key, after the
+// restart, makes the one document and is answered the same again.
+func crashKeyedCreate(t *testing.T, fp string) {
+	dir := t.TempDir()
+	env := baseEnv("DATA_DIR="+filepath.Join(dir, "data"), "BCRYPT_COST=4", "CREATE_RATE_PER_ADDRESS=0", "LOGIN_RATE_PER_ADDRESS=0")
+	addr := freeAddr(t)
+	s := runServer(t, dir, addr, env)
+	mustStatus(t, s.call(t, "POST", "/org/create", "", map[string]any{"organization_name": "Keyed", "email": "admin@keyed.example.com", "password": "keyed-pass-1"}), http.StatusCreated)
+	token := login(t, s, "admin@keyed.example.com", "keyed-pass-1")
+	s.stop(t)
+
+	body := `{"invoice":7}`
+	s = runServer(t, dir, addr, append(slices.Clone(env), "ORGSVC_FAILPOINT="+fp))
+	if status, raw, err := postKeyed(s.base, token, "key-1", body); err == nil {
+		t.Fatalf("answered %d %s: the process should have died at %s", status, raw, fp)
+	}
+	if code := s.wait(t, 30*time.Second); code != failpoint.ExitCode {
+		t.Fatalf("exit status %d, want %d\nstderr:\n%s", code, failpoint.ExitCode, s.stderr.String())
+	}
+	if code, out := runCheck(t, dir, env); code != 0 || strings.TrimSpace(out) != "consistent" {
+		t.Fatalf("check after the crash: exit %d:\n%s", code, out)
+	}
+
+	s = runServer(t, dir, addr, env)
+	var ids []string
+	for range 2 {
+		status, raw, err := postKeyed(s.base, token, "key-1", body)
+		if err != nil || status != http.StatusCreated {
+			t.Fatalf("retry with the key: %d %s %v", status, raw, err)
+		}
+		var got struct{ ID string }
+		if err := json.Unmarshal(raw, &got); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, got.ID)
+	}
+	if listed := listIDs(t, s, token); ids[0] != ids[1] || !slices.Equal(listed, ids[:1]) {
+		t.Fatalf("answered ids %v, stored %v: want one document, answered the same twice", ids, listed)
+	}
+	s.stop(t)
+	if code, out := runCheck(t, dir, env); code != 0 || strings.TrimSpace(out) != "consistent" {
+		t.Fatalf("check after the retry: exit %d:\n%s", code, out)
+	}
+}
+
+// postKeyed creates a document with an Idempotency-Key.
+func postKeyed(base, token, key, body string) (int, []byte, error) {
+	req, err := http.NewRequest("POST", base+"/org/documents", strings.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Idempotency-Key", key)
+	res, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	return res.StatusCode, raw, err
 }
 
 func mustStatus(t *testing.T, r response, want int) {

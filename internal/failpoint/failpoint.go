@@ -20,6 +20,8 @@ var Names = []string{
 	"rename:after-collection",
 	"delete:before-drop",
 	"delete:after-drop",
+	"keyed-create:after-claim",
+	"keyed-create:after-insert",
 }
 
 // armed is read once; without the variable, Reach is a comparison with the

@@ -118,6 +118,29 @@ func (s *DocumentService) where(ctx context.Context, p Principal) (now model.Ten
 	}
 }
 
+// follow runs one document call against the organization's collection,
+// following the organization when a rename moved it meanwhile. act works
+// in p.Tenant (and may move p, as get does); final says its answer stands
+// as it is. Otherwise settle is told where the organization is now (stable:
+// at rest in p.Tenant all along) and says whether act's answer stands
+// there, or act is to run again where the organization is now.
+func (s *DocumentService) follow(ctx context.Context, p *Principal, act func(p *Principal) (final bool, err error), settle func(p Principal, now model.Tenant, stable bool) (done bool, err error)) error {
+	for range attempts {
+		if final, err := act(p); final {
+			return err
+		}
+		now, stable, err := s.where(ctx, *p)
+		if err != nil {
+			return err
+		}
+		if done, err := settle(*p, now, stable); done {
+			return err
+		}
+		p.Tenant = now
+	}
+	return ErrOrgBusy
+}
+
 // errUnconfirmed: a document without _org was found, but whose it is
 // could not be confirmed; the request looks again rather than answer.
 var errUnconfirmed = errors.New("document without _org not confirmed")
@@ -188,45 +211,43 @@ func (s *DocumentService) Create(ctx context.Context, p Principal, doc jsondoc.D
 }
 
 // create writes d; planned: d's id was fixed by an Idempotency-Key, so an
-// earlier attempt may have written it already.
+// earlier attempt may have written it already. A create that is not
+// acknowledged is withdrawn, whatever went wrong.
 func (s *DocumentService) create(ctx context.Context, p Principal, d *model.Document, planned bool) (*model.Document, error) {
-	for range attempts {
+	var gone bool
+	err := s.follow(ctx, &p, func(p *Principal) (bool, error) {
 		err := s.tenants.InsertDocument(ctx, p.Tenant, p.OrgID, d)
 		if planned && errors.Is(err, repository.ErrDuplicate) {
 			err = nil // the earlier attempt's write, confirmed below like this one
 		}
-		gone := errors.Is(err, repository.ErrCollectionGone)
-		if err != nil && !gone {
-			// A timeout may come after the write was stored.
-			s.withdraw(ctx, p, d.ID)
-			return nil, err
+		if gone = errors.Is(err, repository.ErrCollectionGone); err != nil && !gone {
+			return true, err // a timeout may come after the write was stored
 		}
 		if s.afterInsert != nil {
 			s.afterInsert(ctx)
 		}
-		now, stable, err := s.where(ctx, p)
-		if err != nil {
-			s.withdraw(ctx, p, d.ID)
-			return nil, err
+		return false, nil
+	}, func(p Principal, now model.Tenant, stable bool) (bool, error) {
+		switch {
+		case stable && !gone:
+			return true, nil
+		case gone && now == p.Tenant:
+			return false, nil // the collection went while the organization stayed: write again
 		}
-		if stable && !gone {
-			return d, nil
-		}
-		if gone && now == p.Tenant {
-			continue // the collection went while the organization stayed: write again
-		}
-		if _, err := s.tenants.Document(ctx, now, p.OrgID, d.ID); err == nil {
-			return d, nil // it moved with the collection
-		} else if !errors.Is(err, repository.ErrNotFound) {
-			return nil, err
+		if _, err := s.tenants.Document(ctx, now, p.OrgID, d.ID); !errors.Is(err, repository.ErrNotFound) {
+			return true, err // nil: it moved with the collection
 		}
 		// A stray: withdrawn if still where it was written; if another
 		// organization's rename took it along, its _org keeps it from
 		// them, and orgsvc check reports it.
 		s.unwrite(ctx, p.OrgID, p.Tenant, d.ID)
-		p.Tenant = now
+		return false, nil
+	})
+	if err != nil {
+		s.withdraw(ctx, p, d.ID)
+		return nil, err
 	}
-	return nil, ErrOrgBusy
+	return d, nil
 }
 
 // withdraw removes a new document that will not be acknowledged, so that
@@ -285,96 +306,82 @@ func (s *DocumentService) get(ctx context.Context, p Principal, id string) (*mod
 	if err != nil {
 		return nil, p, ErrDocumentNotFound
 	}
-	for range attempts {
-		d, err := s.tenants.Document(ctx, p.Tenant, p.OrgID, oid)
+	var d *model.Document
+	var unsure bool
+	err = s.follow(ctx, &p, func(p *Principal) (bool, error) {
+		var err error
+		d, err = s.tenants.Document(ctx, p.Tenant, p.OrgID, oid)
 		if errors.Is(err, repository.ErrUnowned) {
-			d, err = s.unowned(ctx, p, oid)
+			d, err = s.unowned(ctx, *p, oid)
 		}
-		unsure := errors.Is(err, errUnconfirmed)
-		if !unsure && !errors.Is(err, repository.ErrNotFound) {
-			return d, p, err
-		}
-		now, stable, err := s.where(ctx, p)
-		if err != nil {
-			return nil, p, err
-		}
-		if !unsure && (stable || now == p.Tenant) {
-			return nil, p, ErrDocumentNotFound
-		}
-		p.Tenant = now
-	}
-	return nil, p, ErrOrgBusy
+		unsure = errors.Is(err, errUnconfirmed)
+		return !unsure && !errors.Is(err, repository.ErrNotFound), err
+	}, func(p Principal, now model.Tenant, stable bool) (bool, error) {
+		return !unsure && (stable || now == p.Tenant), ErrDocumentNotFound
+	})
+	return d, p, err
 }
 
 // Replace sets a document's data; created_at stays.
 func (s *DocumentService) Replace(ctx context.Context, p Principal, id string, doc jsondoc.Doc) (*model.Document, error) {
-	for range attempts {
-		cur, at, err := s.get(ctx, p, id)
-		if err != nil {
-			return nil, err
-		}
-		d, again, err := s.set(ctx, at, cur, doc, false)
-		if !again {
-			return d, err
-		}
-		p = at
-	}
-	return nil, ErrOrgBusy
+	return s.change(ctx, p, id, false, func(*model.Document) (jsondoc.Doc, error) { return doc, nil })
 }
 
 // Patch applies a JSON Merge Patch (RFC 7396) to a document's data. The
 // change applies only if the document did not change since it was read.
 func (s *DocumentService) Patch(ctx context.Context, p Principal, id string, patch []byte) (*model.Document, error) {
-	for range attempts {
-		cur, at, err := s.get(ctx, p, id)
-		if err != nil {
-			return nil, err
-		}
+	return s.change(ctx, p, id, true, func(cur *model.Document) (jsondoc.Doc, error) {
 		doc, problems := jsondoc.Limits{MaxKeys: s.maxKeys()}.Merge([]byte(cur.JSON), patch)
 		if len(problems) > 0 {
-			return nil, &ProblemsError{Where: []any{"body"}, Problems: problems}
+			return doc, &ProblemsError{Where: []any{"body"}, Problems: problems}
 		}
 		if len(doc.JSON) > s.maxBytes {
-			return nil, ErrDocumentTooLarge
+			return doc, ErrDocumentTooLarge
 		}
-		d, again, err := s.set(ctx, at, cur, doc, true)
-		if errors.Is(err, ErrDocumentNotFound) {
-			return nil, ErrDocumentChanged
-		}
-		if !again {
-			return d, err
-		}
-		p = at
-	}
-	return nil, ErrOrgBusy
+		return doc, nil
+	})
 }
 
-// set writes a document's new data to p's collection and confirms it
-// stands; again is true when the organization moved and the change must
-// be made anew. cur is the document as get found it, p's; with
-// ifUnchanged, the change applies only if it was not changed since.
-func (s *DocumentService) set(ctx context.Context, p Principal, cur *model.Document, doc jsondoc.Doc, ifUnchanged bool) (_ *model.Document, again bool, _ error) {
-	now := model.Now()
-	if !now.After(cur.UpdatedAt) {
-		now = cur.UpdatedAt.Add(time.Millisecond) // updated_at always moves
+// change gives a document the data next makes of it as found, and confirms
+// that the change stands; with ifUnchanged, only if the document was not
+// changed since it was read (else ErrDocumentChanged).
+func (s *DocumentService) change(ctx context.Context, p Principal, id string, ifUnchanged bool, next func(cur *model.Document) (jsondoc.Doc, error)) (*model.Document, error) {
+	var cur, out *model.Document
+	var setErr error
+	var when time.Time // the changed document's updated_at
+	err := s.follow(ctx, &p, func(p *Principal) (bool, error) {
+		var err error
+		if cur, *p, err = s.get(ctx, *p, id); err != nil {
+			return true, err
+		}
+		doc, err := next(cur)
+		if err != nil {
+			return true, err
+		}
+		if when = model.Now(); !when.After(cur.UpdatedAt) {
+			when = cur.UpdatedAt.Add(time.Millisecond) // updated_at always moves
+		}
+		d := &model.Document{ID: cur.ID, Org: p.OrgID, JSON: string(doc.JSON), Fields: doc.Fields, CreatedAt: cur.CreatedAt, UpdatedAt: when}
+		out, setErr = s.tenants.SetDocument(ctx, p.Tenant, p.OrgID, cur, d, ifUnchanged)
+		return setErr != nil && !errors.Is(setErr, repository.ErrNotFound), setErr
+	}, func(p Principal, now model.Tenant, stable bool) (bool, error) {
+		if stable {
+			if ifUnchanged && errors.Is(setErr, repository.ErrNotFound) {
+				return true, ErrDocumentChanged
+			}
+			return true, notFound(setErr)
+		}
+		moved, err := s.tenants.Document(ctx, now, p.OrgID, cur.ID)
+		if err == nil && setErr == nil && moved.UpdatedAt.Equal(when) {
+			out = moved // it moved with the collection
+			return true, nil
+		}
+		return false, nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	d := &model.Document{ID: cur.ID, Org: p.OrgID, JSON: string(doc.JSON), Fields: doc.Fields, CreatedAt: cur.CreatedAt, UpdatedAt: now}
-	out, err := s.tenants.SetDocument(ctx, p.Tenant, p.OrgID, cur, d, ifUnchanged)
-	if err != nil && !errors.Is(err, repository.ErrNotFound) {
-		return nil, false, err
-	}
-	here, stable, werr := s.where(ctx, p)
-	if werr != nil {
-		return nil, false, werr
-	}
-	if stable {
-		return out, false, notFound(err)
-	}
-	moved, gerr := s.tenants.Document(ctx, here, p.OrgID, cur.ID)
-	if gerr == nil && err == nil && moved.UpdatedAt.Equal(now) {
-		return moved, false, nil // it moved with the collection
-	}
-	return nil, true, nil
+	return out, nil
 }
 
 // Delete removes one of the caller's documents.
@@ -383,34 +390,31 @@ func (s *DocumentService) Delete(ctx context.Context, p Principal, id string) er
 	if err != nil {
 		return ErrDocumentNotFound
 	}
-	for range attempts {
-		err := s.remove(ctx, p, oid)
-		unsure := errors.Is(err, errUnconfirmed)
-		if err != nil && !unsure && !errors.Is(err, repository.ErrNotFound) {
-			return err
+	var removed error
+	var unsure bool
+	return s.follow(ctx, &p, func(p *Principal) (bool, error) {
+		removed = s.remove(ctx, *p, oid)
+		unsure = errors.Is(removed, errUnconfirmed)
+		return removed != nil && !unsure && !errors.Is(removed, repository.ErrNotFound), removed
+	}, func(p Principal, now model.Tenant, stable bool) (bool, error) {
+		if !unsure && (stable || (now == p.Tenant && removed != nil)) {
+			return true, notFound(removed)
 		}
-		now, stable, werr := s.where(ctx, p)
-		if werr != nil {
-			return werr
+		if removed != nil {
+			return false, nil
 		}
-		if !unsure && (stable || (now == p.Tenant && err != nil)) {
-			return notFound(err)
-		}
-		if err == nil {
-			// Deleted before the move, or from a collection left behind:
-			// either way it must not be in the current one.
-			derr := s.remove(ctx, Principal{AdminID: p.AdminID, OrgID: p.OrgID, Tenant: now}, oid)
-			if errors.Is(derr, errUnconfirmed) {
-				return ErrOrgBusy
-			}
-			if derr != nil && !errors.Is(derr, repository.ErrNotFound) {
-				return derr
-			}
-			return nil
-		}
+		// Deleted before the move, or from a collection left behind:
+		// either way it must not be in the current one.
 		p.Tenant = now
-	}
-	return ErrOrgBusy
+		err := s.remove(ctx, p, oid)
+		switch {
+		case errors.Is(err, errUnconfirmed):
+			return true, ErrOrgBusy
+		case errors.Is(err, repository.ErrNotFound):
+			return true, nil
+		}
+		return true, err
+	})
 }
 
 // remove deletes p's document id from p.Tenant: one of p's, or one without
@@ -446,42 +450,38 @@ func (s *DocumentService) List(ctx context.Context, p Principal, after string, w
 			return Page{}, &InvalidError{In: "query", Field: "after", Message: "not a cursor returned as next", Type: "value_error.cursor"}
 		}
 	}
-	for range attempts {
-		docs, more, err := s.tenants.ListDocuments(ctx, p.Tenant, p.OrgID, cursor, where, limit, s.pageBytes())
+	list := func(t model.Tenant) ([]model.Document, bool, error) {
+		return s.tenants.ListDocuments(ctx, t, p.OrgID, cursor, where, limit, s.pageBytes())
+	}
+	var page Page
+	var unsure bool
+	err := s.follow(ctx, &p, func(p *Principal) (bool, error) {
+		docs, more, err := list(p.Tenant)
 		if err != nil {
-			return Page{}, err
+			return true, err
 		}
-		if slices.ContainsFunc(docs, func(d model.Document) bool { return d.Org.IsZero() }) {
-			ok, err := s.confirmUnowned(ctx, p, func() (err error) {
-				docs, more, err = s.tenants.ListDocuments(ctx, p.Tenant, p.OrgID, cursor, where, limit, s.pageBytes())
+		unsure = slices.ContainsFunc(docs, func(d model.Document) bool { return d.Org.IsZero() })
+		if unsure {
+			ok, err := s.confirmUnowned(ctx, *p, func() (err error) {
+				docs, more, err = list(p.Tenant)
 				return err
 			})
-			if err != nil {
-				return Page{}, err
-			}
-			if !ok {
-				if p.Tenant, _, err = s.where(ctx, p); err != nil {
-					return Page{}, err
-				}
-				continue
-			}
-		} else {
-			now, stable, err := s.where(ctx, p)
-			if err != nil {
-				return Page{}, err
-			}
-			if !stable && now != p.Tenant {
-				p.Tenant = now
-				continue
+			if err != nil || !ok {
+				return err != nil, err
 			}
 		}
-		page := Page{Items: docs}
+		page = Page{Items: docs}
 		if more {
 			page.Next = docs[len(docs)-1].ID.Hex()
 		}
-		return page, nil
+		return unsure, nil
+	}, func(p Principal, now model.Tenant, stable bool) (bool, error) {
+		return !unsure && (stable || now == p.Tenant), nil
+	})
+	if err != nil {
+		return Page{}, err
 	}
-	return Page{}, ErrOrgBusy
+	return page, nil
 }
 
 func notFound(err error) error {

@@ -9,6 +9,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/orgsvc/orgsvc/internal/failpoint"
 	"github.com/orgsvc/orgsvc/internal/jsondoc"
 	"github.com/orgsvc/orgsvc/internal/model"
 	"github.com/orgsvc/orgsvc/internal/repository"
@@ -54,10 +55,12 @@ func (s *DocumentService) CreateOnce(ctx context.Context, p Principal, key strin
 	if k.Done {
 		return d, nil // the first answer, made again: same id, data and times
 	}
+	failpoint.Reach("keyed-create:after-claim")
 	out, err := s.create(ctx, p, d, true)
 	if err != nil {
 		return nil, err
 	}
+	failpoint.Reach("keyed-create:after-insert")
 	if err := s.keys.MarkDone(ctx, k.ID); err != nil {
 		return nil, err // the document stands; the retry finds it and answers it
 	}
