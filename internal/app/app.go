@@ -238,15 +238,10 @@ func check(ctx context.Context, repair bool, getenv func(string) string, stdout,
 		return 2
 	}
 	defer st.Close(context.Background())
-	sv, err := NewServices(cfg, Components{
-		DB: st.DB, Secret: []byte("check: issues no tokens, signs nothing"), Logger: log,
-		PrepareCollection: st.IndexCollection, IDFiltersOnly: st.IDFiltersOnly,
-	})
-	if err != nil {
-		fmt.Fprintf(stderr, "orgsvc: %v\n", err)
-		return 2
-	}
-	c := service.NewChecker(sv.Orgs)
+	// Repositories and the runner: the check serves no requests, so it has
+	// no tokens, passwords or caches.
+	master, tenants, ops := repositories(cfg, Components{DB: st.DB, PrepareCollection: st.IndexCollection, IDFiltersOnly: st.IDFiltersOnly})
+	c := service.NewChecker(service.NewOrgService(master, tenants, ops, nil, nil, log, lifecycle(cfg)))
 	if repair {
 		done, err := c.Repair(ctx)
 		for _, line := range done {
@@ -312,6 +307,22 @@ type Services struct {
 }
 
 // NewServices builds the repositories and services over c.DB.
+// repositories returns the master, tenant and operation repositories
+// over the store.
+func repositories(cfg config.Config, c Components) (*repository.MasterRepository, *repository.TenantRepository, *repository.OperationRepository) {
+	tenants := repository.NewTenantRepository(c.DB, cfg.TenantsPerDatabase)
+	tenants.OnCreate(c.PrepareCollection)
+	if c.IDFiltersOnly {
+		tenants.SetIDFiltersOnly(true) // known: no buildInfo at the first document call
+	}
+	return repository.NewMasterRepository(c.DB, c.IDFiltersOnly), tenants, repository.NewOperationRepository(c.DB, c.IDFiltersOnly)
+}
+
+// lifecycle is the runner's tuning.
+func lifecycle(cfg config.Config) service.Lifecycle {
+	return service.Lifecycle{Lease: cfg.OperationLease, AllStale: soleOwner(cfg), ReceiptTTL: cfg.TokenTTL()}
+}
+
 func NewServices(cfg config.Config, c Components) (*Services, error) {
 	tokens, err := security.NewTokens(c.Secret, cfg.JWTAlgorithm, cfg.JWTIssuer, cfg.TokenTTL())
 	if err != nil {
@@ -324,12 +335,7 @@ func NewServices(cfg config.Config, c Components) (*Services, error) {
 			return nil, err
 		}
 	}
-	master := repository.NewMasterRepository(c.DB, c.IDFiltersOnly)
-	tenants := repository.NewTenantRepository(c.DB, cfg.TenantsPerDatabase)
-	tenants.OnCreate(c.PrepareCollection)
-	if c.IDFiltersOnly {
-		tenants.SetIDFiltersOnly(true) // known: no buildInfo at the first document call
-	}
+	master, tenants, ops := repositories(cfg, c)
 	auth := service.NewAuthService(master, tokens, passwords, cfg.AuthCacheTTL)
 	var hit, miss func()
 	if c.Metrics != nil {
@@ -337,9 +343,7 @@ func NewServices(cfg config.Config, c Components) (*Services, error) {
 	}
 	auth.CacheOrganizations(cfg.OrgCacheTTL, hit, miss)
 	allStale := soleOwner(cfg)
-	orgs := service.NewOrgService(master, tenants, repository.NewOperationRepository(c.DB, c.IDFiltersOnly), passwords, auth, c.Logger, service.Lifecycle{
-		Lease: cfg.OperationLease, AllStale: allStale, ReceiptTTL: cfg.TokenTTL(),
-	})
+	orgs := service.NewOrgService(master, tenants, ops, passwords, auth, c.Logger, lifecycle(cfg))
 	docs := service.NewDocumentService(tenants, orgs, int(cfg.MaxDocumentBytes))
 	docs.KeepKeys(repository.NewKeyRepository(c.DB))
 	docs.SetLimits(service.DocumentLimits{PageBytes: int(cfg.MaxPageBytes), MaxKeys: cfg.MaxDocumentKeys})

@@ -90,7 +90,7 @@ func (s *OrgService) completeDelete(ctx context.Context, r *Run) error {
 	}
 	failpoint.Reach("delete:after-drop")
 	err := s.master.DeleteAdmin(ctx, p.AdminID)
-	s.auth.Forget(p.AdminID) // after the write, whether it was done or not
+	s.forgetAdmin(p.AdminID) // after the write, whether it was done or not
 	if err != nil {
 		return err
 	}

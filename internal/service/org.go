@@ -26,12 +26,21 @@ type OrgService struct {
 	run       *Runner
 }
 
-// NewOrgService builds an OrgService.
+// NewOrgService builds an OrgService. Without passwords and auth (nil) it
+// serves no requests: it runs, recovers and checks operations, as
+// orgsvc check does.
 func NewOrgService(master *repository.MasterRepository, tenants *repository.TenantRepository, ops *repository.OperationRepository, passwords *security.Passwords, auth *AuthService, log *slog.Logger, life Lifecycle) *OrgService {
 	s := &OrgService{master: master, tenants: tenants, ops: ops, passwords: passwords, auth: auth, log: log}
 	s.run = NewRunner(ops, log, life, s.kinds())
 	s.life = s.run.life
 	return s
+}
+
+// forgetAdmin drops what this instance caches of an admin.
+func (s *OrgService) forgetAdmin(id bson.ObjectID) {
+	if s.auth != nil {
+		s.auth.Forget(id)
+	}
 }
 
 // Runner returns the runner of the organizations' operations.

@@ -185,7 +185,7 @@ func (s *OrgService) completeUpdate(ctx context.Context, r *Run) error {
 			change.PasswordHash = &p.PasswordHash
 		}
 		_, err := s.master.UpdateAdmin(ctx, p.AdminID, change)
-		s.auth.Forget(p.AdminID) // after the write, whether it was done or not
+		s.forgetAdmin(p.AdminID) // after the write, whether it was done or not
 		if err != nil {
 			return err
 		}
@@ -201,7 +201,7 @@ func (s *OrgService) completeUpdate(ctx context.Context, r *Run) error {
 		if err := s.master.FinishRename(ctx, r.Op.OrgID, p.Name, p.Slug, p.OldName); err != nil {
 			return err
 		}
-		s.auth.Forget(p.AdminID)
+		s.forgetAdmin(p.AdminID)
 		if p.Slug != p.OldSlug {
 			// A late write may have re-created the old collection.
 			if err := s.dropHeld(ctx, r, p.OldTenant()); err != nil {
