@@ -14,8 +14,8 @@ import (
 // sub-document of one key per member, as LegacyFieldsKey holds them in
 // documents written before, costs the embedded store time quadratic in
 // the members at every write and read (FerretDB finds each key of a
-// document by a linear search: 40,000 members took 5 s to insert); an
-// array costs linear. Filters match both forms; the next write of a
+// document by a linear search; BENCHMARKS.md has the number); an array
+// costs linear. Filters match both forms; the next write of a
 // document replaces the old one.
 const (
 	ScalarsKey      = "scalars"

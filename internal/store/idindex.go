@@ -22,8 +22,7 @@ import (
 // and builds its unique _id index on the expression `_ferretdb_sjson->"_id"`,
 // but looks documents up by `_ferretdb_sjson->'$._id'`. SQLite uses an
 // index on an expression only for that very expression, so every lookup by
-// _id reads the whole table (11 ms for one of 5,000 documents, against
-// 1 ms with an index, measured here). The embedded store therefore gets a
+// _id reads the whole table (see BENCHMARKS.md). The embedded store gets a
 // second index per table, on the expression the lookups use. FerretDB
 // neither sees nor minds it: dropping a collection drops its table with
 // the index, and renaming one only renames it in FerretDB's own catalogue.

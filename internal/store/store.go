@@ -164,11 +164,10 @@ func waitReachable(ctx context.Context, client *mongo.Client, limit time.Duratio
 // takes a SQLite connection of its own, and after each schema change (a
 // tenant collection made or dropped) every SQLite connection parses the
 // whole schema again, which grows with the number of collections. Fewer
-// connections do the same work with fewer parses: at 1,000 organizations on
-// two cores, 200 sign-ups from 16 clients took 70 s with the driver's
-// default of 100 connections, 26 s with four and 13 s with two (measured
-// here). Four rather than two, so that one slow command (a listing that
-// reads a large collection) does not hold up every other request.
+// connections do the same work with fewer parses (BENCHMARKS.md,
+// "Measurements behind the code"). Four rather than two, so that one slow
+// command (a listing that reads a large collection) does not hold up
+// every other request.
 func EmbeddedPoolSize() uint64 { return uint64(max(4, 2*runtime.NumCPU())) }
 
 // Ping checks that the database answers, for readiness probes.
