@@ -2,16 +2,14 @@ package app_test
 
 import (
 	"bytes"
-	"fmt"
-	"io"
-	"net/http"
+	"context"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/orgsvc/orgsvc/internal/proc"
 )
 
 // The built program, for tests that must see a process die and start
@@ -38,11 +36,7 @@ func binary(t *testing.T) string {
 		if buildDir, buildErr = os.MkdirTemp("", "orgsvc-test-bin"); buildErr != nil {
 			return
 		}
-		builtPath = filepath.Join(buildDir, "orgsvc")
-		out, err := exec.Command("go", "build", "-o", builtPath, "github.com/orgsvc/orgsvc/cmd/orgsvc").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
+		builtPath, buildErr = proc.Build(context.Background(), buildDir)
 	})
 	if buildErr != nil {
 		t.Fatal(buildErr)
@@ -60,86 +54,55 @@ func baseEnv(extra ...string) []string {
 // server is the built program serving in a process of its own.
 type server struct {
 	base   string
-	cmd    *exec.Cmd
-	stderr *syncBuffer
-	done   chan struct{}
-	code   int
+	p      *proc.Process
+	cmd    *exec.Cmd // p.Cmd, for tests that signal or inspect the process
+	stderr *proc.Buffer
 }
 
 // runServer starts the program in dir with env (see baseEnv) and waits
 // until it answers /health at addr. It is stopped when the test ends.
 func runServer(t *testing.T, dir, addr string, env []string) *server {
 	t.Helper()
-	s := &server{base: "http://" + addr, stderr: &syncBuffer{}, done: make(chan struct{})}
-	s.cmd = exec.Command(binary(t))
-	s.cmd.Dir = dir
-	s.cmd.Env = append(env, "HTTP_ADDR="+addr)
-	s.cmd.Stdout = io.Discard
-	s.cmd.Stderr = s.stderr
-	if err := s.cmd.Start(); err != nil {
+	s := &server{base: "http://" + addr, stderr: &proc.Buffer{}}
+	p, err := proc.Start(proc.Spec{Bin: binary(t), Dir: dir, Env: append(env, "HTTP_ADDR="+addr), Stderr: s.stderr})
+	if err != nil {
 		t.Fatal(err)
 	}
-	go func() {
-		err := s.cmd.Wait()
-		s.code = s.cmd.ProcessState.ExitCode()
-		if s.code == -1 && err != nil {
-			s.code = -2 // killed by a signal
-		}
-		close(s.done)
-	}()
+	s.p, s.cmd = p, p.Cmd
 	t.Cleanup(func() { s.stop(t) })
-	client := &http.Client{Timeout: 2 * time.Second}
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		select {
-		case <-s.done:
-			t.Fatalf("the server exited with %d before serving\nstderr:\n%s", s.code, s.stderr.String())
-		default:
-		}
-		if res, err := client.Get(s.base + "/health"); err == nil {
-			io.Copy(io.Discard, res.Body)
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return s
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s/health did not answer within 90s\nstderr:\n%s", s.base, s.stderr.String())
-		}
-		time.Sleep(100 * time.Millisecond)
+	if err := p.WaitHealthy(context.Background(), s.base, 90*time.Second); err != nil {
+		t.Fatalf("the server: %v\nstderr:\n%s", err, s.stderr.String())
 	}
+	return s
+}
+
+// status is the exit status, -2 when a signal ended the process.
+func status(code int) int {
+	if code == -1 {
+		return -2
+	}
+	return code
 }
 
 // wait waits for the process to exit on its own and returns its status.
 func (s *server) wait(t *testing.T, within time.Duration) int {
 	t.Helper()
-	select {
-	case <-s.done:
-		return s.code
-	case <-time.After(within):
+	code, ok := s.p.Wait(within)
+	if !ok {
 		t.Fatalf("the server did not exit within %s\nstderr:\n%s", within, s.stderr.String())
-		return 0
 	}
+	return status(code)
 }
 
 // stop ends the process with SIGTERM (SIGKILL after 30s) and returns its
 // exit status.
 func (s *server) stop(t *testing.T) int {
 	t.Helper()
-	select {
-	case <-s.done:
-		return s.code
-	default:
-	}
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-	case <-time.After(30 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.done
+	code, killed := s.p.Stop(30 * time.Second)
+	if killed {
 		t.Errorf("the server did not stop within 30s of SIGTERM\nstderr:\n%s", s.stderr.String())
 	}
-	return s.code
+	return status(code)
 }
 
 func (s *server) call(t *testing.T, method, path, token string, body any) response {

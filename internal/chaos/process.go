@@ -4,41 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"sync"
-	"syscall"
 	"time"
-)
 
-// modulePath is the module whose ./cmd/orgsvc Build builds.
-const modulePath = "github.com/orgsvc/orgsvc"
+	"github.com/orgsvc/orgsvc/internal/proc"
+)
 
 // Build builds the service (cmd/orgsvc of the module around the working
 // directory) into dir and returns the binary's path.
-func Build(ctx context.Context, dir string) (string, error) {
-	bin := filepath.Join(dir, "orgsvc")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, modulePath+"/cmd/orgsvc")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build %s/cmd/orgsvc: %w\n%s", modulePath, err, out)
-	}
-	return bin, nil
-}
+func Build(ctx context.Context, dir string) (string, error) { return proc.Build(ctx, dir) }
 
 // freeAddr returns a loopback address with a port nobody listens on.
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
+func freeAddr() (string, error) { return proc.FreeAddr() }
 
 // instance is one service of the run (A or B): the same binary, address,
 // environment and log file across its restarts.
@@ -57,22 +35,22 @@ type instance struct {
 	exited func(in *instance, start, code int, tail string)
 
 	mu     sync.Mutex
-	cur    *proc
+	cur    *started
 	starts int
 }
 
-// proc is one process of an instance.
-type proc struct {
+// started is one process of an instance.
+type started struct {
 	n        int // which start of its instance
-	cmd      *exec.Cmd
-	done     chan struct{}
-	code     int // exit status; -1 when ended by a signal
+	p        *proc.Process
+	done     <-chan struct{}
+	code     int // exit status, once done; -1 when ended by a signal
 	expected chan struct{}
 	once     sync.Once
 }
 
 // expect marks the process's end as the run's doing.
-func (p *proc) expect() { p.once.Do(func() { close(p.expected) }) }
+func (p *started) expect() { p.once.Do(func() { close(p.expected) }) }
 
 func newInstance(name, bin, dir, logPath string, env []string) (*instance, error) {
 	addr, err := freeAddr()
@@ -106,24 +84,16 @@ func (in *instance) start() error {
 	}
 	in.starts++
 	fmt.Fprintf(in.log, "=== orgchaos: start %d of %s at %s ===\n", in.starts, in.name, time.Now().UTC().Format(time.RFC3339Nano))
-	cmd := exec.Command(in.bin)
-	cmd.Dir = in.dir
-	cmd.Env = in.env
-	cmd.Stdout = in.log
-	cmd.Stderr = in.log
-	setProcAttr(cmd)
-	if err := cmd.Start(); err != nil {
+	pp, err := proc.Start(proc.Spec{Bin: in.bin, Dir: in.dir, Env: in.env, Stdout: in.log, Stderr: in.log})
+	if err != nil {
 		return err
 	}
-	p := &proc{n: in.starts, cmd: cmd, done: make(chan struct{}), expected: make(chan struct{})}
+	done := make(chan struct{})
+	p := &started{n: in.starts, p: pp, done: done, expected: make(chan struct{})}
 	in.cur = p
 	go func() {
-		err := cmd.Wait()
-		p.code = cmd.ProcessState.ExitCode()
-		if p.code == -1 && err == nil {
-			p.code = -2
-		}
-		close(p.done)
+		p.code = pp.Code()
+		close(done)
 		select {
 		case <-p.expected:
 		default:
@@ -136,7 +106,7 @@ func (in *instance) start() error {
 }
 
 // process is the current process, nil before the first start.
-func (in *instance) process() *proc {
+func (in *instance) process() *started {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	return in.cur
@@ -163,28 +133,11 @@ func (in *instance) waitServing(ctx context.Context, within time.Duration) error
 	if p == nil {
 		return fmt.Errorf("%s was never started", in.name)
 	}
-	client := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(within)
-	for {
-		select {
-		case <-p.done:
-			return fmt.Errorf("%s exited with %d before serving; its log ends:\n%s", in.name, p.code, tail(in.logPath, 20))
-		case <-ctx.Done():
-			return ctx.Err()
-		default:
-		}
-		if res, err := client.Get(in.base + "/health"); err == nil {
-			io.Copy(io.Discard, res.Body)
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s did not answer /health within %s; its log ends:\n%s", in.name, within, tail(in.logPath, 20))
-		}
-		time.Sleep(50 * time.Millisecond)
+	err := p.p.WaitHealthy(ctx, in.base, within)
+	if err == nil || errors.Is(err, ctx.Err()) {
+		return err
 	}
+	return fmt.Errorf("%s %v; its log ends:\n%s", in.name, err, tail(in.logPath, 20))
 }
 
 // kill ends the current process with SIGKILL and waits for it.
@@ -194,7 +147,7 @@ func (in *instance) kill() error {
 		return errors.New("not started")
 	}
 	p.expect()
-	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
+	if err := p.p.Kill(); err != nil {
 		return err
 	}
 	<-p.done
@@ -211,34 +164,16 @@ func (in *instance) stop(within time.Duration) int {
 		return 0
 	}
 	p.expect()
-	select {
-	case <-p.done:
-		return p.code
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-		return p.code
-	case <-time.After(within):
-		_ = p.cmd.Process.Kill()
-		<-p.done
+	code, killed := p.p.Stop(within)
+	<-p.done
+	if killed {
 		return -3
 	}
+	return code
 }
 
 // close releases the log file; the process must be gone.
 func (in *instance) close() { in.log.Close() }
 
 // tail returns the last n lines of the file at path.
-func tail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return ""
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
+func tail(path string, n int) string { return proc.Tail(path, n) }

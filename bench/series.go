@@ -12,6 +12,7 @@ import (
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/orgsvc/orgsvc/internal/model"
 )
@@ -28,35 +29,60 @@ type reference struct {
 	organizations int
 }
 
+// startSeries starts the services of the org-count series: with a
+// service of its own, it stops the main one and starts the series service
+// and the reference at BCRYPT_COST=seriesCost.
+func (b *bench) startSeries(ctx context.Context) error {
+	if b.svc == nil {
+		b.report.SeriesBcryptCost = b.cost
+		return nil
+	}
+	b.logf("stopping the main service; starting two with BCRYPT_COST=%d for the org-count series: one grows, one stays small", seriesCost)
+	b.svc.Stop()
+	b.disconnect()
+	if _, err := b.start(ctx, "series", seriesCost); err != nil {
+		return err
+	}
+	if err := b.startReference(ctx); err != nil {
+		return err
+	}
+	b.report.SeriesBcryptCost = seriesCost
+	return nil
+}
+
 // startReference starts the reference service and signs it up to the
 // series' first level: the organization "bench" and fillers.
-func (b *bench) startReference(ctx context.Context) (*reference, error) {
+func (b *bench) startReference(ctx context.Context) error {
 	lo := b.sz.orgLevels[0]
-	b.logf("starting the reference service (BCRYPT_COST=%d, embedded store), kept at %d organizations", seriesCost, lo)
-	svc, err := startService(ctx, b.bin, b.workDir, b.opts.out, "reference", b.opts.mongoDB, seriesCost)
+	svc, err := b.startService(ctx, "reference", seriesCost)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	b.logf("reference service: %s, pid %d, log %s", svc.URL, svc.PID(), svc.LogPath)
+	b.logf("the reference service is kept at %d organizations", lo)
 	ref := &reference{svc: svc, api: newAPIClient(svc.URL), organizations: lo}
-	err = ref.api.ensure(ctx, newAccount("bench"))
-	if err == nil {
-		err = parallel(ctx, lo-1, 4, func(ctx context.Context, i int) error {
-			return ref.api.signUp(ctx, newAccount(fmt.Sprintf("bench-fill-%s-%05d", b.runID, i)))
+	if err := ref.api.ensure(ctx, newAccount("bench")); err != nil {
+		return fmt.Errorf("seed the reference service: %w", err)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(4)
+	for i := range lo - 1 {
+		g.Go(func() error {
+			return ref.api.signUp(gctx, newAccount(fmt.Sprintf("bench-fill-%s-%05d", b.runID, i)))
 		})
 	}
-	if err != nil {
-		svc.Stop()
-		return nil, fmt.Errorf("seed the reference service: %w", err)
+	if err := g.Wait(); err != nil {
+		return fmt.Errorf("seed the reference service: %w", err)
 	}
-	return ref, nil
+	b.ref = ref
+	return nil
 }
 
 // orgCountSeries measures org-get and org-create with 10, 100, 1,000 and
 // 5,000 organizations present (fewer with -short); with a reference
 // service, each level above the first in turns with the reference. Each
 // level's sign-ups are deleted again before the next level is seeded.
-func (b *bench) orgCountSeries(ctx context.Context, ref *reference) error {
+func (b *bench) orgCountSeries(ctx context.Context) error {
+	ref := b.ref
 	b.benchOrg, b.benchDocIDs = nil, nil
 	if err := b.seedBenchOrg(ctx, 0); err != nil {
 		return err
@@ -74,10 +100,14 @@ func (b *bench) orgCountSeries(ctx context.Context, ref *reference) error {
 		if add := level - present; add > 0 {
 			b.logf("org-count: signing up %d organizations to reach %d (bcrypt cost %d)", add, level, b.cost)
 			began := time.Now()
-			err := parallel(ctx, add, b.signUpWorkers(), func(ctx context.Context, i int) error {
-				return b.api.signUp(ctx, newAccount(fmt.Sprintf("bench-fill-%s-%05d", b.runID, filler+i)))
-			})
-			if err != nil {
+			g, gctx := errgroup.WithContext(ctx)
+			g.SetLimit(b.signUpWorkers())
+			for i := range add {
+				g.Go(func() error {
+					return b.api.signUp(gctx, newAccount(fmt.Sprintf("bench-fill-%s-%05d", b.runID, filler+i)))
+				})
+			}
+			if err := g.Wait(); err != nil {
 				return fmt.Errorf("seed organizations: %w", err)
 			}
 			filler += add
@@ -119,22 +149,20 @@ func (b *bench) seriesGet(ctx context.Context, level int, ref *reference) {
 	targets := func(base string) vegeta.Targeter {
 		return roundRobin([]vegeta.Target{{Method: http.MethodGet, URL: base + orgGetPath("bench")}})
 	}
+	w := b.httpWork(name, targets(b.base), nil)
+	w.organizations = level
 	var r *Result
 	if ref == nil {
-		r = b.attack(ctx, name, targets(b.base), b.opts.concurrency, nil)
+		r = b.measure(ctx, w)
 	} else {
-		other := b.httpTurn(ref.name("org-get", level), "scenario", ref.svc.PID(), ref.svc.URL, targets(ref.svc.URL))
-		other.server = ref.svc.Name
-		res := b.alternate(ctx, [2]turn{b.httpTurn(name, "scenario", b.pid, b.base, targets(b.base)), other})
+		other := b.httpWork(ref.name("org-get", level), targets(ref.svc.URL), nil)
+		other.server, other.pid, other.base, other.organizations = ref.svc.Name, ref.svc.PID(), ref.svc.URL, ref.organizations
+		res := b.alternate(ctx, [2]work{w, other})
 		r = res[0]
-		res[1].Organizations = ref.organizations
 		pairReference(r, res[1])
 	}
-	r.Organizations = level
-	if b.db != nil {
-		base := b.driverOrgGet(ctx, fmt.Sprintf("driver org-get@%d", level), "bench")
-		base.Organizations = level
-		compare(r, base)
+	if base := b.driverOrgGet(ctx, fmt.Sprintf("driver org-get@%d", level), level); len(base) > 0 {
+		compare(r, b.measure(ctx, base[0]))
 	}
 }
 
@@ -149,18 +177,19 @@ func (b *bench) seriesCreate(ctx context.Context, level int, ref *reference) int
 	var removed deletions
 	if ref == nil {
 		var issued atomic.Int64
-		r = b.attack(ctx, name, signUps(b.base, prefix, &issued), b.opts.concurrency, maxHits(b.sz.seriesCreates))
-		r.Note = fmt.Sprintf("at most %d sign-ups, starting from %d organizations; deleted afterwards", b.sz.seriesCreates, level)
+		w := b.httpWork(name, signUps(b.base, prefix, &issued), maxHits(b.sz.seriesCreates))
+		w.note = fmt.Sprintf("at most %d sign-ups, starting from %d organizations; deleted afterwards", b.sz.seriesCreates, level)
+		r = b.measure(ctx, w)
 		b.deleteSignUps(ctx, b.api, prefix, 0, int(issued.Load()), &removed)
 		b.addDeletions(fmt.Sprintf("org-delete@%d", level), b.server, level, &removed)
 	} else {
 		perTurn := max(1, b.sz.seriesCreates/alternateRounds)
-		side := func(name, server, base, prefix string, pid int, api *apiClient, removed *deletions) turn {
+		side := func(name, server, base, prefix string, pid int, api *apiClient, removed *deletions) work {
 			var issued atomic.Int64
 			from := 0
-			return turn{name: name, kind: "scenario", server: server, pid: pid, base: base, size: fmt.Sprintf("%d sign-ups", perTurn),
-				start: func(time.Duration) load {
-					return attackHTTP(name, signUps(base, prefix, &issued), b.opts.concurrency, 0, maxHits(perTurn))
+			return work{name: name, kind: "scenario", server: server, pid: pid, base: base, size: fmt.Sprintf("%d sign-ups", perTurn),
+				start: func(c int, _ time.Duration) load {
+					return attackHTTP(name, signUps(base, prefix, &issued), c, 0, maxHits(perTurn))
 				},
 				after: func() {
 					to := int(issued.Load())
@@ -170,7 +199,7 @@ func (b *bench) seriesCreate(ctx context.Context, level int, ref *reference) int
 		}
 		refName := ref.name("org-create", level)
 		var refRemoved deletions
-		res := b.alternate(ctx, [2]turn{
+		res := b.alternate(ctx, [2]work{
 			side(name, b.server, b.base, prefix, b.pid, b.api, &removed),
 			side(refName, ref.svc.Name, ref.svc.URL, prefix+"-ref", ref.svc.PID(), ref.api, &refRemoved),
 		})
@@ -233,23 +262,28 @@ func (b *bench) deleteSignUps(ctx context.Context, api *apiClient, prefix string
 	began := time.Now()
 	var deleted, failed int
 	var firstErr error
-	_ = parallel(ctx, to-from, deleteWorkers, func(ctx context.Context, i int) error {
-		start := time.Now()
-		ok, err := api.remove(ctx, newAccount(fmt.Sprintf("%s-%05d", prefix, from+i)))
-		took := time.Since(start)
-		d.mu.Lock()
-		defer d.mu.Unlock()
-		switch {
-		case err != nil:
-			failed++
-			firstErr = cmp.Or(firstErr, err)
-			d.errs = append(d.errs, err.Error())
-		case ok:
-			deleted++
-			d.lat = append(d.lat, took)
-		}
-		return nil
-	})
+	var g errgroup.Group
+	g.SetLimit(deleteWorkers)
+	for i := from; i < to && ctx.Err() == nil; i++ {
+		g.Go(func() error {
+			start := time.Now()
+			ok, err := api.remove(ctx, newAccount(fmt.Sprintf("%s-%05d", prefix, i)))
+			took := time.Since(start)
+			d.mu.Lock()
+			defer d.mu.Unlock()
+			switch {
+			case err != nil:
+				failed++
+				firstErr = cmp.Or(firstErr, err)
+				d.errs = append(d.errs, err.Error())
+			case ok:
+				deleted++
+				d.lat = append(d.lat, took)
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
 	d.busy += time.Since(began)
 	b.logf("org-count: deleted the %d organizations just signed up", deleted)
 	if failed > 0 {

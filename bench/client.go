@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"sync"
 	"time"
 )
 
@@ -213,36 +212,26 @@ func (c *apiClient) remove(ctx context.Context, a *account) (bool, error) {
 	return deleted, err
 }
 
+// orgInfo is the service's answer to GET /org/get.
+type orgInfo struct {
+	ID             string `json:"_id"`
+	CollectionName string `json:"collection_name"`
+	AdminID        string `json:"admin_id"`
+}
+
+// organization looks the organization named name up (GET /org/get).
+func (c *apiClient) organization(ctx context.Context, name string) (*orgInfo, error) {
+	var out orgInfo
+	err := retry(ctx, func(int) error {
+		return c.do(ctx, http.MethodGet, orgGetPath(name), "", nil, http.StatusOK, &out)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // orgGetPath is the GET /org/get path for name.
 func orgGetPath(name string) string {
 	return "/org/get?organization_name=" + url.QueryEscape(name)
-}
-
-// parallel calls fn(i) for i in [0, n) on up to workers goroutines and
-// returns the first error; after an error no new calls start.
-func parallel(ctx context.Context, n, workers int, fn func(ctx context.Context, i int) error) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range min(workers, n) {
-		wg.Go(func() {
-			for i := range next {
-				if err := fn(ctx, i); err != nil {
-					cancel(err)
-				}
-			}
-		})
-	}
-feed:
-	for i := range n {
-		select {
-		case next <- i:
-		case <-ctx.Done():
-			break feed
-		}
-	}
-	close(next)
-	wg.Wait()
-	return context.Cause(ctx)
 }

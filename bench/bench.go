@@ -10,12 +10,14 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/orgsvc/orgsvc/internal/jsondoc"
 	"github.com/orgsvc/orgsvc/internal/model"
@@ -39,25 +41,36 @@ type bench struct {
 	bin     string
 
 	// The service being measured and its database.
-	svc    *service // nil with -target
-	api    *apiClient
-	base   string
-	pid    int    // 0 when unknown (-target): no RSS
-	server string // "main", "series" or "target"
-	cost   int    // the service's bcrypt cost
-	mongo  *mongo.Client
-	db     *mongo.Database // nil without a database address: no driver baselines
+	svc     *service // nil with -target
+	api     *apiClient
+	base    string
+	pid     int    // 0 when unknown (-target): no RSS
+	server  string // "main", "series" or "target"
+	cost    int    // the service's bcrypt cost
+	mongo   *mongo.Client
+	db      *mongo.Database // nil without a database address: no driver baselines
+	idOnly  bool            // the store evaluates only a lone _id filter (FerretDB)
+	masters *repository.MasterRepository
+	tenants *repository.TenantRepository
+
+	// started is every service started, stopped at the end.
+	started []*service
+	// undo is what the current scenario's setup left to undo.
+	undo []func()
 
 	// Seeded data.
 	benchOrg    *account
 	benchDocIDs []string
 	loginAdmins []*account
+	renamed     map[string]*renamed // by rename scenario
+	floor       floor
+	ref         *reference // the org-count series' reference service
 }
 
 func newBench(opts config, log io.Writer) *bench {
 	b := make([]byte, 3)
 	_, _ = rand.Read(b)
-	return &bench{opts: opts, sz: defaultSizes(opts.short), log: log, runID: hex.EncodeToString(b), report: newReport(opts)}
+	return &bench{opts: opts, sz: defaultSizes(opts.short), log: log, runID: hex.EncodeToString(b), report: newReport(opts), renamed: map[string]*renamed{}}
 }
 
 // logf prints a line about what the tool is doing.
@@ -71,6 +84,12 @@ func (b *bench) runAll(ctx context.Context) (err error) {
 		return err
 	}
 	defer os.RemoveAll(b.workDir)
+	defer func() {
+		for _, svc := range b.started {
+			svc.Stop()
+		}
+	}()
+	defer b.endScenario()
 
 	if b.opts.target == "" {
 		if b.bin = b.opts.bin; b.bin == "" {
@@ -79,11 +98,9 @@ func (b *bench) runAll(ctx context.Context) (err error) {
 				return err
 			}
 		}
-		svc, err := b.start(ctx, "main", b.opts.bcryptCost)
-		if err != nil {
+		if _, err := b.start(ctx, "main", b.opts.bcryptCost); err != nil {
 			return err
 		}
-		defer svc.Stop()
 	} else {
 		b.api, b.base, b.server, b.cost = newAPIClient(b.opts.target), b.opts.target, "target", b.opts.bcryptCost
 		if b.opts.mongoURI != "" {
@@ -95,48 +112,30 @@ func (b *bench) runAll(ctx context.Context) (err error) {
 	}
 	defer b.disconnect()
 	b.report.BcryptCost = b.cost
-
-	if err := b.mainScenarios(ctx); err != nil {
-		return err
-	}
-	if b.opts.wants("org-count") {
-		var ref *reference
-		if b.svc != nil {
-			b.logf("stopping the main service; starting two with BCRYPT_COST=%d for the org-count series: one grows, one stays small", seriesCost)
-			b.svc.Stop()
-			b.disconnect()
-			svc, err := b.start(ctx, "series", seriesCost)
-			if err != nil {
-				return err
-			}
-			defer svc.Stop()
-			if ref, err = b.startReference(ctx); err != nil {
-				return err
-			}
-			defer ref.svc.Stop()
-			b.report.SeriesBcryptCost = seriesCost
-		} else {
-			b.report.SeriesBcryptCost = b.cost
-		}
-		if err := b.orgCountSeries(ctx, ref); err != nil {
-			return err
-		}
-	}
-	return ctx.Err()
+	return b.runScenarios(ctx)
 }
 
-// start starts a service on a fresh embedded store and makes it the one
-// measured.
-func (b *bench) start(ctx context.Context, name string, cost int) (*service, error) {
+// startService starts a service on a fresh embedded store, stopped at the
+// end of the run.
+func (b *bench) startService(ctx context.Context, name string, cost int) (*service, error) {
 	b.logf("starting the %s service (BCRYPT_COST=%d, embedded store)", name, cost)
 	svc, err := startService(ctx, b.bin, b.workDir, b.opts.out, name, b.opts.mongoDB, cost)
 	if err != nil {
 		return nil, err
 	}
-	b.svc, b.api, b.base, b.pid, b.server, b.cost = svc, newAPIClient(svc.URL), svc.URL, svc.PID(), name, cost
+	b.started = append(b.started, svc)
 	b.logf("%s service: %s, pid %d, store %s, log %s", name, svc.URL, svc.PID(), svc.MongoURI, svc.LogPath)
+	return svc, nil
+}
+
+// start starts a service and makes it the one measured.
+func (b *bench) start(ctx context.Context, name string, cost int) (*service, error) {
+	svc, err := b.startService(ctx, name, cost)
+	if err != nil {
+		return nil, err
+	}
+	b.svc, b.api, b.base, b.pid, b.server, b.cost = svc, newAPIClient(svc.URL), svc.URL, svc.PID(), name, cost
 	if err := b.connect(ctx, svc.MongoURI); err != nil {
-		svc.Stop()
 		return nil, err
 	}
 	if b.report.Service == "" {
@@ -154,14 +153,22 @@ func (b *bench) connect(ctx context.Context, uri string) error {
 		_ = c.Disconnect(context.Background())
 		return fmt.Errorf("database at %s: %w", uri, err)
 	}
-	b.mongo, b.db = c, c.Database(b.opts.mongoDB)
+	db := c.Database(b.opts.mongoDB)
+	idOnly, err := idFiltersOnly(ctx, db)
+	if err != nil {
+		_ = c.Disconnect(context.Background())
+		return fmt.Errorf("database at %s: %w", uri, err)
+	}
+	b.mongo, b.db, b.idOnly = c, db, idOnly
+	b.masters = repository.NewMasterRepository(db, idOnly)
+	b.tenants = repository.NewTenantRepository(db, 0)
 	return nil
 }
 
 func (b *bench) disconnect() {
 	if b.mongo != nil {
 		_ = b.mongo.Disconnect(context.Background())
-		b.mongo, b.db = nil, nil
+		b.mongo, b.db, b.masters, b.tenants = nil, nil, nil, nil
 	}
 }
 
@@ -219,12 +226,15 @@ func (b *bench) seedBenchOrg(ctx context.Context, n int) error {
 	}
 	b.logf("seeding %d documents of bench through POST /org/documents", n)
 	ids := make([]string, n)
-	err := parallel(ctx, n, 16, func(ctx context.Context, i int) error {
-		id, err := b.api.createDocument(ctx, b.benchOrg, sampleDocument(i))
-		ids[i] = id
-		return err
-	})
-	if err != nil {
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(16)
+	for i := range n {
+		g.Go(func() (err error) {
+			ids[i], err = b.api.createDocument(gctx, b.benchOrg, sampleDocument(i))
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
 		return fmt.Errorf("seed documents: %w", err)
 	}
 	b.benchDocIDs = ids
@@ -232,53 +242,67 @@ func (b *bench) seedBenchOrg(ctx context.Context, n int) error {
 }
 
 // seedLoginAdmins signs up the organizations whose admins the login
-// scenario cycles through.
+// scenario cycles through; with -target it reads the service's bcrypt
+// cost from one of their hashes.
 func (b *bench) seedLoginAdmins(ctx context.Context) error {
 	n := b.sz.loginAdmins
 	b.logf("signing up %d organizations for login (bcrypt cost %d)", n, b.cost)
 	admins := make([]*account, n)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(b.signUpWorkers())
 	for i := range admins {
 		admins[i] = newAccount(fmt.Sprintf("bench-login-%s-%02d", b.runID, i))
+		g.Go(func() error { return b.api.signUp(gctx, admins[i]) })
 	}
-	err := parallel(ctx, n, b.signUpWorkers(), func(ctx context.Context, i int) error { return b.api.signUp(ctx, admins[i]) })
-	if err != nil {
+	if err := g.Wait(); err != nil {
 		return fmt.Errorf("seed login admins: %w", err)
 	}
 	b.loginAdmins = admins
+	if b.opts.target != "" {
+		b.cost = b.serviceCost(ctx, admins[0].Name, b.opts.bcryptCost)
+		b.report.BcryptCost = b.cost
+	}
 	return nil
 }
 
-// seedDirect inserts n documents straight into a's tenant collection, in
-// the service's storage format, in batches.
-func (b *bench) seedDirect(ctx context.Context, a *account, n int) error {
-	coll, err := b.tenantCollection(ctx, a.Name)
+// seedDocuments stores n documents in the organization name's tenant
+// collection through the tenant repository, in the service's storage
+// format.
+func (b *bench) seedDocuments(ctx context.Context, name string, n int) error {
+	t, err := b.tenant(ctx, name)
 	if err != nil {
 		return err
 	}
+	b.logf("inserting %d documents into %s through the tenant repository", n, b.tenants.Describe(t.org.Tenant()))
 	began := time.Now()
-	const batch = 1000
-	inserted := 0
-	for start := 0; start < n; start += batch {
-		docs := make([]any, 0, batch)
-		for i := start; i < min(n, start+batch); i++ {
+	var inserted atomic.Int64
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(16)
+	for i := range n {
+		if gctx.Err() != nil {
+			break
+		}
+		g.Go(func() error {
 			d, err := storedDocument(i)
-			if err != nil {
-				return err
+			if err == nil {
+				err = b.tenants.InsertDocument(gctx, t.org.Tenant(), t.org.ID, d)
 			}
-			docs = append(docs, d)
-		}
-		res, err := coll.InsertMany(ctx, docs)
-		if err != nil {
-			return fmt.Errorf("insert documents into %s: %w", coll.Name(), err)
-		}
-		inserted += len(res.InsertedIDs)
+			if err != nil {
+				return fmt.Errorf("insert documents into %s: %w", b.tenants.Describe(t.org.Tenant()), err)
+			}
+			inserted.Add(1)
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
 	}
 	// Counted from the answers: a count on the embedded store would read
 	// every document into the service's memory and skew its RSS.
-	if inserted != n {
-		return fmt.Errorf("%s: %d documents inserted, want %d", coll.Name(), inserted, n)
+	if got := int(inserted.Load()); got != n {
+		return fmt.Errorf("%s: %d documents inserted, want %d", name, got, n)
 	}
-	b.logf("inserted %d documents into %s in %s", n, coll.Name(), time.Since(began).Round(time.Millisecond))
+	b.logf("inserted %d documents in %s", n, time.Since(began).Round(time.Millisecond))
 	return nil
 }
 
@@ -298,14 +322,23 @@ func storedDocument(i int) (*model.Document, error) {
 	return &model.Document{ID: bson.NewObjectID(), JSON: string(doc.JSON), Fields: doc.Fields, CreatedAt: now, UpdatedAt: now}, nil
 }
 
-// serviceCost reads the bcrypt cost of a stored admin's hash; fallback
-// when there is no database or no admin.
-func (b *bench) serviceCost(ctx context.Context, fallback int) int {
+// serviceCost reads the bcrypt cost of the hash of the admin of the
+// organization name; fallback when there is no database or it cannot be
+// read.
+func (b *bench) serviceCost(ctx context.Context, name string, fallback int) int {
 	if b.db == nil {
 		return fallback
 	}
-	var a model.Admin
-	if err := b.db.Collection(model.Admins).FindOne(ctx, bson.D{}).Decode(&a); err != nil {
+	info, err := b.api.organization(ctx, name)
+	if err != nil {
+		return fallback
+	}
+	id, err := bson.ObjectIDFromHex(info.AdminID)
+	if err != nil {
+		return fallback
+	}
+	a, err := b.masters.Admin(ctx, id)
+	if err != nil {
 		return fallback
 	}
 	if c, err := bcrypt.Cost([]byte(a.PasswordHash)); err == nil {
@@ -314,37 +347,34 @@ func (b *bench) serviceCost(ctx context.Context, fallback int) int {
 	return fallback
 }
 
-// organization reads the organization whose slug is slug from the
-// database, by its name claim.
-func (b *bench) organization(ctx context.Context, slug string) (*model.Organization, error) {
-	var claim model.NameClaim
-	if err := b.db.Collection(model.NameClaims).FindOne(ctx, bson.D{{Key: "_id", Value: slug}}).Decode(&claim); err != nil {
-		return nil, fmt.Errorf("name claim %s: %w", slug, err)
-	}
-	var org model.Organization
-	if err := b.db.Collection(model.Organizations).FindOne(ctx, bson.D{{Key: "_id", Value: claim.OrganizationID}}).Decode(&org); err != nil {
-		return nil, fmt.Errorf("organization %s: %w", slug, err)
-	}
-	return &org, nil
+// tenant is an organization of the measured service, for the driver
+// baselines and the seeding: its record and its tenant collection.
+type tenant struct {
+	org  *model.Organization
+	docs *mongo.Collection
 }
 
-// tenantCollection is the tenant collection of the organization named
-// name, in the database its record names.
-func (b *bench) tenantCollection(ctx context.Context, name string) (*mongo.Collection, error) {
-	org, err := b.organization(ctx, model.Slug(name))
+// tenant finds the organization named name: its id and collection as GET
+// /org/get answers them, its record (and the database of its collection)
+// through the master repository.
+func (b *bench) tenant(ctx context.Context, name string) (*tenant, error) {
+	info, err := b.api.organization(ctx, name)
 	if err != nil {
 		return nil, err
 	}
-	return b.documents(org), nil
-}
-
-// documents is org's tenant collection, in the database its record names.
-func (b *bench) documents(org *model.Organization) *mongo.Collection {
+	id, err := bson.ObjectIDFromHex(info.ID)
+	if err != nil {
+		return nil, fmt.Errorf("organization %s: id %q: %w", name, info.ID, err)
+	}
+	org, err := b.masters.Organization(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("organization %s: %w", name, err)
+	}
 	db := b.db
 	if org.TenantDB != "" {
 		db = b.mongo.Database(org.TenantDB)
 	}
-	return db.Collection(repository.CollectionName(org.Slug))
+	return &tenant{org: org, docs: db.Collection(info.CollectionName)}, nil
 }
 
 // signUpWorkers is how many sign-ups seeding sends at once. At a high

@@ -4,10 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -15,38 +13,22 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
+
+	"github.com/orgsvc/orgsvc/internal/proc"
 )
 
-// modulePath is the module whose ./cmd/orgsvc is built.
-const modulePath = "github.com/orgsvc/orgsvc"
-
-// buildService builds ./cmd/orgsvc of the module around the working
-// directory into dir and returns the binary's path and the source's git
+// buildService builds cmd/orgsvc of the service module (the module
+// around the working directory, or the one the tool's module replaces
+// it with) into dir and returns the binary's path and the source's git
 // revision.
 func buildService(ctx context.Context, dir string) (bin, revision string, err error) {
-	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+	root, err := proc.ModuleDir(ctx)
 	if err != nil {
-		return "", "", fmt.Errorf("go env GOMOD: %w", err)
+		return "", "", fmt.Errorf("%w\nrun from the repository, or pass -bin or -target", err)
 	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		return "", "", errors.New("not inside the orgsvc module: run from the repository, or pass -bin or -target")
-	}
-	mod, err := os.ReadFile(gomod)
-	if err != nil {
+	if bin, err = proc.Build(ctx, dir); err != nil {
 		return "", "", err
-	}
-	if !bytes.Contains(mod, []byte("module "+modulePath+"\n")) {
-		return "", "", fmt.Errorf("%s is not the module %s: run from the repository, or pass -bin or -target", gomod, modulePath)
-	}
-	root := filepath.Dir(gomod)
-	bin = filepath.Join(dir, "orgsvc")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/orgsvc")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", "", fmt.Errorf("go build ./cmd/orgsvc: %w\n%s", err, out)
 	}
 	return bin, gitRevision(ctx, root), nil
 }
@@ -74,11 +56,9 @@ type service struct {
 	Cost     int
 	LogPath  string
 
-	cmd     *exec.Cmd
-	log     *os.File
-	done    chan struct{}
-	waitErr error
-	stop    sync.Once
+	p    *proc.Process
+	log  *os.File
+	stop sync.Once
 }
 
 // inheritedVars are the only variables of the tool's environment the
@@ -91,7 +71,7 @@ var inheritedVars = []string{"PATH", "HOME", "TMPDIR", "GOMAXPROCS", "GOGC", "GO
 // address, so they would measure the limiter rather than the service. The
 // per-e-mail login limit stays at the service's default; the login
 // scenario cycles through enough admins to stay under it.
-func serviceEnv(database string, httpPort, mongoPort int, dataDir string, cost int) []string {
+func serviceEnv(database, httpAddr, mongoAddr, dataDir string, cost int) []string {
 	var env []string
 	for _, k := range inheritedVars {
 		if v, ok := os.LookupEnv(k); ok {
@@ -101,8 +81,8 @@ func serviceEnv(database string, httpPort, mongoPort int, dataDir string, cost i
 	return append(env,
 		"MONGO_URI=",
 		"MONGO_DB="+database,
-		"HTTP_ADDR=127.0.0.1:"+strconv.Itoa(httpPort),
-		"EMBEDDED_MONGO_ADDR=127.0.0.1:"+strconv.Itoa(mongoPort),
+		"HTTP_ADDR="+httpAddr,
+		"EMBEDDED_MONGO_ADDR="+mongoAddr,
 		"DATA_DIR="+dataDir,
 		"BCRYPT_COST="+strconv.Itoa(cost),
 		"LOG_LEVEL=warn",
@@ -114,11 +94,11 @@ func serviceEnv(database string, httpPort, mongoPort int, dataDir string, cost i
 // startService starts bin on the embedded store under workDir/name-data,
 // listening on free loopback ports, and waits until /health answers.
 func startService(ctx context.Context, bin, workDir, outDir, name, database string, cost int) (*service, error) {
-	httpPort, err := freePort()
+	httpAddr, err := proc.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
-	mongoPort, err := freePort()
+	mongoAddr, err := proc.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -128,120 +108,49 @@ func startService(ctx context.Context, bin, workDir, outDir, name, database stri
 	}
 	s := &service{
 		Name:     name,
-		URL:      "http://127.0.0.1:" + strconv.Itoa(httpPort),
-		MongoURI: "mongodb://127.0.0.1:" + strconv.Itoa(mongoPort) + "/",
+		URL:      "http://" + httpAddr,
+		MongoURI: "mongodb://" + mongoAddr + "/",
 		Cost:     cost,
 		LogPath:  filepath.Join(outDir, "service-"+name+".log"),
-		done:     make(chan struct{}),
 	}
 	if s.log, err = os.Create(s.LogPath); err != nil {
 		return nil, err
 	}
-	s.cmd = exec.Command(bin, "serve")
 	// The working directory holds no .env, so none is read.
-	s.cmd.Dir = workDir
-	s.cmd.Env = serviceEnv(database, httpPort, mongoPort, dataDir, cost)
-	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
-	setProcAttr(s.cmd)
-	if err := s.cmd.Start(); err != nil {
+	s.p, err = proc.Start(proc.Spec{
+		Bin: bin, Args: []string{"serve"}, Dir: workDir,
+		Env:    serviceEnv(database, httpAddr, mongoAddr, dataDir, cost),
+		Stdout: s.log, Stderr: s.log,
+	})
+	if err != nil {
 		s.log.Close()
-		return nil, fmt.Errorf("start %s: %w", bin, err)
-	}
-	go func() {
-		s.waitErr = s.cmd.Wait()
-		close(s.done)
-	}()
-	if err := s.waitHealthy(ctx, 3*time.Minute); err != nil {
-		s.Stop()
 		return nil, err
+	}
+	if err := s.p.WaitHealthy(ctx, s.URL, 3*time.Minute); err != nil {
+		s.Stop()
+		return nil, fmt.Errorf("service %s: %w; its log:\n%s", name, err, proc.Tail(s.LogPath, 20))
 	}
 	return s, nil
 }
 
 // PID is the service's process id.
-func (s *service) PID() int { return s.cmd.Process.Pid }
-
-func (s *service) waitHealthy(ctx context.Context, limit time.Duration) error {
-	client := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(limit)
-	for {
-		res, err := client.Get(s.URL + "/health")
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		select {
-		case <-s.done:
-			return fmt.Errorf("service %s exited before answering /health (%v); its log:\n%s", s.Name, s.waitErr, tail(s.LogPath, 20))
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("service %s did not answer /health within %s; its log:\n%s", s.Name, limit, tail(s.LogPath, 20))
-		}
-	}
-}
+func (s *service) PID() int { return s.p.PID() }
 
 // Stop ends the service: SIGTERM, then SIGKILL if it has not exited
 // within 20 s. It is safe to call more than once.
 func (s *service) Stop() {
 	s.stop.Do(func() {
-		select {
-		case <-s.done:
-		default:
-			_ = s.cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-s.done:
-			case <-time.After(20 * time.Second):
-				_ = s.cmd.Process.Kill()
-				<-s.done
-			}
-		}
+		s.p.Stop(20 * time.Second)
 		s.log.Close()
 	})
 }
 
 // alive fails, with the end of its log, when the process has ended.
 func (s *service) alive() error {
-	if s.Exited() {
-		return fmt.Errorf("the %s service exited; its log:\n%s", s.Name, tail(s.LogPath, 20))
+	if s.p.Exited() {
+		return fmt.Errorf("the %s service exited; its log:\n%s", s.Name, proc.Tail(s.LogPath, 20))
 	}
 	return nil
-}
-
-// Exited reports whether the process has ended.
-func (s *service) Exited() bool {
-	select {
-	case <-s.done:
-		return true
-	default:
-		return false
-	}
-}
-
-func tail(path string, lines int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "(no log: " + err.Error() + ")"
-	}
-	all := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(all) > lines {
-		all = all[len(all)-lines:]
-	}
-	return strings.Join(all, "\n")
-}
-
-// freePort asks the kernel for a free loopback port.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 // rssWatch samples a process's resident set size every 100 ms and keeps

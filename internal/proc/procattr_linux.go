@@ -1,12 +1,12 @@
-package main
+package proc
 
 import (
 	"os/exec"
 	"syscall"
 )
 
-// setProcAttr puts the service in its own process group and has the kernel
-// kill it should the tool die without stopping it.
+// setProcAttr puts the process in its own process group and has the
+// kernel kill it should the starting process die without stopping it.
 func setProcAttr(cmd *exec.Cmd) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 }

@@ -44,12 +44,6 @@ func main() {
 	}
 }
 
-// scenarioNames lists every scenario in the order they run.
-var scenarioNames = []string{
-	"health", "login", "org-get", "doc-read", "doc-read-c64", "doc-list",
-	"doc-create", "org-create", "rename-empty", "rename-100k", "org-count",
-}
-
 // config is the command line's settings.
 type config struct {
 	target      string
@@ -93,7 +87,7 @@ func parseOptions(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&o.bin, "bin", "", "service binary to start; empty builds ./cmd/orgsvc")
 	fs.IntVar(&o.concurrency, "concurrency", 16, "concurrent clients per scenario")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "duration of each scenario (2s with -short unless set)")
-	scen := fs.String("scenarios", "all", "comma-separated scenarios: "+strings.Join(scenarioNames, ","))
+	scen := fs.String("scenarios", "all", "comma-separated scenarios: "+strings.Join(scenarioNames(), ","))
 	fs.StringVar(&o.out, "out", "bench-results", "directory for results.md, results.json, the charts and the service logs")
 	fs.BoolVar(&o.short, "short", false, "CI mode: 2s per scenario and small data sets")
 	fs.StringVar(&o.render, "render", "", "measure nothing: write results.md and the charts into -out from this results.json")
@@ -124,12 +118,12 @@ func parseOptions(args []string, stderr io.Writer) (config, error) {
 		return o, errors.New("-mongo goes with -target; without -target the started service's store is used")
 	}
 	if *scen == "all" || *scen == "" {
-		o.scenarios = scenarioNames
+		o.scenarios = scenarioNames()
 	} else {
 		for s := range strings.SplitSeq(*scen, ",") {
 			s = strings.TrimSpace(s)
-			if !slices.Contains(scenarioNames, s) {
-				return o, fmt.Errorf("unknown scenario %q (known: %s)", s, strings.Join(scenarioNames, ", "))
+			if !slices.Contains(scenarioNames(), s) {
+				return o, fmt.Errorf("unknown scenario %q (known: %s)", s, strings.Join(scenarioNames(), ", "))
 			}
 			o.scenarios = append(o.scenarios, s)
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -68,6 +69,161 @@ type load struct {
 	results <-chan *vegeta.Result
 	stop    func()
 	busy    func() time.Duration
+}
+
+// work is a load to measure, alone or in turns with another.
+type work struct {
+	name, kind string // kind: "scenario" or "baseline"
+	server     string // the service process answering; empty: the one measured
+	pid        int    // the process whose RSS and CPU are sampled; 0: none
+	base       string // the service's address, to count its database commands; empty: not counted
+	// concurrency is how many clients or goroutines; 0: -concurrency.
+	concurrency   int
+	note          string
+	organizations int // organizations present, for the org-count series
+	// start runs the load for d (unless it bounds itself otherwise, as
+	// size then says); after, when set, runs once each turn of it has
+	// ended, outside the measured time.
+	start func(concurrency int, d time.Duration) load
+	size  string
+	after func()
+	// op, in place of start: one operation, timed one at a time, times
+	// of them.
+	op    func(ctx context.Context, i int) error
+	times int
+	// series, in place of both: measures and records its own results.
+	series func(context.Context) error
+}
+
+// clients is w's concurrency.
+func (b *bench) clients(w work) int {
+	if w.concurrency > 0 {
+		return w.concurrency
+	}
+	return b.opts.concurrency
+}
+
+// httpWork drives targets at the measured service with vegeta (pacer nil:
+// unpaced).
+func (b *bench) httpWork(name string, tr vegeta.Targeter, pacer vegeta.Pacer) work {
+	return work{name: name, kind: "scenario", pid: b.pid, base: b.base, start: func(c int, d time.Duration) load {
+		return attackHTTP(name, tr, c, d, pacer)
+	}}
+}
+
+// driverWork calls op from as many goroutines, each calling again as soon
+// as the last call returns. The service's RSS and CPU are sampled too: the
+// driver baselines load its store.
+func (b *bench) driverWork(name, note string, op func(context.Context) error) work {
+	return work{name: name, kind: "baseline", pid: b.pid, note: note, start: func(c int, d time.Duration) load {
+		return runFunc(c, d, op)
+	}}
+}
+
+// measure measures w alone for the scenario duration (or its operations
+// one at a time) and records the result.
+func (b *bench) measure(ctx context.Context, w work) *Result {
+	var r *Result
+	if w.op != nil {
+		r = b.timeEach(ctx, w)
+	} else {
+		c := b.clients(w)
+		if w.kind == "scenario" {
+			b.logf("%s: %d clients for %s against %s", w.name, c, b.opts.duration, cmp.Or(w.base, b.base))
+		} else {
+			b.logf("baseline %s: %d goroutines for %s", w.name, c, b.opts.duration)
+		}
+		var cmds *cmdMeter
+		if w.kind == "scenario" && w.base != "" {
+			cmds = newCmdMeter(w.base)
+		}
+		cmds.begin()
+		r = collect(ctx, b.log, w.name, w.kind, c, b.opts.duration, w.start(c, b.opts.duration), w.pid)
+		cmds.end()
+		cmds.fill(r)
+	}
+	r.Server, r.Note, r.Organizations = w.server, w.note, w.organizations
+	b.add(r)
+	return r
+}
+
+// alternateRounds is how many turns each side of an alternating
+// measurement gets.
+const alternateRounds = 5
+
+// alternate measures two loads in turns, each running for a fifth of the
+// scenario duration at a time until both have run for all of it. On a
+// shared machine, load from elsewhere comes and goes on a scale of
+// seconds and moves either side's throughput more than the difference
+// between them; in turns, both see the same machine.
+func (b *bench) alternate(ctx context.Context, sides [2]work) [2]*Result {
+	const rounds = alternateRounds
+	slice := b.opts.duration / rounds
+	var out [2]chan *vegeta.Result
+	var busy [2]atomic.Int64
+	var stopped atomic.Bool
+	var current atomic.Pointer[func()]
+	stop := func() {
+		stopped.Store(true)
+		if f := current.Load(); f != nil {
+			(*f)()
+		}
+	}
+	var cmds [2]*cmdMeter
+	for i, s := range sides {
+		out[i] = make(chan *vegeta.Result, 4*b.clients(s))
+		if s.kind == "scenario" && s.base != "" {
+			cmds[i] = newCmdMeter(s.base)
+		}
+	}
+	go func() {
+		defer close(out[0])
+		defer close(out[1])
+		for round := range rounds {
+			for i, s := range sides {
+				if stopped.Load() {
+					return
+				}
+				b.logf("  %s: turn %d of %d", s.name, round+1, rounds)
+				cmds[i].begin()
+				began := time.Now()
+				l := s.start(b.clients(s), slice)
+				current.Store(&l.stop)
+				for r := range l.results {
+					out[i] <- r
+				}
+				busy[i].Add(int64(time.Since(began)))
+				cmds[i].end()
+				if s.after != nil {
+					s.after()
+				}
+			}
+		}
+	}()
+	var res [2]*Result
+	var wg sync.WaitGroup
+	for i, s := range sides {
+		size := cmp.Or(s.size, slice.String())
+		b.logf("%s %s: %d clients, %d turns of %s, alternating with %s", s.kind, s.name, b.clients(s), rounds, size, sides[1-i].name)
+		wg.Go(func() {
+			l := load{results: out[i], stop: stop, busy: func() time.Duration { return time.Duration(busy[i].Load()) }}
+			res[i] = collect(ctx, io.Discard, s.name, s.kind, b.clients(s), b.opts.duration, l, s.pid)
+			// The tool's CPU covers both sides' load at once, and so
+			// does the service's when both sides load it (the driver
+			// baselines run on its embedded store): not attributable.
+			res[i].ToolCPU = 0
+			if sides[0].pid == sides[1].pid {
+				res[i].ServiceCPU = 0
+			}
+			res[i].Server, res[i].Note, res[i].Organizations = s.server, s.note, s.organizations
+			cmds[i].fill(res[i])
+		})
+	}
+	wg.Wait()
+	for _, r := range res {
+		b.add(r)
+	}
+	return res
 }
 
 // attackHTTP drives targets with vegeta from concurrency workers, each
@@ -189,23 +345,22 @@ func collect(ctx context.Context, progress io.Writer, name, kind string, concurr
 	}
 }
 
-// timed turns individually timed operations (the rename scenarios) into a
-// Result; its quantiles are exact.
-// timeEach runs op n times, one at a time, and times each run that
-// succeeds; it stops early when the context ends or the database client is
-// gone.
-func (b *bench) timeEach(ctx context.Context, name, kind string, n int, op func(ctx context.Context, i int) error) *Result {
-	rss := watchRSS(b.pid)
-	cpu := startCPU(b.pid)
+// timeEach runs w's operation w.times times, one at a time, and times
+// each run that succeeds; it stops early when the context ends or the
+// database client is gone.
+func (b *bench) timeEach(ctx context.Context, w work) *Result {
+	b.logf("%s %s: %d operations, one at a time", w.kind, w.name, w.times)
+	rss := watchRSS(w.pid)
+	cpu := startCPU(w.pid)
 	var lat []time.Duration
 	var errs []string
 	began := time.Now()
-	for i := range n {
+	for i := range w.times {
 		if ctx.Err() != nil {
 			break
 		}
 		start := time.Now()
-		if err := op(ctx, i); err != nil {
+		if err := w.op(ctx, i); err != nil {
 			errs = append(errs, err.Error())
 			if errors.Is(err, mongo.ErrClientDisconnected) {
 				break
@@ -214,7 +369,52 @@ func (b *bench) timeEach(ctx context.Context, name, kind string, n int, op func(
 		}
 		lat = append(lat, time.Since(start))
 	}
-	return timed(name, kind, lat, errs, time.Since(began).Seconds(), rss.Peak(), cpu)
+	return timed(w.name, w.kind, lat, errs, time.Since(began).Seconds(), rss.Peak(), cpu)
+}
+
+// timeInTurns times the operations of ws one at a time and in turns: the
+// first of each, then the second of each, and so on. Each operation's
+// database commands are counted; RSS is sampled over the whole.
+func (b *bench) timeInTurns(ctx context.Context, ws []work) []*Result {
+	lat := make([][]time.Duration, len(ws))
+	errs := make([][]string, len(ws))
+	cmds := make([]*cmdMeter, len(ws))
+	rounds := 0
+	for i, w := range ws {
+		if w.base != "" {
+			cmds[i] = newCmdMeter(w.base)
+		}
+		rounds = max(rounds, w.times)
+	}
+	rss := watchRSS(b.pid)
+	began := time.Now()
+	for round := range rounds {
+		for i, w := range ws {
+			if ctx.Err() != nil || round >= w.times {
+				continue
+			}
+			cmds[i].begin()
+			start := time.Now()
+			err := w.op(ctx, round)
+			took := time.Since(start)
+			cmds[i].end()
+			if err != nil {
+				errs[i] = append(errs[i], err.Error())
+				continue
+			}
+			lat[i] = append(lat[i], took)
+		}
+	}
+	seconds, peak := time.Since(began).Seconds(), rss.Peak()
+	out := make([]*Result, len(ws))
+	for i, w := range ws {
+		r := timed(w.name, w.kind, lat[i], errs[i], seconds, peak, nil)
+		cmds[i].fill(r)
+		r.Note, r.Server = w.note, w.server
+		b.add(r)
+		out[i] = r
+	}
+	return out
 }
 
 func timed(name, kind string, lat []time.Duration, errs []string, seconds float64, peak int64, cpu *cpuMeter) *Result {

@@ -61,7 +61,11 @@ type cmdMeter struct {
 
 func newCmdMeter(base string) *cmdMeter { return &cmdMeter{base: base} }
 
+// begin and end do nothing on a nil meter: commands not counted.
 func (m *cmdMeter) begin() {
+	if m == nil {
+		return
+	}
 	v, ok := dbCommands(m.base)
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -69,6 +73,9 @@ func (m *cmdMeter) begin() {
 }
 
 func (m *cmdMeter) end() {
+	if m == nil {
+		return
+	}
 	v, ok := dbCommands(m.base)
 	m.mu.Lock()
 	defer m.mu.Unlock()

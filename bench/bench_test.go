@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestMain(m *testing.M) {
+	// The floor server is the program started again; here, the test binary.
+	if addr := os.Getenv(floorEnv); addr != "" {
+		fmt.Fprintln(os.Stderr, serveFloor(addr))
+		os.Exit(1)
+	}
+	os.Exit(m.Run())
+}
+
+func TestScenarioTable(t *testing.T) {
+	names := scenarioNames()
+	seen := map[string]bool{}
+	for _, s := range scenarios {
+		if s.name == "" || seen[s.name] || s.run == nil {
+			t.Errorf("scenario %q: empty, repeated or without run", s.name)
+		}
+		seen[s.name] = true
+	}
+	o, err := parseOptions(nil, io.Discard)
+	if err != nil || !slices.Equal(o.scenarios, names) {
+		t.Fatalf("the default selection is %v (%v), want every scenario %v", o.scenarios, err, names)
+	}
+	o, err = parseOptions([]string{"-scenarios", "rename-100k, health"}, io.Discard)
+	if err != nil || !slices.Equal(o.scenarios, []string{"rename-100k", "health"}) {
+		t.Fatalf("-scenarios rename-100k,health: %v, %v", o.scenarios, err)
+	}
+	if _, err := parseOptions([]string{"-scenarios", "health,nothing"}, io.Discard); err == nil || !strings.Contains(err.Error(), `"nothing"`) {
+		t.Fatalf("an unknown scenario: %v, want it refused by name", err)
+	}
+}
+
+// TestTargetsWithoutResults: every goal of the table is listed, not
+// measured, when nothing ran.
+func TestTargetsWithoutResults(t *testing.T) {
+	b := newBench(config{short: true}, io.Discard)
+	targets := b.evaluateTargets()
+	if len(targets) != 9 {
+		t.Fatalf("%d targets, want 9: %+v", len(targets), targets)
+	}
+	for _, x := range targets {
+		if x.Met != "n/a" || x.Measured != "not measured" {
+			t.Errorf("%s: %s, %s; want n/a and not measured", x.Goal, x.Met, x.Measured)
+		}
+	}
+}
+
+func TestTargetsJudgeTheResults(t *testing.T) {
+	b := newBench(config{short: true}, io.Discard)
+	b.report.Results = []*Result{
+		{Name: "health", Kind: "scenario", Requests: 10, RPS: 90, Baseline: "net/http floor", Ratio: 0.9},
+		{Name: "net/http floor", Kind: "baseline", Requests: 10, RPS: 100},
+		{Name: "rename-empty", Kind: "scenario", Requests: 6, P50: 10},
+		{Name: "rename-100k", Kind: "scenario", Requests: 6, P50: 25, Errors: 1},
+	}
+	met := map[string]string{}
+	for _, x := range b.evaluateTargets() {
+		met[x.Goal] = x.Met
+	}
+	for goal, want := range map[string]string{
+		"health ≥ 0.8 × net/http floor":                "yes",
+		"rename-100k median ≤ 2 × rename-empty median": "no",
+		"zero errors in every scenario":                "no",
+		"login ≥ 0.9 × bcrypt compare":                 "n/a",
+	} {
+		if met[goal] != want {
+			t.Errorf("%s: met %q, want %q", goal, met[goal], want)
+		}
+	}
+}
+
+// TestTimeInTurns: operations timed one at a time alternate between the
+// scenarios, each for as many as it has.
+func TestTimeInTurns(t *testing.T) {
+	b := newBench(config{}, io.Discard)
+	var order []string
+	op := func(name string, fail int) func(context.Context, int) error {
+		return func(_ context.Context, i int) error {
+			order = append(order, fmt.Sprintf("%s%d", name, i))
+			time.Sleep(time.Millisecond)
+			if i == fail {
+				return errors.New("failed")
+			}
+			return nil
+		}
+	}
+	rs := b.timeInTurns(context.Background(), []work{
+		{name: "a", kind: "scenario", times: 3, op: op("a", -1)},
+		{name: "b", kind: "scenario", times: 2, op: op("b", 1)},
+	})
+	if got := strings.Join(order, " "); got != "a0 b0 a1 b1 a2" {
+		t.Errorf("operations ran in the order %s, want a0 b0 a1 b1 a2", got)
+	}
+	if rs[0].Requests != 3 || rs[0].Errors != 0 || rs[1].Requests != 2 || rs[1].Errors != 1 {
+		t.Errorf("a: %d requests, %d errors; b: %d, %d; want 3, 0 and 2, 1", rs[0].Requests, rs[0].Errors, rs[1].Requests, rs[1].Errors)
+	}
+	if rs[0].P50 < 1 || rs[0].RPS <= 0 {
+		t.Errorf("a: p50 %.3f ms, %.1f req/s; want the operations' own time", rs[0].P50, rs[0].RPS)
+	}
+	if b.find("a") != rs[0] || b.find("b") != rs[1] {
+		t.Error("the results were not recorded")
+	}
+}
+
+// TestRunScenarios: scenarios run in table order, each after its setup;
+// the oneByOne ones beside each other in turns, before the next one is
+// set up; a skipped one not at all.
+func TestRunScenarios(t *testing.T) {
+	var order []string
+	rec := func(what string) { order = append(order, what) }
+	setup := func(name string, err error) func(*bench, context.Context) error {
+		return func(*bench, context.Context) error { rec("setup " + name); return err }
+	}
+	op := func(name string) func(*bench) work {
+		return func(*bench) work {
+			return work{name: name, kind: "scenario", times: 2, op: func(_ context.Context, i int) error {
+				rec(fmt.Sprintf("%s%d", name, i))
+				return nil
+			}}
+		}
+	}
+	defer func(saved []scenario) { scenarios = saved }(scenarios)
+	scenarios = []scenario{
+		{name: "a", setup: setup("a", nil), run: op("a"), oneByOne: true},
+		{name: "skipped", setup: setup("skipped", errSkip), run: op("skipped"), oneByOne: true},
+		{name: "b", setup: setup("b", nil), run: op("b"), oneByOne: true},
+		{name: "c", setup: setup("c", nil), run: func(*bench) work {
+			return work{series: func(context.Context) error { rec("c"); return nil }}
+		}},
+		{name: "unselected", setup: setup("unselected", nil), run: op("unselected")},
+		{name: "d", run: op("d"), oneByOne: true},
+	}
+	b := newBench(config{scenarios: []string{"a", "skipped", "b", "c", "d"}}, io.Discard)
+	if err := b.runScenarios(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	want := "setup a, setup skipped, setup b, a0, b0, a1, b1, setup c, c, d0, d1"
+	if got := strings.Join(order, ", "); got != want {
+		t.Errorf("ran\n  %s\nwant\n  %s", got, want)
+	}
+	if b.find("skipped") != nil || b.find("a") == nil || b.find("d") == nil {
+		t.Error("results: want a and d recorded, skipped not")
+	}
+}
+
+// TestFloor starts the floor server as the health scenario does and stops
+// it again.
+func TestFloor(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	addr, p, err := startFloor(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Kill()
+	res, err := http.Get("http://" + addr + "/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || string(body) != `{"status":"ok"}` {
+		t.Fatalf("floor: %d %s", res.StatusCode, body)
+	}
+	if _, killed := p.Stop(5 * time.Second); killed {
+		t.Fatal("the floor server outlived SIGTERM")
+	}
+	if _, err := http.Get("http://" + addr + "/health"); err == nil {
+		t.Fatal("the floor server still answers after Stop")
+	}
+}
