@@ -9,7 +9,6 @@ import (
 	"net/http/httptest"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 	"github.com/orgsvc/orgsvc/internal/config"
 	"github.com/orgsvc/orgsvc/internal/metrics"
 	"github.com/orgsvc/orgsvc/internal/model"
+	"github.com/orgsvc/orgsvc/internal/proc"
 	"github.com/orgsvc/orgsvc/internal/repository"
 	"github.com/orgsvc/orgsvc/internal/security"
 	"github.com/orgsvc/orgsvc/internal/service"
@@ -39,7 +39,7 @@ type env struct {
 	srv     *httptest.Server
 	db      *mongo.Database
 	cfg     config.Config
-	logs    *syncBuffer
+	logs    *proc.Buffer
 	metrics *metrics.Metrics
 	orgs    *service.OrgService
 	// idFiltersOnly is what the store said of itself, as the service
@@ -71,7 +71,7 @@ func startEnv(t testing.TB, db *mongo.Database, ready func(context.Context) erro
 	for _, o := range options {
 		o(&cfg)
 	}
-	logs := &syncBuffer{}
+	logs := &proc.Buffer{}
 	log := app.NewLogger(logs, cfg.LogLevel, "json")
 	passwords, err := security.NewPasswords(cfg.BcryptCost, cfg.BcryptWorkers, cfg.BcryptQueue)
 	if err != nil {
@@ -92,24 +92,6 @@ func startEnv(t testing.TB, db *mongo.Database, ready func(context.Context) erro
 	srv := httptest.NewServer(api.NewServer(sv.Deps))
 	t.Cleanup(srv.Close)
 	return &env{t: t, srv: srv, db: db, cfg: cfg, logs: logs, metrics: m, orgs: sv.Orgs, idFiltersOnly: idFiltersOnly}
-}
-
-// syncBuffer is a bytes.Buffer safe for the server's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // response is one answer, with its body decoded as JSON when it is JSON.

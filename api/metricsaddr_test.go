@@ -10,6 +10,7 @@ import (
 	"github.com/orgsvc/orgsvc/api"
 	"github.com/orgsvc/orgsvc/internal/app"
 	"github.com/orgsvc/orgsvc/internal/config"
+	"github.com/orgsvc/orgsvc/internal/proc"
 )
 
 // TestMetricsApart: with METRICS_ADDR set, the API's handler answers 404
@@ -33,7 +34,7 @@ func TestMetricsApart(t *testing.T) {
 		t.Fatalf("API handler /metrics with METRICS_ADDR set: %d %s, want 404", status, body)
 	}
 
-	logs := &syncBuffer{}
+	logs := &proc.Buffer{}
 	ms := httptest.NewServer(api.NewMetricsServer(api.Deps{Metrics: e.metrics, Logger: app.NewLogger(logs, "debug", "json")}))
 	t.Cleanup(ms.Close)
 	status, body := get(ms.URL, "/metrics")

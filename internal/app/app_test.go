@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/orgsvc/orgsvc/internal/app"
+	"github.com/orgsvc/orgsvc/internal/proc"
 )
 
 // environ is the getenv Run takes over env, the program's whole
@@ -30,24 +31,6 @@ func environ(t *testing.T, env map[string]string) func(string) string {
 		t.Fatalf("%s/.env would configure the program under test; remove it", wd)
 	}
 	return func(name string) string { return env[name] }
-}
-
-// syncBuffer collects output written from several goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func TestRunCommands(t *testing.T) {
@@ -70,7 +53,7 @@ func TestRunCommands(t *testing.T) {
 			t.Parallel()
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			var stdout, stderr syncBuffer
+			var stdout, stderr proc.Buffer
 			code := app.Run(ctx, tt.args, environ(t, nil), &stdout, &stderr)
 			if code != tt.code {
 				t.Errorf("exit status: got %d, want %d\nstderr: %s", code, tt.code, stderr.String())
@@ -96,7 +79,7 @@ func TestRunBadConfiguration(t *testing.T) {
 	dataDir := filepath.Join(t.TempDir(), "data")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var stdout, stderr syncBuffer
+	var stdout, stderr proc.Buffer
 	code := app.Run(ctx, []string{"orgsvc"}, environ(t, map[string]string{"BCRYPT_COST": "99", "DATA_DIR": dataDir}), &stdout, &stderr)
 	if code == 0 {
 		t.Fatal("exit status: got 0, want non-zero")
@@ -233,7 +216,7 @@ type process struct {
 	base   string
 	cancel context.CancelFunc
 	done   chan int
-	stderr *syncBuffer
+	stderr *proc.Buffer
 
 	once sync.Once
 	code int
@@ -246,7 +229,7 @@ type process struct {
 func start(t *testing.T, base string, getenv func(string) string) *process {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &process{base: base, cancel: cancel, done: make(chan int, 1), stderr: &syncBuffer{}}
+	p := &process{base: base, cancel: cancel, done: make(chan int, 1), stderr: &proc.Buffer{}}
 	go func() { p.done <- app.Run(ctx, []string{"orgsvc"}, getenv, io.Discard, p.stderr) }()
 	t.Cleanup(func() { p.stop(t) })
 

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/orgsvc/orgsvc/internal/failpoint"
+	"github.com/orgsvc/orgsvc/internal/proc"
 )
 
 // runRefused runs the program (args after the binary) in dir with env,
@@ -38,7 +39,7 @@ func runRefused(t *testing.T, dir string, env []string, args ...string) string {
 // cmdOutput runs cmd and returns its combined output, killing it after
 // limit.
 func cmdOutput(cmd *exec.Cmd, limit time.Duration) (string, error) {
-	var out syncBuffer
+	var out proc.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		return "", err

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/orgsvc/orgsvc/internal/app"
+	"github.com/orgsvc/orgsvc/internal/proc"
 )
 
 // TestMetricsAddr: with METRICS_ADDR set, the program serves /metrics on
@@ -64,7 +65,7 @@ func TestMetricsAddrInUse(t *testing.T) {
 	env := environ(t, map[string]string{"DATA_DIR": dataDir, "HTTP_ADDR": freeAddr(t), "METRICS_ADDR": taken.Addr().String()})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var stderr syncBuffer
+	var stderr proc.Buffer
 	if code := app.Run(ctx, []string{"orgsvc"}, env, io.Discard, &stderr); code != 1 || !strings.Contains(stderr.String(), "METRICS_ADDR:") {
 		t.Fatalf("exit status %d, want 1 naming METRICS_ADDR:\n%s", code, stderr.String())
 	}
