@@ -90,31 +90,31 @@ func (r *OperationRepository) set(ctx context.Context, op *model.Operation, fiel
 	return nil
 }
 
-// Delete removes an operation's record (not a later operation's), its
-// leases up to epoch, and its outcome. The record goes first: leftovers
-// of the others are inert.
-func (r *OperationRepository) Delete(ctx context.Context, op *model.Operation, epoch int64) error {
+// Delete removes an operation's record (not a later operation's). Its
+// leases and outcome stay behind, inert, until DeleteMarks.
+func (r *OperationRepository) Delete(ctx context.Context, op *model.Operation) error {
 	filter, err := ownedBy(ctx, r.ops, r.idFiltersOnly, op.OrgID, "operation_id", op.ID)
-	if err != nil {
+	if err != nil || filter == nil {
 		return err
 	}
-	if filter != nil {
-		if _, err := r.ops.DeleteOne(ctx, filter); err != nil {
-			return wrap(err)
-		}
-	}
-	return r.DeleteMarks(ctx, op.ID, epoch)
+	_, err = r.ops.DeleteOne(ctx, filter)
+	return wrap(err)
 }
 
-// DeleteMarks removes an operation's leases up to epoch and its outcome.
-func (r *OperationRepository) DeleteMarks(ctx context.Context, opID bson.ObjectID, epoch int64) error {
-	for e := int64(1); e <= epoch; e++ {
-		if _, err := r.leases.DeleteOne(ctx, bson.D{{Key: "_id", Value: LeaseID(opID, e)}}); err != nil {
+// DeleteMarks removes leases and outcomes of operations that are over, by
+// _id, one command for each kind.
+func (r *OperationRepository) DeleteMarks(ctx context.Context, leaseIDs []string, outcomeIDs []bson.ObjectID) error {
+	if len(leaseIDs) > 0 {
+		if _, err := r.leases.DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: leaseIDs}}}}); err != nil {
 			return wrap(err)
 		}
 	}
-	_, err := r.outcomes.DeleteOne(ctx, bson.D{{Key: "_id", Value: opID}})
-	return wrap(err)
+	if len(outcomeIDs) > 0 {
+		if _, err := r.outcomes.DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: outcomeIDs}}}}); err != nil {
+			return wrap(err)
+		}
+	}
+	return nil
 }
 
 // All returns every operation record.
@@ -152,15 +152,9 @@ func (r *OperationRepository) AllOutcomes(ctx context.Context) ([]model.Outcome,
 	return all[model.Outcome](ctx, r.outcomes)
 }
 
-// DeleteLease and DeleteOutcome remove leftovers, for the repair.
+// DeleteLease removes one lease: a takeover's that found nothing to do.
 func (r *OperationRepository) DeleteLease(ctx context.Context, id string) error {
 	_, err := r.leases.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}})
-	return wrap(err)
-}
-
-// DeleteOutcome removes an outcome.
-func (r *OperationRepository) DeleteOutcome(ctx context.Context, opID bson.ObjectID) error {
-	_, err := r.outcomes.DeleteOne(ctx, bson.D{{Key: "_id", Value: opID}})
 	return wrap(err)
 }
 

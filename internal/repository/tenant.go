@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 	"sync/atomic"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -46,6 +47,10 @@ type TenantRepository struct {
 
 	mu   sync.Mutex
 	next int // the lowest tenant database that may have room
+	// room is how many more collections database next takes, as counted
+	// at counted (see Place).
+	room    int
+	counted time.Time
 
 	// idOnly is whether the store evaluates only a lone _id equality
 	// filter itself (see store.IDFiltersOnly): 0 not known yet, 1 no, 2
@@ -111,14 +116,20 @@ func CollectionName(slug string) string { return TenantPrefix + slug }
 // master database): the first one holding fewer than perDatabase tenant
 // collections, counted from the database's own list, starting where the
 // last choice was made (from the first after a restart, so that room left
-// by deletions is used again). Instances choosing at the same moment may
-// put a few more into a database; the bound is a target, not a limit.
+// by deletions is used again). A count is used for placeRecount, one
+// collection less each time, so that a burst of sign-ups lists the
+// database once. Instances choosing within that time may put a few more
+// into a database; the bound is a target, not a limit.
 func (r *TenantRepository) Place(ctx context.Context) (string, error) {
 	if r.perDatabase <= 0 {
 		return "", nil
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.room > 0 && time.Since(r.counted) < placeRecount {
+		r.room--
+		return model.TenantDatabase(r.master.Name(), r.next), nil
+	}
 	for {
 		db := model.TenantDatabase(r.master.Name(), r.next)
 		names, err := r.database(db).ListCollectionNames(ctx, bson.D{})
@@ -132,11 +143,15 @@ func (r *TenantRepository) Place(ctx context.Context) (string, error) {
 			}
 		}
 		if n < r.perDatabase {
+			r.room, r.counted = r.perDatabase-n-1, time.Now()
 			return db, nil
 		}
 		r.next++
 	}
 }
+
+// placeRecount is how long Place trusts its count of a database.
+const placeRecount = 5 * time.Second
 
 // database is the database of a tenant collection.
 func (r *TenantRepository) database(db string) *mongo.Database {

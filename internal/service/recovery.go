@@ -120,8 +120,7 @@ func (rn *Runner) RecoverAll(ctx context.Context, ignoreLease bool) (recovered, 
 }
 
 // removeLeftovers deletes the leases and outcomes of operations that are
-// over: what a kill between the removal of a record and of its marks
-// leaves behind.
+// over (what finish leaves, and a kill before it).
 func (rn *Runner) removeLeftovers(ctx context.Context, ops []model.Operation, leases []model.Lease, outcomes []model.Outcome) error {
 	live := map[string]bool{}
 	for _, op := range ops {
@@ -129,21 +128,19 @@ func (rn *Runner) removeLeftovers(ctx context.Context, ops []model.Operation, le
 			live[op.ID.Hex()] = true
 		}
 	}
+	var leaseIDs []string
 	for _, l := range leases {
 		if op, _, _ := strings.Cut(l.ID, ":"); !live[op] {
-			if err := rn.ops.DeleteLease(ctx, l.ID); err != nil {
-				return err
-			}
+			leaseIDs = append(leaseIDs, l.ID)
 		}
 	}
+	var outcomeIDs []bson.ObjectID
 	for _, o := range outcomes {
 		if !live[o.ID.Hex()] {
-			if err := rn.ops.DeleteOutcome(ctx, o.ID); err != nil {
-				return err
-			}
+			outcomeIDs = append(outcomeIDs, o.ID)
 		}
 	}
-	return nil
+	return rn.ops.DeleteMarks(ctx, leaseIDs, outcomeIDs)
 }
 
 // Watch recovers stale operations every interval until ctx ends, and

@@ -134,9 +134,8 @@ func TestDeadSweepersClaimExpires(t *testing.T) {
 	s.rename(p, "Other", "Dead Too")
 }
 
-// TestLeftoverMarksAreInert: a kill between the removal of an operation's
-// record and of its lease and outcome leaves those two behind; check
-// accepts that state, and recovery removes them.
+// TestLeftoverMarksAreInert: a finished operation leaves its lease and
+// outcome behind; check accepts that state, and recovery removes them.
 func TestLeftoverMarksAreInert(t *testing.T) {
 	s := newServices(t)
 	ctx := context.Background()

@@ -40,8 +40,10 @@ var (
 //     after a takeover, so each step re-checks what it acts on (who holds
 //     a slug, which collection is there) before it drops or moves
 //     anything. The step reached is not recorded: nothing would read it.
-//   - The record goes first, then its leases and outcome, so every prefix
-//     of the clean-up is a state orgsvc check accepts.
+//   - The record goes first; its leases and outcome stay behind, inert
+//     (nothing reads the marks of an operation without a record), until
+//     RecoverAll removes such leftovers in bulk. Every prefix of the
+//     clean-up is a state orgsvc check accepts.
 //
 // The instance that begins an operation holds its lease for Lease and
 // stops acting after half of it; another instance may take over an
@@ -132,7 +134,7 @@ func (rn *Runner) Begin(ctx context.Context, kind string, orgID bson.ObjectID, p
 // GiveUp removes the record of an operation that did nothing yet (before
 // Drive), for instance because what it planned on changed meanwhile.
 func (rn *Runner) GiveUp(ctx context.Context, r *Run) {
-	if err := rn.ops.Delete(ctx, r.Op, 0); err != nil {
+	if err := rn.ops.Delete(ctx, r.Op); err != nil {
 		rn.log.Error("give up an operation", "organization_id", r.Op.OrgID.Hex(), "kind", r.Op.Kind, "err", err)
 	}
 }
@@ -182,21 +184,17 @@ func (rn *Runner) undo(ctx context.Context, r *Run) error {
 	if err := rn.kinds[r.Op.Kind].Undo(ctx, r); err != nil {
 		return err
 	}
-	if err := rn.ops.Delete(ctx, r.Op, r.epoch); err != nil {
-		return err
-	}
-	return nil
+	return rn.ops.Delete(ctx, r.Op)
 }
 
 // finish removes a finished operation's record, or keeps it as a receipt.
+// Its leases and outcome are inert from then on, and go with the next
+// RecoverAll's leftovers, many in one command.
 func (rn *Runner) finish(ctx context.Context, r *Run) error {
 	if rn.kinds[r.Op.Kind].Receipt {
-		if err := rn.ops.MarkDone(ctx, r.Op); err != nil {
-			return err
-		}
-		return rn.ops.DeleteMarks(ctx, r.Op.ID, r.epoch)
+		return rn.ops.MarkDone(ctx, r.Op)
 	}
-	return rn.ops.Delete(ctx, r.Op, r.epoch)
+	return rn.ops.Delete(ctx, r.Op)
 }
 
 // Operation returns the record of the organization's operation, under way

@@ -112,10 +112,14 @@ func (e *runnerEnv) thing(orgID bson.ObjectID) (exists, done bool) {
 	return true, doc.Done
 }
 
-// over expects no record, lease or outcome left of any operation.
+// over expects no record of any operation, and once RecoverAll has
+// removed the leftovers of finished ones, no lease or outcome either.
 func (e *runnerEnv) over() {
 	e.t.Helper()
 	ctx := context.Background()
+	if _, busy, err := e.runner(time.Minute).RecoverAll(ctx, false); err != nil || busy > 0 {
+		e.t.Fatalf("RecoverAll: %d busy, %v", busy, err)
+	}
 	ops, err := e.ops.All(ctx)
 	if err != nil {
 		e.t.Fatal(err)
@@ -176,11 +180,22 @@ func TestRunnerCrashAtEveryPoint(t *testing.T) {
 			if err := b.Recover(context.Background(), orgID, false); !errors.Is(err, service.ErrOrgBusy) {
 				t.Fatalf("recover within the lease: %v, want ErrOrgBusy", err)
 			}
+			committed := point == "complete:start" || point == "complete:end"
+			// The marks of an operation under way are not leftovers.
+			if _, busy, err := b.RecoverAll(context.Background(), false); err != nil || busy != 1 {
+				t.Fatalf("RecoverAll within the lease: %d busy, %v; want 1", busy, err)
+			}
+			op, err := e.ops.Get(context.Background(), orgID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.ops.Outcome(context.Background(), op.ID); committed != (err == nil) {
+				t.Fatalf("outcome of the operation under way: %v, committed %v", err, committed)
+			}
 			time.Sleep(lease)
 			if err := b.Recover(context.Background(), orgID, false); err != nil {
 				t.Fatalf("recover after the lease: %v", err)
 			}
-			committed := point == "complete:start" || point == "complete:end"
 			exists, done := e.thing(orgID)
 			if committed != (exists && done) || (!committed && exists) {
 				t.Fatalf("after recovery: thing exists %v, done %v; committed %v", exists, done, committed)
