@@ -41,6 +41,8 @@ type env struct {
 	logs    *syncBuffer
 	metrics *metrics.Metrics
 	orgs    *service.OrgService
+	// passwords is the service's bcrypt pool.
+	passwords *security.Passwords
 	// idFiltersOnly is what the store said of itself, as the service
 	// learns it at start-up.
 	idFiltersOnly bool
@@ -91,7 +93,7 @@ func startEnv(t testing.TB, db *mongo.Database, ready func(context.Context) erro
 	}
 	srv := httptest.NewServer(sv.Handler(cfg, comp))
 	t.Cleanup(srv.Close)
-	return &env{t: t, srv: srv, db: db, cfg: cfg, logs: logs, metrics: m, orgs: sv.Orgs, idFiltersOnly: idFiltersOnly}
+	return &env{t: t, srv: srv, db: db, cfg: cfg, logs: logs, metrics: m, orgs: sv.Orgs, passwords: passwords, idFiltersOnly: idFiltersOnly}
 }
 
 // syncBuffer is a bytes.Buffer safe for the server's goroutines.
