@@ -38,15 +38,15 @@ type TokenResponse struct {
 //	@Failure		500		{object}	ErrorResponse
 //	@Failure		503		{object}	ErrorResponse	"Password checks saturated or database unavailable (Retry-After)"
 //	@Router			/admin/login [post]
-func (s *server) handleLogin(w http.ResponseWriter, r *http.Request) {
+func (s *server) handleLogin(w http.ResponseWriter, r *http.Request) error {
 	addr := s.clientAddr(r)
-	if s.limited(w, r, s.limits.loginAddress, "login_address", addr) {
+	if err := s.limited(w, r, s.limits.loginAddress, "login_address", addr); err != nil {
 		s.countLogin("rate_limited")
-		return
+		return err
 	}
 	var req LoginRequest
-	if !s.decode(w, r, &req) {
-		return
+	if err := s.decode(w, r, &req); err != nil {
+		return err
 	}
 	// Failures lock an e-mail out for one address, and, far higher, for
 	// all: a stranger's guesses do not lock the owner out.
@@ -54,17 +54,15 @@ func (s *server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	pair, ok := s.limits.loginFailures.reserve(email + "\x00" + addr)
 	if !ok {
 		w.Header().Set("Retry-After", s.limits.loginFailures.retryAfter())
-		s.tooMany(w, "login_email")
 		s.countLogin("rate_limited")
-		return
+		return s.tooMany("login_email")
 	}
 	total, ok := s.limits.loginFailuresTotal.reserve(email)
 	if !ok {
 		s.limits.loginFailures.refund(pair)
 		w.Header().Set("Retry-After", s.limits.loginFailuresTotal.retryAfter())
-		s.tooMany(w, "login_email_total")
 		s.countLogin("rate_limited")
-		return
+		return s.tooMany("login_email_total")
 	}
 	token, err := s.auth.Login(r.Context(), *req.Email, *req.Password)
 	if !errors.Is(err, service.ErrInvalidCredentials) {
@@ -73,10 +71,10 @@ func (s *server) handleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	s.countLogin(loginOutcome(err))
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	encode(w, http.StatusOK, TokenResponse{AccessToken: token, TokenType: "bearer"})
+	return nil
 }
 
 func (s *server) countLogin(outcome string) {
@@ -112,10 +110,10 @@ func loginOutcome(err error) string {
 //	@Failure		500	{object}	ErrorResponse
 //	@Failure		503	{object}	ErrorResponse	"database unavailable"
 //	@Router			/admin/logout [post]
-func (s *server) handleLogout(w http.ResponseWriter, r *http.Request) {
+func (s *server) handleLogout(w http.ResponseWriter, r *http.Request) error {
 	if err := s.auth.Logout(r.Context(), principal(r)); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	encode(w, http.StatusOK, MessageResponse{Detail: "Logged out"})
+	return nil
 }

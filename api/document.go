@@ -10,6 +10,7 @@ import (
 
 	"github.com/orgsvc/orgsvc/internal/jsondoc"
 	"github.com/orgsvc/orgsvc/internal/model"
+	"github.com/orgsvc/orgsvc/internal/service"
 )
 
 // Listing limits.
@@ -46,53 +47,42 @@ func envelope(d *model.Document) DocumentResponse {
 const rfc3339Millis = "2006-01-02T15:04:05.000Z07:00"
 
 // readDocumentBody reads a document (or merge patch) body.
-func (s *server) readDocumentBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
-	body, ok := readJSONBody(w, r, s.maxDocumentBytes)
-	if !ok {
-		return nil, false
+func (s *server) readDocumentBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	body, err := readJSONBody(w, r, s.maxDocumentBytes)
+	if err != nil {
+		return nil, err
 	}
 	if problems := malformed([]any{"body"}, body); len(problems) > 0 {
-		encode(w, http.StatusUnprocessableEntity, ValidationError{Detail: problems})
-		return nil, false
+		return nil, fieldErrors(problems)
 	}
-	return body, true
+	return body, nil
 }
 
-// readDocument reads and checks a document body; false after answering.
-func (s *server) readDocument(w http.ResponseWriter, r *http.Request) (jsondoc.Doc, bool) {
-	body, ok := s.readDocumentBody(w, r)
-	if !ok {
-		return jsondoc.Doc{}, false
+// readDocument reads and checks a document body.
+func (s *server) readDocument(w http.ResponseWriter, r *http.Request) (jsondoc.Doc, error) {
+	body, err := s.readDocumentBody(w, r)
+	if err != nil {
+		return jsondoc.Doc{}, err
 	}
 	doc, problems := s.documentLimits().Parse(body)
 	if len(problems) > 0 {
-		s.refuse(w, []any{"body"}, problems)
-		return jsondoc.Doc{}, false
+		return jsondoc.Doc{}, refused([]any{"body"}, problems)
 	}
-	return doc, true
+	return doc, nil
 }
 
-// answerDocument answers with the document's envelope, or with err.
-func (s *server) answerDocument(w http.ResponseWriter, r *http.Request, status int, d *model.Document, err error) {
+// answerDocument answers with the document's envelope, or returns err.
+func answerDocument(w http.ResponseWriter, status int, d *model.Document, err error) error {
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	encode(w, status, envelope(d))
+	return nil
 }
 
-// docProblems turns a document's problems into 422 details under where.
-func docProblems(where []any, problems []jsondoc.Problem) []FieldError {
-	out := make([]FieldError, 0, len(problems))
-	for _, p := range problems {
-		loc := append(append([]any{}, where...), p.Path...)
-		out = append(out, FieldError{Loc: loc, Msg: p.Msg, Type: p.Type, Ctx: p.Ctx})
-	}
-	return out
-}
-
-func (s *server) refuse(w http.ResponseWriter, where []any, problems []jsondoc.Problem) {
-	encode(w, http.StatusUnprocessableEntity, ValidationError{Detail: docProblems(where, problems)})
+// refused is the 422 of a document's or filter's problems under where.
+func refused(where []any, problems []jsondoc.Problem) error {
+	return &service.ProblemsError{Where: where, Problems: problems}
 }
 
 // handleCreateDocument godoc
@@ -116,17 +106,18 @@ func (s *server) refuse(w http.ResponseWriter, where []any, problems []jsondoc.P
 //	@Failure		409		{object}	ErrorResponse	"Organization is being renamed or deleted (Retry-After)"
 //	@Failure		503		{object}	ErrorResponse	"database unavailable (Retry-After)"
 //	@Router			/org/documents [post]
-func (s *server) handleCreateDocument(w http.ResponseWriter, r *http.Request) {
-	if doc, ok := s.readDocument(w, r); ok {
-		var d *model.Document
-		var err error
-		if key, keyed := r.Header["Idempotency-Key"]; keyed {
-			d, err = s.docs.CreateOnce(r.Context(), principal(r), strings.Join(key, ","), doc)
-		} else {
-			d, err = s.docs.Create(r.Context(), principal(r), doc)
-		}
-		s.answerDocument(w, r, http.StatusCreated, d, err)
+func (s *server) handleCreateDocument(w http.ResponseWriter, r *http.Request) error {
+	doc, err := s.readDocument(w, r)
+	if err != nil {
+		return err
 	}
+	var d *model.Document
+	if key, keyed := r.Header["Idempotency-Key"]; keyed {
+		d, err = s.docs.CreateOnce(r.Context(), principal(r), strings.Join(key, ","), doc)
+	} else {
+		d, err = s.docs.Create(r.Context(), principal(r), doc)
+	}
+	return answerDocument(w, http.StatusCreated, d, err)
 }
 
 // handleGetDocument godoc
@@ -145,9 +136,9 @@ func (s *server) handleCreateDocument(w http.ResponseWriter, r *http.Request) {
 //	@Failure		409		{object}	ErrorResponse	"Organization is being renamed or deleted (Retry-After)"
 //	@Failure		503		{object}	ErrorResponse	"database unavailable (Retry-After)"
 //	@Router			/org/documents/{id} [get]
-func (s *server) handleGetDocument(w http.ResponseWriter, r *http.Request) {
+func (s *server) handleGetDocument(w http.ResponseWriter, r *http.Request) error {
 	d, err := s.docs.Get(r.Context(), principal(r), chi.URLParam(r, "id"))
-	s.answerDocument(w, r, http.StatusOK, d, err)
+	return answerDocument(w, http.StatusOK, d, err)
 }
 
 // handleReplaceDocument godoc
@@ -172,11 +163,13 @@ func (s *server) handleGetDocument(w http.ResponseWriter, r *http.Request) {
 //	@Failure		409		{object}	ErrorResponse	"Organization is being renamed or deleted (Retry-After)"
 //	@Failure		503		{object}	ErrorResponse	"database unavailable (Retry-After)"
 //	@Router			/org/documents/{id} [put]
-func (s *server) handleReplaceDocument(w http.ResponseWriter, r *http.Request) {
-	if doc, ok := s.readDocument(w, r); ok {
-		d, err := s.docs.Replace(r.Context(), principal(r), chi.URLParam(r, "id"), doc)
-		s.answerDocument(w, r, http.StatusOK, d, err)
+func (s *server) handleReplaceDocument(w http.ResponseWriter, r *http.Request) error {
+	doc, err := s.readDocument(w, r)
+	if err != nil {
+		return err
 	}
+	d, err := s.docs.Replace(r.Context(), principal(r), chi.URLParam(r, "id"), doc)
+	return answerDocument(w, http.StatusOK, d, err)
 }
 
 // handlePatchDocument godoc
@@ -201,18 +194,17 @@ func (s *server) handleReplaceDocument(w http.ResponseWriter, r *http.Request) {
 //	@Failure		415		{object}	ErrorResponse	"Content-Type is not JSON"
 //	@Failure		503		{object}	ErrorResponse	"database unavailable (Retry-After)"
 //	@Router			/org/documents/{id} [patch]
-func (s *server) handlePatchDocument(w http.ResponseWriter, r *http.Request) {
-	body, ok := s.readDocumentBody(w, r)
-	if !ok {
-		return
+func (s *server) handlePatchDocument(w http.ResponseWriter, r *http.Request) error {
+	body, err := s.readDocumentBody(w, r)
+	if err != nil {
+		return err
 	}
 	patch, problems := s.documentLimits().ParsePatch(body)
 	if len(problems) > 0 {
-		s.refuse(w, []any{"body"}, problems)
-		return
+		return refused([]any{"body"}, problems)
 	}
 	d, err := s.docs.Patch(r.Context(), principal(r), chi.URLParam(r, "id"), patch)
-	s.answerDocument(w, r, http.StatusOK, d, err)
+	return answerDocument(w, http.StatusOK, d, err)
 }
 
 // handleDeleteDocument godoc
@@ -231,12 +223,12 @@ func (s *server) handlePatchDocument(w http.ResponseWriter, r *http.Request) {
 //	@Failure		409		{object}	ErrorResponse	"Organization is being renamed or deleted (Retry-After)"
 //	@Failure		503		{object}	ErrorResponse	"database unavailable (Retry-After)"
 //	@Router			/org/documents/{id} [delete]
-func (s *server) handleDeleteDocument(w http.ResponseWriter, r *http.Request) {
+func (s *server) handleDeleteDocument(w http.ResponseWriter, r *http.Request) error {
 	if err := s.docs.Delete(r.Context(), principal(r), chi.URLParam(r, "id")); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 // handleListDocuments godoc
@@ -257,40 +249,36 @@ func (s *server) handleDeleteDocument(w http.ResponseWriter, r *http.Request) {
 //	@Failure		409		{object}	ErrorResponse	"Organization is being renamed or deleted (Retry-After)"
 //	@Failure		503		{object}	ErrorResponse	"database unavailable (Retry-After)"
 //	@Router			/org/documents [get]
-func (s *server) handleListDocuments(w http.ResponseWriter, r *http.Request) {
+func (s *server) handleListDocuments(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	limit := defaultPageSize
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
+		loc := []any{"query", "limit"}
 		switch {
 		case err != nil:
-			encode(w, http.StatusUnprocessableEntity, ValidationError{Detail: []FieldError{{Loc: []any{"query", "limit"}, Msg: "value is not a valid integer", Type: "type_error.integer"}}})
-			return
+			return fieldErrors{{Loc: loc, Msg: "value is not a valid integer", Type: "type_error.integer"}}
 		case n < 1:
-			encode(w, http.StatusUnprocessableEntity, ValidationError{Detail: []FieldError{{Loc: []any{"query", "limit"}, Msg: "ensure this value is greater than or equal to 1", Type: "value_error.number.not_ge", Ctx: map[string]any{"limit_value": 1}}}})
-			return
+			return fieldErrors{{Loc: loc, Msg: "ensure this value is greater than or equal to 1", Type: "value_error.number.not_ge", Ctx: map[string]any{"limit_value": 1}}}
 		case n > maxPageSize:
-			encode(w, http.StatusUnprocessableEntity, ValidationError{Detail: []FieldError{{Loc: []any{"query", "limit"}, Msg: "ensure this value is less than or equal to " + strconv.Itoa(maxPageSize), Type: "value_error.number.not_le", Ctx: map[string]any{"limit_value": maxPageSize}}}})
-			return
+			return fieldErrors{{Loc: loc, Msg: "ensure this value is less than or equal to " + strconv.Itoa(maxPageSize), Type: "value_error.number.not_le", Ctx: map[string]any{"limit_value": maxPageSize}}}
 		}
 		limit = n
 	}
 	var where []jsondoc.Condition
 	if v := q.Get("filter"); v != "" {
 		if problems := malformed([]any{"query", "filter"}, []byte(v)); len(problems) > 0 {
-			encode(w, http.StatusUnprocessableEntity, ValidationError{Detail: problems})
-			return
+			return fieldErrors(problems)
 		}
 		var problems []jsondoc.Problem
 		if where, problems = jsondoc.ParseFilter(v); len(problems) > 0 {
-			s.refuse(w, []any{"query", "filter"}, problems)
-			return
+			return refused([]any{"query", "filter"}, problems)
 		}
 	}
 	page, err := s.docs.List(r.Context(), principal(r), q.Get("after"), where, limit)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	writePage(w, page)
+	return nil
 }

@@ -3,95 +3,183 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 
+	"github.com/orgsvc/orgsvc/internal/jsondoc"
+	"github.com/orgsvc/orgsvc/internal/security"
 	"github.com/orgsvc/orgsvc/internal/service"
 )
 
-// problem is how one domain error is answered.
+// problem is how one kind of error is answered.
 type problem struct {
+	// target matches with errors.Is; fields, when set, gives the details of
+	// a 422 instead of detail, or nil when the error is not its kind.
+	target error
+	fields func(error) []FieldError
 	status int
 	detail string
 	// retry adds Retry-After: the same request may succeed in a moment.
 	retry bool
 }
 
-// problems is the one map from the service's errors to HTTP answers.
-var problems = map[error]problem{
-	service.ErrOrgExists:          {http.StatusBadRequest, "Organization already exists", false},
-	service.ErrEmailTaken:         {http.StatusBadRequest, "Email already registered", false},
-	service.ErrOrgNotFound:        {http.StatusNotFound, "Organization not found", false},
-	service.ErrNameConflict:       {http.StatusConflict, "Organization name conflict", false},
-	service.ErrNotOwnerUpdate:     {http.StatusForbidden, "Not authorized to update", false},
-	service.ErrNotOwnerDelete:     {http.StatusForbidden, "Not authorized to delete", false},
-	service.ErrInvalidCredentials: {http.StatusUnauthorized, "Invalid credentials", false},
-	service.ErrInvalidToken:       {http.StatusUnauthorized, "Invalid token", false},
-	service.ErrAdminNotFound:      {http.StatusUnauthorized, "Admin not found", false},
-	service.ErrOrgMismatch:        {http.StatusUnauthorized, "Admin organization mismatch", false},
-	service.ErrTokenRevoked:       {http.StatusUnauthorized, "Token has been revoked", false},
-	service.ErrOrgGone:            {http.StatusUnauthorized, "Token's organization not found", false},
-	service.ErrDocumentNotFound:   {http.StatusNotFound, "Document not found", false},
-	service.ErrDocumentTooLarge:   {http.StatusRequestEntityTooLarge, "Document too large", false},
-	service.ErrDocumentChanged:    {http.StatusConflict, "Document changed concurrently; retry", false},
-	errNotAuthenticated:           {http.StatusUnauthorized, "Not authenticated", false},
-	errBadScheme:                  {http.StatusUnauthorized, "Invalid authentication credentials", false},
-	service.ErrBusy:               {http.StatusServiceUnavailable, "Server busy; retry later", true},
-	service.ErrUnavailable:        {http.StatusServiceUnavailable, "database unavailable", true},
-	service.ErrOrgBusy:            {http.StatusConflict, "Organization is being changed; retry", true},
-	service.ErrInterrupted:        {http.StatusServiceUnavailable, "Operation interrupted; retry", true},
+// statusClientClosed is nginx's "client closed request": the client hung
+// up before the answer.
+const statusClientClosed = 499
+
+// problems is the one table from errors to HTTP answers. The first row that
+// matches wins: an error wrapping two targets answers as the earlier row.
+var problems = []problem{
+	{target: errClientClosed, status: statusClientClosed, detail: "Client closed request"},
+
+	{fields: as(invalidFields), status: http.StatusUnprocessableEntity},
+	{fields: as(func(e *service.ProblemsError) []FieldError { return docProblems(e.Where, e.Problems) }), status: http.StatusUnprocessableEntity},
+	{fields: as(func(e fieldErrors) []FieldError { return e }), status: http.StatusUnprocessableEntity},
+	{target: service.ErrPasswordTooLong, fields: passwordTooLong, status: http.StatusUnprocessableEntity},
+
+	{target: errUnsupportedMediaType, status: http.StatusUnsupportedMediaType, detail: "Unsupported Media Type: send application/json"},
+	{target: errBodyTooLarge, status: http.StatusRequestEntityTooLarge, detail: "Request body too large"},
+	{target: errUnreadableBody, status: http.StatusBadRequest, detail: "Could not read request body"},
+	// Retry-After is the limiter's, set before.
+	{target: errTooManyRequests, status: http.StatusTooManyRequests, detail: "Too many requests; retry later"},
+
+	{target: service.ErrOrgExists, status: http.StatusBadRequest, detail: "Organization already exists"},
+	{target: service.ErrEmailTaken, status: http.StatusBadRequest, detail: "Email already registered"},
+	{target: service.ErrOrgNotFound, status: http.StatusNotFound, detail: "Organization not found"},
+	{target: service.ErrNameConflict, status: http.StatusConflict, detail: "Organization name conflict"},
+	{target: service.ErrNotOwnerUpdate, status: http.StatusForbidden, detail: "Not authorized to update"},
+	{target: service.ErrNotOwnerDelete, status: http.StatusForbidden, detail: "Not authorized to delete"},
+	{target: service.ErrInvalidCredentials, status: http.StatusUnauthorized, detail: "Invalid credentials"},
+	{target: security.ErrInvalidToken, status: http.StatusUnauthorized, detail: "Invalid token"},
+	{target: service.ErrAdminNotFound, status: http.StatusUnauthorized, detail: "Admin not found"},
+	{target: service.ErrOrgMismatch, status: http.StatusUnauthorized, detail: "Admin organization mismatch"},
+	{target: service.ErrTokenRevoked, status: http.StatusUnauthorized, detail: "Token has been revoked"},
+	{target: service.ErrOrgGone, status: http.StatusUnauthorized, detail: "Token's organization not found"},
+	{target: service.ErrDocumentNotFound, status: http.StatusNotFound, detail: "Document not found"},
+	{target: service.ErrDocumentTooLarge, status: http.StatusRequestEntityTooLarge, detail: "Document too large"},
+	{target: service.ErrDocumentChanged, status: http.StatusConflict, detail: "Document changed concurrently; retry"},
+	{target: errNotAuthenticated, status: http.StatusUnauthorized, detail: "Not authenticated"},
+	{target: errBadScheme, status: http.StatusUnauthorized, detail: "Invalid authentication credentials"},
+	{target: errNotFound, status: http.StatusNotFound, detail: "Not Found"},
+	{target: errMethodNotAllowed, status: http.StatusMethodNotAllowed, detail: "Method Not Allowed"},
+
+	{target: service.ErrOrgBusy, status: http.StatusConflict, detail: "Organization is being changed; retry", retry: true},
+	{target: service.ErrInterrupted, status: http.StatusServiceUnavailable, detail: "Operation interrupted; retry", retry: true},
+	{target: service.ErrBusy, status: http.StatusServiceUnavailable, detail: "Server busy; retry later", retry: true},
+	{target: service.ErrUnavailable, status: http.StatusServiceUnavailable, detail: "database unavailable", retry: true},
 	// REQUEST_TIMEOUT ran out while the request waited for something
 	// other than the database (a bcrypt worker, an operation to end).
-	context.DeadlineExceeded: {http.StatusServiceUnavailable, "Server busy; retry later", true},
-	errNotFound:              {http.StatusNotFound, "Not Found", false},
-	errMethodNotAllowed:      {http.StatusMethodNotAllowed, "Method Not Allowed", false},
+	{target: context.DeadlineExceeded, status: http.StatusServiceUnavailable, detail: "Server busy; retry later", retry: true},
+	{target: errPanicked, status: http.StatusInternalServerError, detail: "Internal Server Error"},
 }
 
+// The HTTP layer's own errors.
 var (
-	errNotAuthenticated = errors.New("no bearer token")
-	errBadScheme        = errors.New("authorization scheme is not Bearer")
-	errNotFound         = errors.New("no such route")
-	errMethodNotAllowed = errors.New("method not allowed")
+	errClientClosed         = errors.New("client closed the request")
+	errNotAuthenticated     = errors.New("no bearer token")
+	errBadScheme            = errors.New("authorization scheme is not Bearer")
+	errNotFound             = errors.New("no such route")
+	errMethodNotAllowed     = errors.New("method not allowed")
+	errUnsupportedMediaType = errors.New("body is not JSON")
+	errBodyTooLarge         = errors.New("body over its limit")
+	errUnreadableBody       = errors.New("body could not be read")
+	errTooManyRequests      = errors.New("over a rate limit")
+	errPanicked             = errors.New("the handler panicked")
 )
 
-// writeError answers err in the service's error shape. Errors outside the
-// map are logged and answered as a bare 500.
+// fieldErrors is a request the HTTP layer refuses with a 422.
+type fieldErrors []FieldError
+
+func (e fieldErrors) Error() string { return "invalid request: " + e[0].Msg }
+
+// as matches the errors of type T, answered with details' 422.
+func as[T error](details func(T) []FieldError) func(error) []FieldError {
+	return func(err error) []FieldError {
+		var t T
+		if !errors.As(err, &t) {
+			return nil
+		}
+		return details(t)
+	}
+}
+
+func invalidFields(e *service.InvalidError) []FieldError {
+	in := e.In
+	if in == "" {
+		in = "body"
+	}
+	return []FieldError{{Loc: []any{in, e.Field}, Msg: e.Message, Type: e.Type}}
+}
+
+func passwordTooLong(error) []FieldError {
+	return []FieldError{{
+		Loc: []any{"body", "password"}, Msg: "ensure this value has at most 72 bytes (bcrypt's limit)", Type: "value_error.any_str.max_bytes",
+	}}
+}
+
+// docProblems turns a document's problems into 422 details under where.
+func docProblems(where []any, problems []jsondoc.Problem) []FieldError {
+	out := make([]FieldError, 0, len(problems))
+	for _, p := range problems {
+		loc := append(append([]any{}, where...), p.Path...)
+		out = append(out, FieldError{Loc: loc, Msg: p.Msg, Type: p.Type, Ctx: p.Ctx})
+	}
+	return out
+}
+
+// lookup is the first row of problems matching err, with its 422
+// details; false when none does.
+func lookup(err error) (problem, []FieldError, bool) {
+	for _, p := range problems {
+		if p.target != nil && !errors.Is(err, p.target) {
+			continue
+		}
+		if p.fields == nil {
+			return p, nil, true
+		}
+		if fields := p.fields(err); fields != nil {
+			return p, fields, true
+		}
+	}
+	return problem{}, nil, false
+}
+
+// handler is a route's handler: it answers success itself and returns
+// any error for writeError to answer.
+type handler func(http.ResponseWriter, *http.Request) error
+
+// handle serves h, answering its error with writeError.
+func (s *server) handle(h handler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			s.writeError(w, r, err)
+		}
+	}
+}
+
+// writeError answers err in the service's error shape. A request whose
+// client hung up is answered (to no one) and logged as such, whatever
+// err is. Errors outside the table are logged and answered as a bare 500.
 func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	var invalid *service.InvalidError
-	if errors.As(err, &invalid) {
-		in := invalid.In
-		if in == "" {
-			in = "body"
+	if errors.Is(r.Context().Err(), context.Canceled) {
+		err = fmt.Errorf("%w: %w", errClientClosed, err)
+	}
+	p, fields, ok := lookup(err)
+	switch {
+	case !ok:
+		s.log.ErrorContext(r.Context(), "request failed", "request_id", info(r.Context()).id, "method", r.Method, "path", r.URL.Path, "err", err)
+		encode(w, http.StatusInternalServerError, ErrorResponse{Detail: "Internal Server Error"})
+	case fields != nil:
+		encode(w, p.status, ValidationError{Detail: fields})
+	default:
+		if p.status == http.StatusUnauthorized {
+			challenge(w, r, err)
 		}
-		encode(w, http.StatusUnprocessableEntity, ValidationError{Detail: []FieldError{{
-			Loc: []any{in, invalid.Field}, Msg: invalid.Message, Type: invalid.Type,
-		}}})
-		return
-	}
-	var refused *service.ProblemsError
-	if errors.As(err, &refused) {
-		encode(w, http.StatusUnprocessableEntity, ValidationError{Detail: docProblems(refused.Where, refused.Problems)})
-		return
-	}
-	if errors.Is(err, service.ErrPasswordTooLong) {
-		encode(w, http.StatusUnprocessableEntity, ValidationError{Detail: []FieldError{{
-			Loc: []any{"body", "password"}, Msg: "ensure this value has at most 72 bytes (bcrypt's limit)", Type: "value_error.any_str.max_bytes",
-		}}})
-		return
-	}
-	for target, p := range problems {
-		if errors.Is(err, target) {
-			if p.status == http.StatusUnauthorized {
-				challenge(w, r, err)
-			}
-			if p.retry {
-				w.Header().Set("Retry-After", "1")
-			}
-			encode(w, p.status, ErrorResponse{Detail: p.detail})
-			return
+		if p.retry {
+			w.Header().Set("Retry-After", "1")
 		}
+		encode(w, p.status, ErrorResponse{Detail: p.detail})
 	}
-	s.log.ErrorContext(r.Context(), "request failed", "request_id", info(r.Context()).id, "method", r.Method, "path", r.URL.Path, "err", err)
-	encode(w, http.StatusInternalServerError, ErrorResponse{Detail: "Internal Server Error"})
 }
 
 // realm names the protection space of every Bearer challenge.
@@ -107,9 +195,9 @@ var tokenFaults = []struct {
 	err                 error
 	reason, description string
 }{
-	{service.ErrSessionOver, "session_over", "The session is over (JWT_MAX_SESSION since its login); log in again"},
-	{service.ErrTokenExpired, "token_expired", "The access token expired"},
-	{service.ErrInvalidToken, "token_invalid", "The access token is malformed or its signature is not valid"},
+	{security.ErrSessionOver, "session_over", "The session is over (JWT_MAX_SESSION since its login); log in again"},
+	{security.ErrTokenExpired, "token_expired", "The access token expired"},
+	{security.ErrInvalidToken, "token_invalid", "The access token is malformed or its signature is not valid"},
 	{service.ErrTokenRevoked, "token_revoked", "The access token was revoked by a logout or a change of e-mail or password"},
 	{service.ErrOrgGone, "token_unknown_owner", unknownOwner},
 	{service.ErrAdminNotFound, "token_unknown_owner", unknownOwner},

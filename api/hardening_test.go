@@ -73,8 +73,8 @@ func TestForgedTokensAre401(t *testing.T) {
 }
 
 // A token names its organization by id; the slug it also carries steers
-// nothing, so a token whose slug claim names another organization still
-// reaches only its own.
+// nothing, so a token whose slug claim names another organization, or
+// none, reaches only its own.
 func TestTokenSlugClaimSteersNothing(t *testing.T) {
 	e := newEnv(t)
 	o := e.signUp("alpha")
@@ -93,6 +93,14 @@ func TestTokenSlugClaimSteersNothing(t *testing.T) {
 	}
 	if got := e.listAll(beta, "", 50); !slices.Equal(got, []string{secret}) {
 		t.Fatalf("beta lists %v, want only %s", got, secret)
+	}
+	// Nor is it needed.
+	delete(claims, "org")
+	if tok, err = jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims(claims)).SignedString(testSecret); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.listAll(&org{token: tok}, "", 50); !slices.Equal(got, []string{mine}) {
+		t.Fatalf("without the slug claim alpha lists %v, want %s", got, mine)
 	}
 }
 

@@ -2,10 +2,13 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/orgsvc/orgsvc/internal/service"
 )
 
 // HealthResponse is the liveness answer.
@@ -27,10 +30,7 @@ func (s *server) handleHealth(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write(healthBody)
 }
 
-var (
-	healthBody      = []byte(`{"status":"ok"}`)
-	jsonContentType = []string{"application/json"}
-)
+var healthBody = []byte(`{"status":"ok"}`)
 
 // handleReady godoc
 //
@@ -42,17 +42,17 @@ var (
 //	@Failure		500	{object}	ErrorResponse
 //	@Failure		503	{object}	ErrorResponse	"database unavailable"
 //	@Router			/ready [get]
-func (s *server) handleReady(w http.ResponseWriter, r *http.Request) {
+func (s *server) handleReady(w http.ResponseWriter, r *http.Request) error {
 	if s.ready != nil {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		if err := s.ready(ctx); err != nil {
-			w.Header().Set("Retry-After", "1")
-			encode(w, http.StatusServiceUnavailable, ErrorResponse{Detail: "database unavailable"})
-			return
+			// %v: whatever the ping met, a timeout too, /ready says this.
+			return fmt.Errorf("%w: %v", service.ErrUnavailable, err)
 		}
 	}
 	encode(w, http.StatusOK, HealthResponse{Status: "ready"})
+	return nil
 }
 
 // handleMetrics godoc
@@ -65,5 +65,6 @@ func (s *server) handleReady(w http.ResponseWriter, r *http.Request) {
 //	@Failure		500	{object}	ErrorResponse
 //	@Router			/metrics [get]
 func (s *server) handleMetrics(w http.ResponseWriter, r *http.Request) {
+	// promhttp answers its own failures in text, as scrapers expect.
 	promhttp.HandlerFor(s.metrics.Registry, promhttp.HandlerOpts{}).ServeHTTP(w, r)
 }

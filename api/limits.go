@@ -60,22 +60,21 @@ func newLimiters(l Limits) limiters {
 	}
 }
 
-// limited counts the request against limiter under key and, when over the
-// limit, answers 429 with Retry-After and returns true.
-func (s *server) limited(w http.ResponseWriter, r *http.Request, limiter *httprate.RateLimiter, name, key string) bool {
+// limited counts the request against limiter under key: nil, or, over the
+// limit, errTooManyRequests with Retry-After set.
+func (s *server) limited(w http.ResponseWriter, r *http.Request, limiter *httprate.RateLimiter, name, key string) error {
 	if limiter == nil || !limiter.OnLimit(w, r, name+":"+key) {
-		return false
+		return nil
 	}
-	s.tooMany(w, name)
-	return true
+	return s.tooMany(name)
 }
 
-// tooMany answers 429 for the limit name.
-func (s *server) tooMany(w http.ResponseWriter, name string) {
+// tooMany counts a refusal by the limit name and returns errTooManyRequests.
+func (s *server) tooMany(name string) error {
 	if s.metrics != nil {
 		s.metrics.RateLimited.WithLabelValues(name).Inc()
 	}
-	encode(w, http.StatusTooManyRequests, ErrorResponse{Detail: "Too many requests; retry later"})
+	return errTooManyRequests
 }
 
 // failures counts failed attempts per key in a sliding window, weighted

@@ -42,6 +42,8 @@ type env struct {
 	logs    *proc.Buffer
 	metrics *metrics.Metrics
 	orgs    *service.OrgService
+	// passwords is the service's bcrypt pool.
+	passwords *security.Passwords
 	// idFiltersOnly is what the store said of itself, as the service
 	// learns it at start-up.
 	idFiltersOnly bool
@@ -91,7 +93,7 @@ func startEnv(t testing.TB, db *mongo.Database, ready func(context.Context) erro
 	}
 	srv := httptest.NewServer(api.NewServer(sv.Deps))
 	t.Cleanup(srv.Close)
-	return &env{t: t, srv: srv, db: db, cfg: cfg, logs: logs, metrics: m, orgs: sv.Orgs, idFiltersOnly: idFiltersOnly}
+	return &env{t: t, srv: srv, db: db, cfg: cfg, logs: logs, metrics: m, orgs: sv.Orgs, passwords: passwords, idFiltersOnly: idFiltersOnly}
 }
 
 // response is one answer, with its body decoded as JSON when it is JSON.

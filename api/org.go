@@ -78,20 +78,19 @@ type MessageResponse struct {
 //	@Failure		429		{object}	ErrorResponse	"Too many sign-ups from this address (Retry-After)"
 //	@Failure		503		{object}	ErrorResponse	"database unavailable (Retry-After)"
 //	@Router			/org/create [post]
-func (s *server) handleCreateOrg(w http.ResponseWriter, r *http.Request) {
-	if s.limited(w, r, s.limits.createAddr, "create_address", s.clientAddr(r)) {
-		return
+func (s *server) handleCreateOrg(w http.ResponseWriter, r *http.Request) error {
+	if err := s.limited(w, r, s.limits.createAddr, "create_address", s.clientAddr(r)); err != nil {
+		return err
 	}
 	var req CreateOrgRequest
-	if !s.decode(w, r, &req) {
-		return
+	if err := s.decode(w, r, &req); err != nil {
+		return err
 	}
 	org, err := s.orgs.Create(r.Context(), service.CreateOrg{
 		Name: *req.OrganizationName, Email: *req.Email, Password: *req.Password,
 	})
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	encode(w, http.StatusCreated, CreateOrgResponse{
 		OrganizationName: org.Name,
@@ -99,6 +98,7 @@ func (s *server) handleCreateOrg(w http.ResponseWriter, r *http.Request) {
 		AdminID:          org.AdminID.Hex(),
 		CreatedAt:        timestamp(org.CreatedAt),
 	})
+	return nil
 }
 
 // handleGetOrg godoc
@@ -114,16 +114,14 @@ func (s *server) handleCreateOrg(w http.ResponseWriter, r *http.Request) {
 //	@Failure		500					{object}	ErrorResponse
 //	@Failure		503		{object}	ErrorResponse	"database unavailable (Retry-After)"
 //	@Router			/org/get [get]
-func (s *server) handleGetOrg(w http.ResponseWriter, r *http.Request) {
+func (s *server) handleGetOrg(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	if !q.Has("organization_name") {
-		encode(w, http.StatusUnprocessableEntity, ValidationError{Detail: []FieldError{missing("query", "organization_name")}})
-		return
+		return fieldErrors{missing("query", "organization_name")}
 	}
 	org, err := s.orgs.Get(r.Context(), q.Get("organization_name"))
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	encode(w, http.StatusOK, OrgResponse{
 		ID:               org.ID.Hex(),
@@ -132,6 +130,7 @@ func (s *server) handleGetOrg(w http.ResponseWriter, r *http.Request) {
 		AdminID:          org.AdminID.Hex(),
 		CreatedAt:        timestamp(org.CreatedAt),
 	})
+	return nil
 }
 
 // handleUpdateOrg godoc
@@ -158,15 +157,17 @@ func (s *server) handleGetOrg(w http.ResponseWriter, r *http.Request) {
 //	@Failure		503		{object}	ErrorResponse	"Password hashing saturated or database unavailable (Retry-After)"
 //	@Router			/org/update [put]
 //	@Router			/org/update [post]
-func (s *server) handleUpdateOrg(w http.ResponseWriter, r *http.Request) {
+func (s *server) handleUpdateOrg(w http.ResponseWriter, r *http.Request) error {
 	var req UpdateOrgRequest
-	if !s.decode(w, r, &req) {
-		return
+	if err := s.decode(w, r, &req); err != nil {
+		return err
 	}
 	if req.Email != nil || req.Password != nil {
-		if s.limited(w, r, s.limits.credAccount, "credential_account", principal(r).AdminID.Hex()) ||
-			s.limited(w, r, s.limits.credAddress, "credential_address", s.clientAddr(r)) {
-			return
+		if err := s.limited(w, r, s.limits.credAccount, "credential_account", principal(r).AdminID.Hex()); err != nil {
+			return err
+		}
+		if err := s.limited(w, r, s.limits.credAddress, "credential_address", s.clientAddr(r)); err != nil {
+			return err
 		}
 	}
 	token, err := s.orgs.Update(r.Context(), principal(r), service.UpdateOrg{
@@ -176,10 +177,10 @@ func (s *server) handleUpdateOrg(w http.ResponseWriter, r *http.Request) {
 		Password: req.Password,
 	})
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	encode(w, http.StatusOK, UpdateOrgResponse{Detail: "Organization updated successfully", AccessToken: token, TokenType: "bearer"})
+	return nil
 }
 
 // handleDeleteOrg godoc
@@ -204,28 +205,26 @@ func (s *server) handleUpdateOrg(w http.ResponseWriter, r *http.Request) {
 //	@Failure		503		{object}	ErrorResponse	"database unavailable (Retry-After)"
 //	@Router			/org/delete [delete]
 //	@Router			/org/delete [post]
-func (s *server) handleDeleteOrg(w http.ResponseWriter, r *http.Request) {
+func (s *server) handleDeleteOrg(w http.ResponseWriter, r *http.Request) error {
 	var req DeleteOrgRequest
-	if !s.decode(w, r, &req) {
-		return
+	if err := s.decode(w, r, &req); err != nil {
+		return err
 	}
+	var err error
 	if g, ok := r.Context().Value(goneKey{}).(gone); ok {
 		// The token's admin is gone: a retry of a deletion that happened.
-		switch err := s.orgs.Deleted(r.Context(), g.org, g.admin, *req.OrganizationName); {
-		case err == nil:
-			encode(w, http.StatusOK, MessageResponse{Detail: "Organization deleted successfully"})
-		case errors.Is(err, service.ErrOrgBusy):
-			s.writeError(w, r, err)
-		default:
-			s.writeError(w, r, g.err)
+		err = s.orgs.Deleted(r.Context(), g.org, g.admin, *req.OrganizationName)
+		if err != nil && !errors.Is(err, service.ErrOrgBusy) {
+			err = g.err
 		}
-		return
+	} else {
+		err = s.orgs.Delete(r.Context(), principal(r), *req.OrganizationName)
 	}
-	if err := s.orgs.Delete(r.Context(), principal(r), *req.OrganizationName); err != nil {
-		s.writeError(w, r, err)
-		return
+	if err != nil {
+		return err
 	}
 	encode(w, http.StatusOK, MessageResponse{Detail: "Organization deleted successfully"})
+	return nil
 }
 
 // timestamp prints a time as the original service did: naive UTC ISO 8601

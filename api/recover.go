@@ -18,7 +18,7 @@ func (s *server) recoverPanics(next http.Handler) http.Handler {
 				panic(v)
 			}
 			s.log.ErrorContext(r.Context(), "panic", "request_id", info(r.Context()).id, "method", r.Method, "path", r.URL.Path, "panic", v, "stack", string(debug.Stack()))
-			encode(w, http.StatusInternalServerError, ErrorResponse{Detail: "Internal Server Error"})
+			s.writeError(w, r, errPanicked)
 		}()
 		next.ServeHTTP(w, r)
 	})

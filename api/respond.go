@@ -4,17 +4,18 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
 	"reflect"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/go-playground/validator/v10"
 
 	"github.com/orgsvc/orgsvc/internal/jsondoc"
-	"github.com/orgsvc/orgsvc/internal/model"
 )
 
 // FieldError is one validation problem, in FastAPI's shape.
@@ -34,6 +35,9 @@ type ValidationError struct {
 type ErrorResponse struct {
 	Detail string `json:"detail" example:"Organization not found"`
 } //	@name	ErrorResponse
+
+// jsonContentType is the Content-Type of every JSON answer.
+var jsonContentType = []string{"application/json"}
 
 // encode writes v as JSON with the given status.
 func encode(w http.ResponseWriter, status int, v any) {
@@ -56,38 +60,34 @@ type normalizer interface{ normalize() }
 // rules: a body is parsed as JSON when its Content-Type is absent or JSON;
 // numbers are accepted where a string is expected; unknown fields are
 // ignored; every problem is reported at once. Unlike the original, a key
-// given twice is refused. It returns false after writing the error answer.
-func (s *server) decode(w http.ResponseWriter, r *http.Request, dst any) bool {
-	body, ok := readJSONBody(w, r, s.maxBodyBytes)
-	if !ok {
-		return false
+// given twice is refused.
+func (s *server) decode(w http.ResponseWriter, r *http.Request, dst any) error {
+	body, err := readJSONBody(w, r, s.maxBodyBytes)
+	if err != nil {
+		return err
 	}
 	if problems := s.parse(body, dst); len(problems) > 0 {
-		encode(w, http.StatusUnprocessableEntity, ValidationError{Detail: problems})
-		return false
+		return fieldErrors(problems)
 	}
-	return true
+	return nil
 }
 
-// readJSONBody reads a JSON request body, up to limit bytes. A Content-Type
-// other than JSON is a 415 and a larger body a 413; it answers and returns
-// false. A body without Content-Type is read as JSON, as FastAPI did.
-func readJSONBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool) {
+// readJSONBody reads a JSON request body, up to limit bytes: a Content-Type
+// other than JSON is errUnsupportedMediaType, a larger body errBodyTooLarge.
+// A body without Content-Type is read as JSON, as FastAPI did.
+func readJSONBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 	if !isJSON(r.Header.Get("Content-Type")) {
-		encode(w, http.StatusUnsupportedMediaType, ErrorResponse{Detail: "Unsupported Media Type: send application/json"})
-		return nil, false
+		return nil, errUnsupportedMediaType
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			encode(w, http.StatusRequestEntityTooLarge, ErrorResponse{Detail: "Request body too large"})
-			return nil, false
+			return nil, errBodyTooLarge
 		}
-		encode(w, http.StatusBadRequest, ErrorResponse{Detail: "Could not read request body"})
-		return nil, false
+		return nil, fmt.Errorf("%w: %v", errUnreadableBody, err)
 	}
-	return body, true
+	return body, nil
 }
 
 // parse decodes a JSON body into dst and validates it.
@@ -165,14 +165,6 @@ func isJSON(contentType string) bool {
 	return mt == "application/json" || (strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json"))
 }
 
-func jsonName(f reflect.StructField) string {
-	name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-	if name == "" {
-		return f.Name
-	}
-	return name
-}
-
 func missing(loc ...any) FieldError {
 	return FieldError{Loc: loc, Msg: "field required", Type: "value_error.missing"}
 }
@@ -229,7 +221,7 @@ func jsonError(where []any, text []byte, err error) FieldError {
 	col := pos - bytes.LastIndexByte(text[:pos], '\n')
 	return FieldError{
 		Loc:  append(append([]any{}, where...), pos),
-		Msg:  msg + ": line " + itoa(line) + " column " + itoa(col) + " (char " + itoa(pos) + ")",
+		Msg:  msg + ": line " + strconv.Itoa(line) + " column " + strconv.Itoa(col) + " (char " + strconv.Itoa(pos) + ")",
 		Type: "value_error.jsondecode",
 		Ctx:  map[string]any{"msg": msg, "pos": pos, "lineno": line, "colno": col},
 	}
@@ -279,26 +271,4 @@ func duplicateKeys(body []byte) []FieldError {
 		}
 	}
 	return docProblems([]any{"body"}, dups)
-}
-
-func fieldProblem(fe validator.FieldError) FieldError {
-	loc := []any{"body", fe.Field()}
-	switch fe.Tag() {
-	case "required":
-		return missing(loc...)
-	case "min":
-		return FieldError{Loc: loc, Msg: "ensure this value has at least " + fe.Param() + " characters", Type: "value_error.any_str.min_length", Ctx: map[string]any{"limit_value": atoi(fe.Param())}}
-	case "max":
-		return FieldError{Loc: loc, Msg: "ensure this value has at most " + fe.Param() + " characters", Type: "value_error.any_str.max_length", Ctx: map[string]any{"limit_value": atoi(fe.Param())}}
-	case "email":
-		return FieldError{Loc: loc, Msg: "value is not a valid email address", Type: "value_error.email"}
-	case "maxbytes":
-		return FieldError{Loc: loc, Msg: "ensure this value has at most " + fe.Param() + " bytes (bcrypt's limit)", Type: "value_error.any_str.max_bytes", Ctx: map[string]any{"limit_value": atoi(fe.Param())}}
-	case "nonul":
-		return FieldError{Loc: loc, Msg: "value must not contain NUL characters", Type: "value_error.str.nul"}
-	case "orgname":
-		return FieldError{Loc: loc, Msg: model.NameCharsMessage, Type: model.NameCharsType}
-	default:
-		return FieldError{Loc: loc, Msg: "value is not valid (" + fe.Tag() + ")", Type: "value_error." + fe.Tag()}
-	}
 }

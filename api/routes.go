@@ -30,37 +30,37 @@ func (s *server) routes() http.Handler {
 	// HEAD answers as GET, without the body (net/http drops it).
 	r.Get("/health", s.handleHealth)
 	r.Head("/health", s.handleHealth)
-	r.Get("/ready", s.handleReady)
-	r.Head("/ready", s.handleReady)
+	r.Get("/ready", s.handle(s.handleReady))
+	r.Head("/ready", s.handle(s.handleReady))
 	if s.metrics != nil && !s.metricsApart {
 		r.Get("/metrics", s.handleMetrics)
 	}
 
 	r.Group(func(r chi.Router) {
 		r.Use(s.deadline)
-		r.Post("/admin/login", s.handleLogin)
-		r.With(s.authenticate).Post("/admin/logout", s.handleLogout)
+		r.Post("/admin/login", s.handle(s.handleLogin))
+		r.With(s.authenticate).Post("/admin/logout", s.handle(s.handleLogout))
 
 		r.Route("/org", func(r chi.Router) {
-			r.Post("/create", s.handleCreateOrg)
-			r.Get("/get", s.handleGetOrg)
+			r.Post("/create", s.handle(s.handleCreateOrg))
+			r.Get("/get", s.handle(s.handleGetOrg))
 			r.Group(func(r chi.Router) {
 				r.Use(s.authenticate)
 				// POST too: the original's README documents POST for both.
-				r.Put("/update", s.handleUpdateOrg)
-				r.Post("/update", s.handleUpdateOrg)
+				r.Put("/update", s.handle(s.handleUpdateOrg))
+				r.Post("/update", s.handle(s.handleUpdateOrg))
 
-				r.Post("/documents", s.handleCreateDocument)
-				r.Get("/documents", s.handleListDocuments)
-				r.Get("/documents/{id}", s.handleGetDocument)
-				r.Put("/documents/{id}", s.handleReplaceDocument)
-				r.Patch("/documents/{id}", s.handlePatchDocument)
-				r.Delete("/documents/{id}", s.handleDeleteDocument)
+				r.Post("/documents", s.handle(s.handleCreateDocument))
+				r.Get("/documents", s.handle(s.handleListDocuments))
+				r.Get("/documents/{id}", s.handle(s.handleGetDocument))
+				r.Put("/documents/{id}", s.handle(s.handleReplaceDocument))
+				r.Patch("/documents/{id}", s.handle(s.handlePatchDocument))
+				r.Delete("/documents/{id}", s.handle(s.handleDeleteDocument))
 			})
 			r.Group(func(r chi.Router) {
 				r.Use(s.authenticateDeletion)
-				r.Delete("/delete", s.handleDeleteOrg)
-				r.Post("/delete", s.handleDeleteOrg)
+				r.Delete("/delete", s.handle(s.handleDeleteOrg))
+				r.Post("/delete", s.handle(s.handleDeleteOrg))
 			})
 		})
 	})

@@ -1,5 +1,5 @@
 // Package api is the HTTP layer: routes, middleware, request decoding and
-// validation, and the one map from service errors to answers.
+// validation, and the one table from errors to answers.
 //
 //	@title						orgsvc
 //	@version					1.0

@@ -46,9 +46,40 @@ func canonicalName(s *string) {
 	}
 }
 
+// jsonName is the name a request field goes by: in the body, and so in
+// validation errors.
+func jsonName(f reflect.StructField) string {
+	name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+	if name == "" {
+		return f.Name
+	}
+	return name
+}
+
+// fieldProblem describes a broken rule of the validator as FastAPI did.
+func fieldProblem(fe validator.FieldError) FieldError {
+	loc := []any{"body", fe.Field()}
+	switch fe.Tag() {
+	case "required":
+		return missing(loc...)
+	case "min":
+		return FieldError{Loc: loc, Msg: "ensure this value has at least " + fe.Param() + " characters", Type: "value_error.any_str.min_length", Ctx: map[string]any{"limit_value": atoi(fe.Param())}}
+	case "max":
+		return FieldError{Loc: loc, Msg: "ensure this value has at most " + fe.Param() + " characters", Type: "value_error.any_str.max_length", Ctx: map[string]any{"limit_value": atoi(fe.Param())}}
+	case "email":
+		return FieldError{Loc: loc, Msg: "value is not a valid email address", Type: "value_error.email"}
+	case "maxbytes":
+		return FieldError{Loc: loc, Msg: "ensure this value has at most " + fe.Param() + " bytes (bcrypt's limit)", Type: "value_error.any_str.max_bytes", Ctx: map[string]any{"limit_value": atoi(fe.Param())}}
+	case "nonul":
+		return FieldError{Loc: loc, Msg: "value must not contain NUL characters", Type: "value_error.str.nul"}
+	case "orgname":
+		return FieldError{Loc: loc, Msg: model.NameCharsMessage, Type: model.NameCharsType}
+	default:
+		return FieldError{Loc: loc, Msg: "value is not valid (" + fe.Tag() + ")", Type: "value_error." + fe.Tag()}
+	}
+}
+
 func atoi(s string) int {
 	n, _ := strconv.Atoi(s)
 	return n
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }

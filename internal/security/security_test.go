@@ -78,7 +78,7 @@ func TestForgedTokensAreRefused(t *testing.T) {
 		"no iss":          sign(jwt.SigningMethodHS256, secret, without("iss")),
 		"foreign iss":     sign(jwt.SigningMethodHS256, secret, with("iss", "someone-else")),
 		"no sub":          sign(jwt.SigningMethodHS256, secret, without("sub")),
-		"no org":          sign(jwt.SigningMethodHS256, secret, without("org")),
+		"no org_id":       sign(jwt.SigningMethodHS256, secret, without("org_id")),
 		"tampered claims": tamper(valid),
 		"garbage":         "not-a-jwt",
 		"empty":           "",
@@ -92,6 +92,10 @@ func TestForgedTokensAreRefused(t *testing.T) {
 	}
 	if _, err := tk.Verify(valid); err != nil {
 		t.Fatalf("the untampered token fails: %v", err)
+	}
+	// The slug claim is issued but not needed.
+	if c, err := tk.Verify(sign(jwt.SigningMethodHS256, secret, without("org"))); err != nil || c.OrgID != "o" {
+		t.Fatalf("a token without org: %v, %v", c, err)
 	}
 	// Within the leeway an expired token still passes; past it, not.
 	if _, err := tk.Verify(sign(jwt.SigningMethodHS256, secret, with("exp", now.Add(-10*time.Second).Unix()))); err != nil {

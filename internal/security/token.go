@@ -12,7 +12,9 @@ import (
 type Claims struct {
 	// OrgID is the organization's id, as the original service called it.
 	OrgID string `json:"org_id"`
-	// Org is the organization's slug: its tenant collection is "org_" + Org.
+	// Org is the organization's slug when the token was issued, for
+	// clients; nothing reads it: a rename keeps tokens, so the tenant
+	// collection comes from the organization's record, found by OrgID.
 	Org string `json:"org"`
 	// Version is the admin's token version when the token was issued.
 	Version int64 `json:"ver"`
@@ -31,9 +33,9 @@ func (c *Claims) SessionStart() time.Time {
 	return c.IssuedAt.Time
 }
 
-// ErrInvalidToken covers every token that fails verification;
-// ErrTokenExpired, one of them, a genuine token past its exp;
-// ErrSessionOver, another, a genuine token past its session's end.
+// ErrInvalidToken is the one error of a token that fails verification,
+// in this package, the service and the API; ErrTokenExpired (a genuine
+// token past its exp) and ErrSessionOver (past its session's end) wrap it.
 var (
 	ErrInvalidToken = errors.New("invalid token")
 	ErrTokenExpired = fmt.Errorf("%w: expired", ErrInvalidToken)
@@ -126,7 +128,7 @@ func (t *Tokens) Verify(raw string) (*Claims, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidToken, err)
 	}
-	if c.IssuedAt == nil || c.Subject == "" || c.OrgID == "" || c.Org == "" {
+	if c.IssuedAt == nil || c.Subject == "" || c.OrgID == "" {
 		return nil, fmt.Errorf("%w: missing claims", ErrInvalidToken)
 	}
 	return &c, nil

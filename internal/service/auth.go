@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -158,13 +159,8 @@ func (s *AuthService) adminByEmail(ctx context.Context, email string) (*model.Ad
 // tokens.
 func (s *AuthService) Authenticate(ctx context.Context, raw string) (Principal, error) {
 	claims, err := s.tokens.Verify(raw)
-	switch {
-	case errors.Is(err, security.ErrSessionOver):
-		return Principal{}, ErrSessionOver
-	case errors.Is(err, security.ErrTokenExpired):
-		return Principal{}, ErrTokenExpired
-	case err != nil:
-		return Principal{}, ErrInvalidToken
+	if err != nil {
+		return Principal{}, err // security.ErrInvalidToken
 	}
 	adminID, err := bson.ObjectIDFromHex(claims.Subject)
 	if err != nil {
@@ -234,16 +230,16 @@ func (s *AuthService) Logout(ctx context.Context, p Principal) error {
 }
 
 // Claims verifies a token's signature and lifetime only, and returns the
-// admin and organization it names.
+// admin and organization it names; the error is security.ErrInvalidToken.
 func (s *AuthService) Claims(raw string) (admin, org bson.ObjectID, err error) {
 	claims, err := s.tokens.Verify(raw)
 	if err != nil {
-		return admin, org, ErrInvalidToken
+		return admin, org, err
 	}
 	admin, err1 := bson.ObjectIDFromHex(claims.Subject)
 	org, err2 := bson.ObjectIDFromHex(claims.OrgID)
 	if err1 != nil || err2 != nil {
-		return admin, org, ErrInvalidToken
+		return admin, org, fmt.Errorf("%w: sub or org_id is not an id", security.ErrInvalidToken)
 	}
 	return admin, org, nil
 }

@@ -4,7 +4,6 @@ package service
 
 import (
 	"errors"
-	"fmt"
 
 	"github.com/orgsvc/orgsvc/internal/repository"
 	"github.com/orgsvc/orgsvc/internal/security"
@@ -20,15 +19,12 @@ var (
 	ErrNotOwnerUpdate     = errors.New("not authorized to update")
 	ErrNotOwnerDelete     = errors.New("not authorized to delete")
 	ErrInvalidCredentials = errors.New("invalid credentials")
-	ErrInvalidToken       = errors.New("invalid token")
-	ErrAdminNotFound      = errors.New("admin not found")
-	ErrOrgMismatch        = errors.New("admin organization mismatch")
-	ErrTokenRevoked       = errors.New("token revoked")
-	// ErrTokenExpired is the ErrInvalidToken of a genuine token past its exp.
-	ErrTokenExpired = fmt.Errorf("%w: expired", ErrInvalidToken)
-	// ErrSessionOver is the ErrInvalidToken of a genuine token whose
-	// session began more than JWT_MAX_SESSION ago.
-	ErrSessionOver = fmt.Errorf("%w: session over", ErrInvalidToken)
+	// A token that fails verification is security.ErrInvalidToken (or
+	// ErrTokenExpired, ErrSessionOver, which wrap it); these are genuine
+	// tokens the records refuse.
+	ErrAdminNotFound = errors.New("admin not found")
+	ErrOrgMismatch   = errors.New("admin organization mismatch")
+	ErrTokenRevoked  = errors.New("token revoked")
 	// ErrOrgGone: the token's admin is there, its organization is not.
 	ErrOrgGone = errors.New("token's organization not found")
 
