@@ -52,7 +52,7 @@ type Options struct {
 	// database (with backoff) before it gives up.
 	ConnectTimeout time.Duration
 	// OnCommandFailed, when set, is called for every database command that
-	// fails (for metrics).
+	// fails, except one whose caller's context was cancelled (for metrics).
 	OnCommandFailed func(command string)
 	// OnCommandStarted, when set, is called for every database command
 	// sent (for metrics: round trips per request).
@@ -86,7 +86,11 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if o.OnCommandFailed != nil || o.OnCommandStarted != nil {
 		m := &event.CommandMonitor{}
 		if o.OnCommandFailed != nil {
-			m.Failed = func(_ context.Context, e *event.CommandFailedEvent) { o.OnCommandFailed(e.CommandName) }
+			m.Failed = func(ctx context.Context, e *event.CommandFailedEvent) {
+				if !errors.Is(ctx.Err(), context.Canceled) { // the caller hung up: no failure of the database
+					o.OnCommandFailed(e.CommandName)
+				}
+			}
 		}
 		if o.OnCommandStarted != nil {
 			m.Started = func(_ context.Context, e *event.CommandStartedEvent) { o.OnCommandStarted(e.CommandName) }
