@@ -29,7 +29,7 @@ help:
 	@echo "make run           serve on :8000 (embedded database under ./data when MONGO_URI is empty)"
 	@echo "make build         build $(BINARY) (static, as the Docker image does)"
 	@echo "make test          run every test"
-	@echo "make test-race     run the tests under the race detector (all but internal/app)"
+	@echo "make test-race     run the tests under the race detector (all but internal/app and internal/chaos)"
 	@echo "make bench         run the load tool (BENCHFLAGS=-short for a quick run)"
 	@echo "make chaos         run the chaos test on $(BINARY): kills, recovery, verification (CHAOSFLAGS=\"-duration 60s\")"
 	@echo "make docs          regenerate the OpenAPI documents in docs/"
@@ -50,9 +50,10 @@ test:
 
 # The race detector (it needs cgo: gcc on the machine) over every package but
 # internal/app, whose tests start the whole program at the default bcrypt
-# cost: -race slows a hash to about 8 s, past the default request timeout.
+# cost (-race slows a hash past the default request timeout), and
+# internal/chaos, whose test only drives processes of the built binary.
 test-race:
-	$(GO) test -count=1 -race $(TESTFLAGS) $$($(GO) list ./... | grep -vx '$(MODULE)/internal/app')
+	$(GO) test -count=1 -race $(TESTFLAGS) $$($(GO) list ./... | grep -vx -e '$(MODULE)/internal/app' -e '$(MODULE)/internal/chaos')
 
 # The load tool (BENCHMARKS.md), a module of its own in bench/ so that its
 # load generator and charts stay out of the service's go.mod: starts the
@@ -74,7 +75,6 @@ bench:
 CHAOSFLAGS ?=
 chaos: build
 	$(GO) run ./cmd/orgchaos -bin $(abspath $(BINARY)) $(CHAOSFLAGS)
-	$(GO) test -count=1 -tags chaos ./internal/chaos/
 
 docs:
 	$(call SWAG_INIT,./docs)

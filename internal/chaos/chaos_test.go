@@ -1,10 +1,3 @@
-//go:build chaos
-
-// The chaos test runs with `make chaos` (and `go test -tags chaos
-// ./internal/chaos/`), not in `make test`: a random run still finds
-// defects of the lifecycle now and then, and each is fixed at its root
-// with a deterministic test before the chaos test joins CI again.
-
 package chaos
 
 import (
