@@ -215,7 +215,7 @@ func (b *bench) driverDocCreate(ctx context.Context) []work {
 	orgs := b.db.Collection(model.Organizations)
 	op := func(insertOnly bool) func(context.Context) error {
 		return func(ctx context.Context) error {
-			now := time.Now().UTC().Truncate(time.Millisecond)
+			now := model.Now()
 			if _, err := t.docs.InsertOne(ctx, &model.Document{ID: bson.NewObjectID(), Org: t.org.ID, JSON: string(doc.JSON), Fields: doc.Fields, CreatedAt: now, UpdatedAt: now}); err != nil || insertOnly {
 				return err
 			}

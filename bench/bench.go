@@ -318,7 +318,7 @@ func storedDocument(i int) (*model.Document, error) {
 	if len(problems) > 0 {
 		return nil, errors.New(problems[0].Msg)
 	}
-	now := time.Now().UTC().Truncate(time.Millisecond)
+	now := model.Now()
 	return &model.Document{ID: bson.NewObjectID(), JSON: string(doc.JSON), Fields: doc.Fields, CreatedAt: now, UpdatedAt: now}, nil
 }
 

@@ -26,7 +26,7 @@ var ownerModes = []struct {
 }
 
 func storedDoc(org bson.ObjectID, data string) *model.Document {
-	now := time.Now().UTC().Truncate(time.Millisecond)
+	now := model.Now()
 	return &model.Document{ID: bson.NewObjectID(), Org: org, JSON: data, Fields: bson.D{}, CreatedAt: now, UpdatedAt: now}
 }
 
@@ -62,7 +62,7 @@ func TestAnotherOrganizationsDocumentIsNotFound(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			later := time.Now().UTC().Truncate(time.Millisecond).Add(time.Second)
+			later := model.Now().Add(time.Second)
 			overwrite := &model.Document{ID: vd.ID, Org: x, JSON: `{"owner":"x"}`, Fields: bson.D{}, CreatedAt: vd.CreatedAt, UpdatedAt: later}
 			for _, c := range []struct {
 				name        string

@@ -261,7 +261,7 @@ func TestDocumentsStoredWithoutOrganization(t *testing.T) {
 	ctx := context.Background()
 	a, b := s.signUp("Owner"), s.signUp("Other")
 	coll := s.db.Collection(repository.CollectionName(a.Tenant.Slug))
-	now := time.Now().UTC().Truncate(time.Millisecond)
+	now := model.Now()
 	var old []bson.ObjectID
 	for i := range 3 {
 		d := model.Document{ID: bson.NewObjectID(), JSON: `{"old":true}`, Fields: bson.D{{Key: "n", Value: int32(i)}}, CreatedAt: now, UpdatedAt: now}
