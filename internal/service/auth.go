@@ -23,6 +23,9 @@ type Principal struct {
 	// SessionStart is when the token's session began (its login); a
 	// refreshed token keeps it.
 	SessionStart time.Time
+	// TokenVersion is the admin's token version the token was checked
+	// against.
+	TokenVersion int64
 }
 
 // AuthService logs admins in and verifies their tokens.
@@ -171,7 +174,7 @@ func (s *AuthService) Authenticate(ctx context.Context, raw string) (Principal, 
 		return Principal{}, ErrOrgMismatch
 	}
 	if p, ok := s.cache.get(adminID, claims.Version, orgID); ok {
-		p.SessionStart = claims.SessionStart()
+		p.SessionStart, p.TokenVersion = claims.SessionStart(), claims.Version
 		return p, nil
 	}
 	// Taken before the reads: a change of the admin meanwhile makes put
@@ -214,7 +217,7 @@ func (s *AuthService) Authenticate(ctx context.Context, raw string) (Principal, 
 	}
 	p := Principal{AdminID: adminID, OrgID: orgID, Tenant: c.org.Tenant()}
 	s.cache.put(p, c.admin.TokenVersion, gen, c.notAfter)
-	p.SessionStart = claims.SessionStart()
+	p.SessionStart, p.TokenVersion = claims.SessionStart(), claims.Version
 	return p, nil
 }
 
