@@ -24,7 +24,6 @@ import (
 	"github.com/orgsvc/orgsvc/internal/repository"
 	"github.com/orgsvc/orgsvc/internal/security"
 	"github.com/orgsvc/orgsvc/internal/service"
-	"github.com/orgsvc/orgsvc/internal/store"
 	"github.com/orgsvc/orgsvc/internal/storetest"
 )
 
@@ -80,7 +79,7 @@ func startEnv(t testing.TB, db *mongo.Database, ready func(context.Context) erro
 		t.Fatal(err)
 	}
 	m := metrics.New(passwords)
-	idFiltersOnly, err := store.IDFiltersOnly(context.Background(), db)
+	idFiltersOnly, err := repository.IDFiltersOnly(context.Background(), db)
 	if err != nil {
 		t.Fatal(err)
 	}

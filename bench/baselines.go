@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/orgsvc/orgsvc/internal/jsondoc"
@@ -88,18 +87,6 @@ func (b *bench) driverOrgGet(ctx context.Context, name string, level int) []work
 	})
 	w.organizations = level
 	return []work{w}
-}
-
-// idFiltersOnly reports whether db is FerretDB, which evaluates only a
-// lone _id equality filter itself (as store.IDFiltersOnly tells the
-// service).
-func idFiltersOnly(ctx context.Context, db *mongo.Database) (bool, error) {
-	var info bson.M
-	if err := db.RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&info); err != nil {
-		return false, err
-	}
-	_, ferret := info["ferretdbVersion"]
-	return ferret, nil
 }
 
 // orgOrNone is the service's filter on _org: the organization's

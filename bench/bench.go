@@ -154,7 +154,7 @@ func (b *bench) connect(ctx context.Context, uri string) error {
 		return fmt.Errorf("database at %s: %w", uri, err)
 	}
 	db := c.Database(b.opts.mongoDB)
-	idOnly, err := idFiltersOnly(ctx, db)
+	idOnly, err := repository.IDFiltersOnly(ctx, db)
 	if err != nil {
 		_ = c.Disconnect(context.Background())
 		return fmt.Errorf("database at %s: %w", uri, err)

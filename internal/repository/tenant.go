@@ -75,8 +75,7 @@ func (r *TenantRepository) SetIDFiltersOnly(v bool) {
 	}
 }
 
-// idFiltersOnly reports what SetIDFiltersOnly set, or else what the store
-// says of itself in buildInfo (only FerretDB names a ferretdbVersion).
+// idFiltersOnly reports what SetIDFiltersOnly set, or else IDFiltersOnly.
 func (r *TenantRepository) idFiltersOnly(ctx context.Context) (bool, error) {
 	switch r.idOnly.Load() {
 	case 1:
@@ -84,16 +83,28 @@ func (r *TenantRepository) idFiltersOnly(ctx context.Context) (bool, error) {
 	case 2:
 		return true, nil
 	}
-	var info bson.M
-	if err := r.master.RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&info); err != nil {
+	ferret, err := IDFiltersOnly(ctx, r.master)
+	if err != nil {
 		return false, wrap(err)
 	}
 	known := int32(1)
-	if _, ferret := info["ferretdbVersion"]; ferret {
+	if ferret {
 		known = 2
 	}
 	r.idOnly.CompareAndSwap(0, known)
 	return r.idOnly.Load() == 2, nil
+}
+
+// IDFiltersOnly reports whether db is served by FerretDB, which evaluates
+// only a lone _id equality filter itself: from the buildInfo answer, in
+// which only FerretDB gives a ferretdbVersion.
+func IDFiltersOnly(ctx context.Context, db *mongo.Database) (bool, error) {
+	var info bson.M
+	if err := db.RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&info); err != nil {
+		return false, err
+	}
+	_, ferret := info["ferretdbVersion"]
+	return ferret, nil
 }
 
 // NewTenantRepository returns a repository whose tenant databases beside

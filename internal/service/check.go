@@ -130,7 +130,7 @@ func (c *Checker) Check(ctx context.Context) ([]Finding, error) {
 		}
 		orgID := op.OrgID
 		add("unfinished-operation", fmt.Sprintf("operation %s (%s of organization %s)", op.ID.Hex(), op.Kind, orgID.Hex()),
-			func(ctx context.Context) error { return c.orgs.run.Recover(ctx, orgID, c.orgs.life.AllStale) },
+			func(ctx context.Context) error { return c.orgs.run.Recover(ctx, orgID, c.orgs.run.life.AllStale) },
 			"started %s, its first lease ends %s", op.StartedAt.Format(time.RFC3339), op.ExpiresAt.Format(time.RFC3339))
 	}
 

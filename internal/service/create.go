@@ -159,7 +159,7 @@ func (s *OrgService) claimSlug(ctx context.Context, slug string, orgID bson.Obje
 			continue // released meanwhile
 		case cerr != nil || !claim.Sweep:
 			return err
-		case time.Since(claim.CreatedAt) < s.life.Lease:
+		case time.Since(claim.CreatedAt) < s.run.life.Lease:
 			return ErrOrgBusy
 		}
 		if err := s.master.ReleaseName(ctx, slug, claim.OrganizationID); err != nil {

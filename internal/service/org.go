@@ -22,7 +22,6 @@ type OrgService struct {
 	passwords *security.Passwords
 	auth      *AuthService
 	log       *slog.Logger
-	life      Lifecycle
 	run       *Runner
 }
 
@@ -32,7 +31,6 @@ type OrgService struct {
 func NewOrgService(master *repository.MasterRepository, tenants *repository.TenantRepository, ops *repository.OperationRepository, passwords *security.Passwords, auth *AuthService, log *slog.Logger, life Lifecycle) *OrgService {
 	s := &OrgService{master: master, tenants: tenants, ops: ops, passwords: passwords, auth: auth, log: log}
 	s.run = NewRunner(ops, log, life, s.kinds())
-	s.life = s.run.life
 	return s
 }
 

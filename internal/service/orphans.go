@@ -93,7 +93,7 @@ func (s *OrgService) DropOrphan(ctx context.Context, t model.Tenant) error {
 	}
 	// The claim is held for at most half the lease; one older than the
 	// lease is a dead sweeper's, and the next claimant releases it.
-	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.life.Lease/2)
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.run.life.Lease/2)
 	defer cancel()
 	defer func() {
 		if err := s.master.ReleaseName(dctx, t.Slug, sweeper); err != nil {

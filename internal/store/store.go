@@ -20,6 +20,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
 
 	"github.com/orgsvc/orgsvc/internal/model"
+	"github.com/orgsvc/orgsvc/internal/repository"
 )
 
 // Store is an open connection to the database the service uses.
@@ -108,7 +109,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		return nil, err
 	}
 	s.DB = client.Database(o.Database)
-	if s.IDFiltersOnly, err = IDFiltersOnly(ctx, s.DB); err != nil {
+	if s.IDFiltersOnly, err = repository.IDFiltersOnly(ctx, s.DB); err != nil {
 		s.Close(context.Background())
 		return nil, fmt.Errorf("buildInfo: %w", err)
 	}
@@ -117,17 +118,6 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
-}
-
-// IDFiltersOnly reports whether db is served by FerretDB, from the
-// buildInfo answer that only FerretDB gives a ferretdbVersion.
-func IDFiltersOnly(ctx context.Context, db *mongo.Database) (bool, error) {
-	var info bson.M
-	if err := db.RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&info); err != nil {
-		return false, err
-	}
-	_, ferret := info["ferretdbVersion"]
-	return ferret, nil
 }
 
 // waitReachable pings the database until it answers, backing off from
