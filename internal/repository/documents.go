@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -62,8 +63,10 @@ func (r *TenantRepository) InsertDocument(ctx context.Context, t model.Tenant, o
 	return err
 }
 
-// readAttempts bounds how often a read interrupted under it is sent again.
-const readAttempts = 3
+// readAttempts bounds how often a read interrupted under it is sent again;
+// the n-th retry waits n² ms. (SQLite drivers before modernc.org/sqlite
+// v1.62 could also leave a connection interrupting every later command.)
+const readAttempts = 6
 
 // interruptedUnder reports the embedded store's answer to a read whose
 // SQLite query was interrupted although its own context is live: FerretDB
@@ -72,6 +75,21 @@ const readAttempts = 3
 func interruptedUnder(ctx context.Context, err error) bool {
 	var ce mongo.CommandError
 	return err != nil && ctx.Err() == nil && errors.As(err, &ce) && strings.Contains(ce.Message, "interrupted (9)")
+}
+
+// reread runs read and sends it again while the store interrupts it under
+// a live context, up to readAttempts in all.
+func reread(ctx context.Context, read func() error) error {
+	err := read()
+	for attempt := 1; interruptedUnder(ctx, err) && attempt < readAttempts; attempt++ {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Duration(attempt*attempt) * time.Millisecond):
+		}
+		err = read()
+	}
+	return err
 }
 
 // droppedUnder reports the embedded store's answer to a command that met
@@ -94,10 +112,9 @@ func (r *TenantRepository) Document(ctx context.Context, t model.Tenant, org, id
 		filter = append(filter, orgOrNone(org))
 	}
 	var d model.Document
-	err = r.collection(t).FindOne(ctx, filter, options.FindOne().SetProjection(noScalars)).Decode(&d)
-	for attempt := 1; interruptedUnder(ctx, err) && attempt < readAttempts; attempt++ {
-		err = r.collection(t).FindOne(ctx, filter, options.FindOne().SetProjection(noScalars)).Decode(&d)
-	}
+	err = reread(ctx, func() error {
+		return r.collection(t).FindOne(ctx, filter, options.FindOne().SetProjection(noScalars)).Decode(&d)
+	})
 	if err != nil {
 		if droppedUnder(err) {
 			return nil, ErrNotFound

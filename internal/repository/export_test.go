@@ -17,3 +17,9 @@ func (r *TenantRepository) AcquireScan(ctx context.Context, org bson.ObjectID) (
 
 // SetBeforeMove sets a function run before each move of a collection.
 func (r *TenantRepository) SetBeforeMove(f func()) { r.beforeMove = f }
+
+// Reread is reread.
+var Reread = reread
+
+// ReadAttempts is readAttempts.
+const ReadAttempts = readAttempts

@@ -39,18 +39,18 @@ func (r *TenantRepository) ListDocuments(ctx context.Context, t model.Tenant, or
 		return nil, false, err
 	}
 	var p *page
-	for attempt := 0; attempt == 0 || (interruptedUnder(ctx, err) && attempt < readAttempts); attempt++ {
+	err = reread(ctx, func() error {
 		p = &page{limit: max(limit, 1), maxBytes: maxBytes}
-		if idOnly {
-			var release func()
-			if release, err = r.scans.acquire(ctx, org); err == nil {
-				err = r.listByIDs(ctx, r.collection(t), org, after, where, p)
-				release()
-			}
-		} else {
-			err = listSorted(ctx, r.collection(t), org, listFilter(org, after, where), p)
+		if !idOnly {
+			return listSorted(ctx, r.collection(t), org, listFilter(org, after, where), p)
 		}
-	}
+		release, err := r.scans.acquire(ctx, org)
+		if err != nil {
+			return err
+		}
+		defer release()
+		return r.listByIDs(ctx, r.collection(t), org, after, where, p)
+	})
 	if droppedUnder(err) {
 		return nil, false, nil
 	}

@@ -269,11 +269,9 @@ func insert(ctx context.Context, c *mongo.Collection, doc any) error {
 }
 
 func findByID(ctx context.Context, c *mongo.Collection, id, out any) error {
-	err := c.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(out)
-	for attempt := 1; interruptedUnder(ctx, err) && attempt < readAttempts; attempt++ {
-		err = c.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(out)
-	}
-	return wrap(err)
+	return wrap(reread(ctx, func() error {
+		return c.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(out)
+	}))
 }
 
 // wrap turns driver errors into this package's vocabulary.

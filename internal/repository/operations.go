@@ -133,6 +133,25 @@ func (r *OperationRepository) InsertLease(ctx context.Context, opID bson.ObjectI
 	return insert(ctx, r.leases, model.Lease{ID: LeaseID(opID, epoch), Holder: holder, ExpiresAt: model.At(expires)})
 }
 
+// TakeoverPrefix starts the _id of a takeover mark (see InsertTakeover).
+const TakeoverPrefix = "takeover:"
+
+// InsertTakeover gives holder the n-th right to remove the name claim a
+// dead sweeper left, until expires; ErrDuplicate when another claimant has
+// it. The mark stays among the leases until it expires.
+func (r *OperationRepository) InsertTakeover(ctx context.Context, sweeper bson.ObjectID, n int64, holder string, expires time.Time) error {
+	return insert(ctx, r.leases, model.Lease{ID: TakeoverPrefix + LeaseID(sweeper, n), Holder: holder, ExpiresAt: model.At(expires)})
+}
+
+// Takeover returns the n-th takeover mark of a dead sweeper's claim.
+func (r *OperationRepository) Takeover(ctx context.Context, sweeper bson.ObjectID, n int64) (*model.Lease, error) {
+	var l model.Lease
+	if err := findByID(ctx, r.leases, TakeoverPrefix+LeaseID(sweeper, n), &l); err != nil {
+		return nil, err
+	}
+	return &l, nil
+}
+
 // Lease returns an operation's lease of the given epoch.
 func (r *OperationRepository) Lease(ctx context.Context, opID bson.ObjectID, epoch int64) (*model.Lease, error) {
 	var l model.Lease

@@ -162,10 +162,51 @@ func (s *OrgService) claimSlug(ctx context.Context, slug string, orgID bson.Obje
 		case time.Since(claim.CreatedAt) < s.run.life.Lease:
 			return ErrOrgBusy
 		}
-		if err := s.master.ReleaseName(ctx, slug, claim.OrganizationID); err != nil {
+		if err := s.releaseDeadSweep(ctx, claim); err != nil {
 			return err
 		}
-		s.log.Warn("released a dead sweeper's claim", "slug", slug, "claimed_at", claim.CreatedAt)
+	}
+	return ErrOrgBusy
+}
+
+// releaseDeadSweep removes the claim of a sweeper that died holding it.
+// The removal reads the claim and then deletes it by _id, so two claimants
+// removing it at once could delete a claim one of them made in between.
+// Only the claimant whose takeover mark goes in first removes it, within
+// half a lease; if that one dies too, the next mark is taken once its mark
+// has expired. The others get ErrOrgBusy. The mark goes with the claim;
+// a dead taker's is removed by recovery once it expires.
+func (s *OrgService) releaseDeadSweep(ctx context.Context, claim *model.NameClaim) error {
+	window := s.run.life.Lease / 2
+	for n := int64(0); n < 8; n++ {
+		mark, err := s.ops.Takeover(ctx, claim.OrganizationID, n)
+		if err == nil {
+			if time.Now().Before(mark.ExpiresAt) {
+				return ErrOrgBusy
+			}
+			continue // that taker died
+		}
+		if !errors.Is(err, repository.ErrNotFound) {
+			return err
+		}
+		expires := time.Now().Add(window)
+		if err := s.ops.InsertTakeover(ctx, claim.OrganizationID, n, holder, expires); err != nil {
+			if errors.Is(err, repository.ErrDuplicate) {
+				return ErrOrgBusy
+			}
+			return err
+		}
+		rctx, cancel := context.WithDeadline(ctx, expires.Add(-window/4))
+		defer cancel()
+		if err := s.master.ReleaseName(rctx, claim.Slug, claim.OrganizationID); err != nil {
+			return err
+		}
+		s.log.Warn("released a dead sweeper's claim", "slug", claim.Slug, "claimed_at", claim.CreatedAt)
+		// The claim is gone: a later taker's read-then-delete finds nothing of it.
+		if err := s.ops.DeleteLease(ctx, repository.TakeoverPrefix+repository.LeaseID(claim.OrganizationID, n)); err != nil {
+			s.log.Warn("remove a takeover mark", "slug", claim.Slug, "err", err)
+		}
+		return nil
 	}
 	return ErrOrgBusy
 }

@@ -129,7 +129,14 @@ func (rn *Runner) removeLeftovers(ctx context.Context, ops []model.Operation, le
 		}
 	}
 	var leaseIDs []string
+	now := time.Now()
 	for _, l := range leases {
+		if strings.HasPrefix(l.ID, repository.TakeoverPrefix) {
+			if now.After(l.ExpiresAt) {
+				leaseIDs = append(leaseIDs, l.ID)
+			}
+			continue
+		}
 		if op, _, _ := strings.Cut(l.ID, ":"); !live[op] {
 			leaseIDs = append(leaseIDs, l.ID)
 		}

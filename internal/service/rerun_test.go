@@ -3,6 +3,9 @@ package service_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -132,6 +135,83 @@ func TestDeadSweepersClaimExpires(t *testing.T) {
 	claim("dead_too", time.Now().Add(-time.Hour))
 	p := s.signUp("Other")
 	s.rename(p, "Other", "Dead Too")
+}
+
+// TestDeadSweepersClaimHasOneTaker: of many sign-ups of one name meeting
+// a dead sweeper's claim at once, exactly one removes it and gets the name
+// (the removal is a read, then a delete by _id). A taker that died does not
+// keep the name for ever; one that is alive is waited for. Recovery removes
+// takeover marks only once they expire.
+func TestDeadSweepersClaimHasOneTaker(t *testing.T) {
+	s := newServices(t)
+	ctx := context.Background()
+	names := s.db.Collection(model.NameClaims)
+	ops := repository.NewOperationRepository(s.db, true)
+	deadClaim := func(slug string) bson.ObjectID {
+		t.Helper()
+		id := bson.NewObjectID()
+		if _, err := names.InsertOne(ctx, model.NameClaim{Slug: slug, OrganizationID: id, CreatedAt: model.At(time.Now().Add(-time.Hour)), Sweep: true}); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+
+	deadClaim("contested")
+	var wg sync.WaitGroup
+	wins := make(chan bson.ObjectID, 8)
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			org, err := s.orgs.Create(ctx, service.CreateOrg{Name: "Contested", Email: fmt.Sprintf("a%d@contested.example.com", i), Password: "password-123"})
+			switch {
+			case err == nil:
+				wins <- org.ID
+			case !errors.Is(err, service.ErrOrgExists) && !errors.Is(err, service.ErrOrgBusy):
+				t.Errorf("sign-up %d: %v, want success, ErrOrgExists or ErrOrgBusy", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(wins)
+	var won []bson.ObjectID
+	for id := range wins {
+		won = append(won, id)
+	}
+	if len(won) != 1 {
+		t.Fatalf("%d sign-ups of one name succeeded (%v), want 1", len(won), won)
+	}
+	if c, err := repository.NewMasterRepository(s.db, true).NameClaim(ctx, "contested"); err != nil || c.OrganizationID != won[0] {
+		t.Fatalf("claim on the name: %+v %v, want the winner %s", c, err, won[0].Hex())
+	}
+
+	died := deadClaim("dead_taker")
+	if err := ops.InsertTakeover(ctx, died, 0, "a dead instance", time.Now().Add(-time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	s.signUp("Dead Taker")
+	alive := deadClaim("live_taker")
+	if err := ops.InsertTakeover(ctx, alive, 0, "a live instance", time.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.orgs.Create(ctx, service.CreateOrg{Name: "Live Taker", Email: "a@live-taker.example.com", Password: "password-123"}); !errors.Is(err, service.ErrOrgBusy) {
+		t.Fatalf("sign-up while a live taker removes the claim: %v, want ErrOrgBusy", err)
+	}
+
+	if _, _, err := s.orgs.Runner().RecoverAll(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	leases, err := ops.AllLeases(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept []string
+	for _, l := range leases {
+		kept = append(kept, l.ID)
+	}
+	if want := repository.TakeoverPrefix + repository.LeaseID(alive, 0); !slices.Equal(kept, []string{want}) {
+		t.Fatalf("leases after recovery: %v, want only the live taker's mark %s", kept, want)
+	}
 }
 
 // TestLeftoverMarksAreInert: a finished operation leaves its lease and
