@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net/http"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+
 	"github.com/orgsvc/orgsvc/internal/model"
 	"github.com/orgsvc/orgsvc/internal/service"
 )
@@ -12,18 +14,29 @@ import (
 type LoginRequest struct {
 	Email    *string `json:"email" validate:"required,email,max=254" example:"admin@acme.example.com" swaggertype:"string"`
 	Password *string `json:"password" validate:"required,min=1" example:"correct-horse-1" swaggertype:"string"`
+	// OrganizationName picks the organization of an account in several
+	// (default: the one it joined first).
+	OrganizationName *string `json:"organization_name,omitempty" validate:"omitempty,max=255" example:"Acme Inc" swaggertype:"string"`
 } //	@name	LoginRequest
 
-// TokenResponse carries an access token.
+// TokenResponse carries an access token; a login of an account in several
+// organizations lists them.
 type TokenResponse struct {
-	AccessToken string `json:"access_token" example:"eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9..."`
-	TokenType   string `json:"token_type" example:"bearer"`
+	AccessToken   string         `json:"access_token" example:"eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9..."`
+	TokenType     string         `json:"token_type" example:"bearer"`
+	Organizations []OrgRoleEntry `json:"organizations,omitempty"`
 } //	@name	TokenResponse
+
+// OrgRoleEntry is one organization of an account, with its role there.
+type OrgRoleEntry struct {
+	OrganizationName string `json:"organization_name" example:"Acme Inc"`
+	Role             string `json:"role" example:"owner" enums:"owner,admin,member,viewer"`
+} //	@name	OrgRoleEntry
 
 // handleLogin godoc
 //
 //	@Summary		Log an admin in
-//	@Description	Checks the admin's e-mail and password and returns a Bearer token (JWT) for the admin's organization. The e-mail's domain is compared after IDNA mapping (case, width, A-labels), its local part exactly. Passwords longer than 72 bytes never match.
+//	@Description	Checks the account's e-mail and password and returns a Bearer token (JWT) for one of its organizations: organization_name's (401 when the account is not in it), or else the one it joined first; an account in several also gets them listed. The e-mail's domain is compared after IDNA mapping (case, width, A-labels), its local part exactly. Passwords longer than 72 bytes never match.
 //	@Tags			admin
 //	@Accept			json
 //	@Produce		json
@@ -64,7 +77,19 @@ func (s *server) handleLogin(w http.ResponseWriter, r *http.Request) error {
 		s.countLogin("rate_limited")
 		return s.tooMany("login_email_total")
 	}
-	token, err := s.auth.Login(r.Context(), *req.Email, *req.Password)
+	var org bson.ObjectID
+	if req.OrganizationName != nil {
+		o, err := s.orgs.Get(r.Context(), *req.OrganizationName)
+		switch {
+		case err == nil:
+			org = o.ID
+		case errors.Is(err, service.ErrOrgNotFound):
+			org = bson.NewObjectID() // no account is in it: refused after the password check
+		default:
+			return err
+		}
+	}
+	res, err := s.auth.Login(r.Context(), *req.Email, *req.Password, org)
 	if !errors.Is(err, service.ErrInvalidCredentials) {
 		s.limits.loginFailures.refund(pair)
 		s.limits.loginFailuresTotal.refund(total)
@@ -73,8 +98,16 @@ func (s *server) handleLogin(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	encode(w, http.StatusOK, TokenResponse{AccessToken: token, TokenType: "bearer"})
+	encode(w, http.StatusOK, TokenResponse{AccessToken: res.Token, TokenType: "bearer", Organizations: orgRoles(res.Organizations)})
 	return nil
+}
+
+func orgRoles(orgs []service.OrgRole) []OrgRoleEntry {
+	var out []OrgRoleEntry
+	for _, o := range orgs {
+		out = append(out, OrgRoleEntry{OrganizationName: o.Name, Role: o.Role})
+	}
+	return out
 }
 
 func (s *server) countLogin(outcome string) {

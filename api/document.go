@@ -105,6 +105,7 @@ func refused(where []any, problems []jsondoc.Problem) error {
 //	@Failure		415		{object}	ErrorResponse	"Content-Type is not JSON"
 //	@Failure		409		{object}	ErrorResponse	"Organization is being renamed or deleted (Retry-After)"
 //	@Failure		503		{object}	ErrorResponse	"database unavailable (Retry-After)"
+//	@Failure		403		{object}	ErrorResponse	"A viewer cannot write documents"
 //	@Router			/org/documents [post]
 func (s *server) handleCreateDocument(w http.ResponseWriter, r *http.Request) error {
 	doc, err := s.readDocument(w, r)
@@ -118,6 +119,24 @@ func (s *server) handleCreateDocument(w http.ResponseWriter, r *http.Request) er
 		d, err = s.docs.Create(r.Context(), principal(r), doc)
 	}
 	return answerDocument(w, http.StatusCreated, d, err)
+}
+
+// pageLimit reads a listing's limit query parameter (empty: the default).
+func pageLimit(v string) (int, error) {
+	if v == "" {
+		return defaultPageSize, nil
+	}
+	n, err := strconv.Atoi(v)
+	loc := []any{"query", "limit"}
+	switch {
+	case err != nil:
+		return 0, fieldErrors{{Loc: loc, Msg: "value is not a valid integer", Type: "type_error.integer"}}
+	case n < 1:
+		return 0, fieldErrors{{Loc: loc, Msg: "ensure this value is greater than or equal to 1", Type: "value_error.number.not_ge", Ctx: map[string]any{"limit_value": 1}}}
+	case n > maxPageSize:
+		return 0, fieldErrors{{Loc: loc, Msg: "ensure this value is less than or equal to " + strconv.Itoa(maxPageSize), Type: "value_error.number.not_le", Ctx: map[string]any{"limit_value": maxPageSize}}}
+	}
+	return n, nil
 }
 
 // handleGetDocument godoc
@@ -162,6 +181,7 @@ func (s *server) handleGetDocument(w http.ResponseWriter, r *http.Request) error
 //	@Failure		415		{object}	ErrorResponse	"Content-Type is not JSON"
 //	@Failure		409		{object}	ErrorResponse	"Organization is being renamed or deleted (Retry-After)"
 //	@Failure		503		{object}	ErrorResponse	"database unavailable (Retry-After)"
+//	@Failure		403		{object}	ErrorResponse	"A viewer cannot write documents"
 //	@Router			/org/documents/{id} [put]
 func (s *server) handleReplaceDocument(w http.ResponseWriter, r *http.Request) error {
 	doc, err := s.readDocument(w, r)
@@ -193,6 +213,7 @@ func (s *server) handleReplaceDocument(w http.ResponseWriter, r *http.Request) e
 //	@Failure		500		{object}	ErrorResponse
 //	@Failure		415		{object}	ErrorResponse	"Content-Type is not JSON"
 //	@Failure		503		{object}	ErrorResponse	"database unavailable (Retry-After)"
+//	@Failure		403		{object}	ErrorResponse	"A viewer cannot write documents"
 //	@Router			/org/documents/{id} [patch]
 func (s *server) handlePatchDocument(w http.ResponseWriter, r *http.Request) error {
 	body, err := s.readDocumentBody(w, r)
@@ -222,6 +243,7 @@ func (s *server) handlePatchDocument(w http.ResponseWriter, r *http.Request) err
 //	@Failure		500	{object}	ErrorResponse
 //	@Failure		409		{object}	ErrorResponse	"Organization is being renamed or deleted (Retry-After)"
 //	@Failure		503		{object}	ErrorResponse	"database unavailable (Retry-After)"
+//	@Failure		403		{object}	ErrorResponse	"A viewer cannot write documents"
 //	@Router			/org/documents/{id} [delete]
 func (s *server) handleDeleteDocument(w http.ResponseWriter, r *http.Request) error {
 	if err := s.docs.Delete(r.Context(), principal(r), chi.URLParam(r, "id")); err != nil {
@@ -251,19 +273,9 @@ func (s *server) handleDeleteDocument(w http.ResponseWriter, r *http.Request) er
 //	@Router			/org/documents [get]
 func (s *server) handleListDocuments(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	limit := defaultPageSize
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		loc := []any{"query", "limit"}
-		switch {
-		case err != nil:
-			return fieldErrors{{Loc: loc, Msg: "value is not a valid integer", Type: "type_error.integer"}}
-		case n < 1:
-			return fieldErrors{{Loc: loc, Msg: "ensure this value is greater than or equal to 1", Type: "value_error.number.not_ge", Ctx: map[string]any{"limit_value": 1}}}
-		case n > maxPageSize:
-			return fieldErrors{{Loc: loc, Msg: "ensure this value is less than or equal to " + strconv.Itoa(maxPageSize), Type: "value_error.number.not_le", Ctx: map[string]any{"limit_value": maxPageSize}}}
-		}
-		limit = n
+	limit, err := pageLimit(q.Get("limit"))
+	if err != nil {
+		return err
 	}
 	var where []jsondoc.Condition
 	if v := q.Get("filter"); v != "" {

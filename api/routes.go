@@ -9,6 +9,7 @@ import (
 	httpSwagger "github.com/swaggo/http-swagger/v2"
 
 	_ "github.com/orgsvc/orgsvc/docs" // the generated OpenAPI document
+	"github.com/orgsvc/orgsvc/internal/model"
 )
 
 // routes is the whole API surface.
@@ -40,6 +41,8 @@ func (s *server) routes() http.Handler {
 		r.Use(s.deadline)
 		r.Post("/admin/login", s.handle(s.handleLogin))
 		r.With(s.authenticate).Post("/admin/logout", s.handle(s.handleLogout))
+		r.With(s.authenticate).Post("/admin/switch", s.handle(s.handleSwitch))
+		r.With(s.authenticate).Get("/me", s.handle(s.handleMe))
 
 		r.Route("/org", func(r chi.Router) {
 			r.Post("/create", s.handle(s.handleCreateOrg))
@@ -50,12 +53,17 @@ func (s *server) routes() http.Handler {
 				r.Put("/update", s.handle(s.handleUpdateOrg))
 				r.Post("/update", s.handle(s.handleUpdateOrg))
 
-				r.Post("/documents", s.handle(s.handleCreateDocument))
 				r.Get("/documents", s.handle(s.handleListDocuments))
 				r.Get("/documents/{id}", s.handle(s.handleGetDocument))
-				r.Put("/documents/{id}", s.handle(s.handleReplaceDocument))
-				r.Patch("/documents/{id}", s.handle(s.handlePatchDocument))
-				r.Delete("/documents/{id}", s.handle(s.handleDeleteDocument))
+				write := s.atLeast(model.RoleMember)
+				r.With(write).Post("/documents", s.handle(s.handleCreateDocument))
+				r.With(write).Put("/documents/{id}", s.handle(s.handleReplaceDocument))
+				r.With(write).Patch("/documents/{id}", s.handle(s.handlePatchDocument))
+				r.With(write).Delete("/documents/{id}", s.handle(s.handleDeleteDocument))
+
+				r.Get("/members", s.handle(s.handleListMembers))
+				r.Patch("/members/{account_id}", s.handle(s.handleChangeRole))
+				r.Delete("/members/{account_id}", s.handle(s.handleRemoveMember))
 			})
 			r.Group(func(r chi.Router) {
 				r.Use(s.authenticateDeletion)

@@ -325,8 +325,9 @@ func valueNote(v any) string {
 // protectedPath reports whether the route needs a Bearer token: the routes
 // behind the authenticate middleware in routes.go.
 func protectedPath(path string) bool {
-	return path == "/org/update" || path == "/org/delete" || path == "/admin/logout" ||
-		path == "/org/documents" || strings.HasPrefix(path, "/org/documents/")
+	return path == "/org/update" || path == "/org/delete" || path == "/admin/logout" || path == "/admin/switch" || path == "/me" ||
+		path == "/org/documents" || strings.HasPrefix(path, "/org/documents/") ||
+		path == "/org/members" || strings.HasPrefix(path, "/org/members/")
 }
 
 // isJSONMedia reports whether a media type is JSON, whose schemas swag gives
@@ -500,6 +501,7 @@ func TestSpecOperationsServed(t *testing.T) {
 	e := newEnv(t)
 	for _, o := range s.operations() {
 		path := strings.ReplaceAll(o.path, "{id}", "665f1b2c9d3e4a0012345679")
+		path = strings.ReplaceAll(path, "{account_id}", "665f1b2c9d3e4a0012345678")
 		if strings.Contains(path, "{") {
 			t.Errorf("%s %s: no value for its path parameters", o.method, o.path)
 			continue

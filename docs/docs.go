@@ -17,7 +17,7 @@ const docTemplate = `{
     "paths": {
         "/admin/login": {
             "post": {
-                "description": "Checks the admin's e-mail and password and returns a Bearer token (JWT) for the admin's organization. The e-mail's domain is compared after IDNA mapping (case, width, A-labels), its local part exactly. Passwords longer than 72 bytes never match.",
+                "description": "Checks the account's e-mail and password and returns a Bearer token (JWT) for one of its organizations: organization_name's (401 when the account is not in it), or else the one it joined first; an account in several also gets them listed. The e-mail's domain is compared after IDNA mapping (case, width, A-labels), its local part exactly. Passwords longer than 72 bytes never match.",
                 "consumes": [
                     "application/json"
                 ],
@@ -146,6 +146,93 @@ const docTemplate = `{
                 }
             }
         },
+        "/admin/switch": {
+            "post": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "Returns a token for another organization of the caller's account, in the same session: no password is asked and none is checked.",
+                "consumes": [
+                    "application/json"
+                ],
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "admin"
+                ],
+                "summary": "Switch to another organization",
+                "parameters": [
+                    {
+                        "description": "The organization",
+                        "name": "body",
+                        "in": "body",
+                        "required": true,
+                        "schema": {
+                            "$ref": "#/definitions/SwitchRequest"
+                        }
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/TokenResponse"
+                        }
+                    },
+                    "401": {
+                        "description": "Missing, invalid or revoked token",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "403": {
+                        "description": "Not a member of that organization",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "404": {
+                        "description": "Organization not found",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "413": {
+                        "description": "Body over MAX_BODY_BYTES",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "415": {
+                        "description": "Content-Type is not JSON",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "422": {
+                        "description": "Unprocessable Entity",
+                        "schema": {
+                            "$ref": "#/definitions/ValidationError"
+                        }
+                    },
+                    "500": {
+                        "description": "Internal Server Error",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "503": {
+                        "description": "database unavailable (Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    }
+                }
+            }
+        },
         "/health": {
             "get": {
                 "description": "Answers while the process serves HTTP; it does not touch the database. HEAD answers the same without a body.",
@@ -165,6 +252,49 @@ const docTemplate = `{
                     },
                     "500": {
                         "description": "Internal Server Error",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    }
+                }
+            }
+        },
+        "/me": {
+            "get": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "The caller's account and every organization it belongs to, with its role there, the first joined first.",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "admin"
+                ],
+                "summary": "The caller's account",
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/MeResponse"
+                        }
+                    },
+                    "401": {
+                        "description": "Missing, invalid or revoked token",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "500": {
+                        "description": "Internal Server Error",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "503": {
+                        "description": "database unavailable (Retry-After)",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
                         }
@@ -607,6 +737,12 @@ const docTemplate = `{
                             }
                         }
                     },
+                    "403": {
+                        "description": "A viewer cannot write documents",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
                     "409": {
                         "description": "Organization is being renamed or deleted (Retry-After)",
                         "schema": {
@@ -770,6 +906,12 @@ const docTemplate = `{
                             }
                         }
                     },
+                    "403": {
+                        "description": "A viewer cannot write documents",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
                     "404": {
                         "description": "Document not found",
                         "schema": {
@@ -853,6 +995,12 @@ const docTemplate = `{
                             }
                         }
                     },
+                    "403": {
+                        "description": "A viewer cannot write documents",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
                     "404": {
                         "description": "Document not found",
                         "schema": {
@@ -934,6 +1082,12 @@ const docTemplate = `{
                             }
                         }
                     },
+                    "403": {
+                        "description": "A viewer cannot write documents",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
                     "404": {
                         "description": "Document not found",
                         "schema": {
@@ -1007,6 +1161,237 @@ const docTemplate = `{
                     },
                     "404": {
                         "description": "Organization not found",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "422": {
+                        "description": "Unprocessable Entity",
+                        "schema": {
+                            "$ref": "#/definitions/ValidationError"
+                        }
+                    },
+                    "500": {
+                        "description": "Internal Server Error",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "503": {
+                        "description": "database unavailable (Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    }
+                }
+            }
+        },
+        "/org/members": {
+            "get": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "The members of the caller's organization in id order, a page at a time: pass the answer's next as after for the following page. Every role may list them.",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "members"
+                ],
+                "summary": "List members",
+                "parameters": [
+                    {
+                        "maximum": 500,
+                        "minimum": 1,
+                        "type": "integer",
+                        "default": 50,
+                        "description": "Page size, 1 to 500",
+                        "name": "limit",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "Cursor: the previous page's next",
+                        "name": "after",
+                        "in": "query"
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/MemberPage"
+                        }
+                    },
+                    "401": {
+                        "description": "Missing, invalid or revoked token",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "422": {
+                        "description": "Unprocessable Entity",
+                        "schema": {
+                            "$ref": "#/definitions/ValidationError"
+                        }
+                    },
+                    "500": {
+                        "description": "Internal Server Error",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "503": {
+                        "description": "database unavailable (Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    }
+                }
+            }
+        },
+        "/org/members/{account_id}": {
+            "delete": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "With another member's id, removes that member (owners and admins; admins cannot remove owners). With the caller's own id, leaves the organization (any role). The last owner cannot leave or be removed (409). An account left in no organization is deleted, so its e-mail can sign up again.",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "members"
+                ],
+                "summary": "Remove a member, or leave",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "The member's account id",
+                        "name": "account_id",
+                        "in": "path",
+                        "required": true
+                    }
+                ],
+                "responses": {
+                    "204": {
+                        "description": "Removed"
+                    },
+                    "401": {
+                        "description": "Missing, invalid or revoked token",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "403": {
+                        "description": "The caller's role does not allow it",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "404": {
+                        "description": "Member not found",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "409": {
+                        "description": "An organization needs at least one owner; or another change of the organization is under way (Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "500": {
+                        "description": "Internal Server Error",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "503": {
+                        "description": "database unavailable (Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    }
+                }
+            },
+            "patch": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "Owners may give any role; admins move members among admin, member and viewer, never to or from owner. The change ends the member's earlier tokens for this organization. The last owner cannot be demoted (409).",
+                "consumes": [
+                    "application/json"
+                ],
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "members"
+                ],
+                "summary": "Change a member's role",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "The member's account id",
+                        "name": "account_id",
+                        "in": "path",
+                        "required": true
+                    },
+                    {
+                        "description": "The new role",
+                        "name": "body",
+                        "in": "body",
+                        "required": true,
+                        "schema": {
+                            "$ref": "#/definitions/RoleRequest"
+                        }
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/MemberResponse"
+                        }
+                    },
+                    "401": {
+                        "description": "Missing, invalid or revoked token",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "403": {
+                        "description": "The caller's role does not allow it",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "404": {
+                        "description": "Member not found",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "409": {
+                        "description": "An organization needs at least one owner; or another change of the organization is under way (Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "413": {
+                        "description": "Body over MAX_BODY_BYTES",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "415": {
+                        "description": "Content-Type is not JSON",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
                         }
@@ -1286,6 +1671,33 @@ const docTemplate = `{
         }
     },
     "definitions": {
+        "Affiliation": {
+            "type": "object",
+            "properties": {
+                "joined_at": {
+                    "type": "string",
+                    "example": "2026-01-01T00:00:00.000Z"
+                },
+                "organization_id": {
+                    "type": "string",
+                    "example": "665f1b2c9d3e4a0012345679"
+                },
+                "organization_name": {
+                    "type": "string",
+                    "example": "Acme Inc"
+                },
+                "role": {
+                    "type": "string",
+                    "enum": [
+                        "owner",
+                        "admin",
+                        "member",
+                        "viewer"
+                    ],
+                    "example": "owner"
+                }
+            }
+        },
         "CreateOrgRequest": {
             "type": "object",
             "required": [
@@ -1434,10 +1846,79 @@ const docTemplate = `{
                     "maxLength": 254,
                     "example": "admin@acme.example.com"
                 },
+                "organization_name": {
+                    "description": "OrganizationName picks the organization of an account in several\n(default: the one it joined first).",
+                    "type": "string",
+                    "maxLength": 255,
+                    "example": "Acme Inc"
+                },
                 "password": {
                     "type": "string",
                     "minLength": 1,
                     "example": "correct-horse-1"
+                }
+            }
+        },
+        "MeResponse": {
+            "type": "object",
+            "properties": {
+                "email": {
+                    "type": "string",
+                    "example": "admin@acme.example.com"
+                },
+                "id": {
+                    "type": "string",
+                    "example": "665f1b2c9d3e4a0012345678"
+                },
+                "organizations": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/Affiliation"
+                    }
+                }
+            }
+        },
+        "MemberPage": {
+            "type": "object",
+            "properties": {
+                "items": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/MemberResponse"
+                    }
+                },
+                "next": {
+                    "description": "Next is the after of the following page; null on the last.",
+                    "type": "string",
+                    "x-nullable": true,
+                    "example": "665f1b2c9d3e4a0012345678"
+                }
+            }
+        },
+        "MemberResponse": {
+            "type": "object",
+            "properties": {
+                "email": {
+                    "type": "string",
+                    "example": "ana@acme.example.com"
+                },
+                "id": {
+                    "type": "string",
+                    "example": "665f1b2c9d3e4a0012345678"
+                },
+                "joined_at": {
+                    "type": "string",
+                    "example": "2026-01-01T00:00:00.000Z"
+                },
+                "role": {
+                    "type": "string",
+                    "enum": [
+                        "owner",
+                        "admin",
+                        "member",
+                        "viewer"
+                    ],
+                    "example": "member"
                 }
             }
         },
@@ -1475,12 +1956,69 @@ const docTemplate = `{
                 }
             }
         },
+        "OrgRoleEntry": {
+            "type": "object",
+            "properties": {
+                "organization_name": {
+                    "type": "string",
+                    "example": "Acme Inc"
+                },
+                "role": {
+                    "type": "string",
+                    "enum": [
+                        "owner",
+                        "admin",
+                        "member",
+                        "viewer"
+                    ],
+                    "example": "owner"
+                }
+            }
+        },
+        "RoleRequest": {
+            "type": "object",
+            "required": [
+                "role"
+            ],
+            "properties": {
+                "role": {
+                    "type": "string",
+                    "enum": [
+                        "owner",
+                        "admin",
+                        "member",
+                        "viewer"
+                    ],
+                    "example": "admin"
+                }
+            }
+        },
+        "SwitchRequest": {
+            "type": "object",
+            "required": [
+                "organization_name"
+            ],
+            "properties": {
+                "organization_name": {
+                    "type": "string",
+                    "maxLength": 255,
+                    "minLength": 1,
+                    "example": "Globex"
+                }
+            }
+        },
         "TokenResponse": {
             "type": "object",
             "properties": {
                 "access_token": {
                     "type": "string",
                     "example": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9..."
+                },
+                "organizations": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/OrgRoleEntry"
+                    }
                 },
                 "token_type": {
                     "type": "string",

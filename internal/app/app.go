@@ -162,6 +162,11 @@ func serve(ctx context.Context, getenv func(string) string, logOut io.Writer) er
 	} else if n > 0 || busy > 0 {
 		log.Info("recovered interrupted operations", "count", n, "held_elsewhere", busy)
 	}
+	if n, err := sv.Orgs.AdoptAdmins(ctx); err != nil {
+		return fmt.Errorf("adopting the accounts of the version before teams: %w", err)
+	} else if n > 0 {
+		log.Info("made the admins of the version before teams their organizations' owners", "count", n)
+	}
 	if n, err := sv.Orgs.SweepOrphans(ctx); err != nil {
 		log.Error("sweeping orphan collections", "err", err)
 	} else if n > 0 {

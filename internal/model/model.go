@@ -25,10 +25,12 @@ const (
 	// IdempotencyKeys holds the Idempotency-Key of each keyed document
 	// create, for IdempotencyTTL.
 	IdempotencyKeys = "idempotency_keys"
+	// Memberships joins accounts (the admins collection) to organizations.
+	Memberships = "memberships"
 )
 
 // MasterCollections are every collection of the master metadata.
-var MasterCollections = []string{Organizations, Admins, NameClaims, EmailClaims, Operations, Leases, Outcomes, IdempotencyKeys}
+var MasterCollections = []string{Organizations, Admins, NameClaims, EmailClaims, Operations, Leases, Outcomes, IdempotencyKeys, Memberships}
 
 // Organization is a document of the master collection "organizations".
 type Organization struct {
@@ -96,9 +98,14 @@ type Admin struct {
 	TokenVersion int64     `bson:"token_version"`
 	CreatedAt    time.Time `bson:"created_at"`
 	UpdatedAt    time.Time `bson:"updated_at"`
+	// Teams says the account's organizations are its memberships. An
+	// account written before teams has none until start-up adopts it
+	// (OrgService.AdoptAdmins): its OrganizationID is its organization.
+	Teams bool `bson:"teams,omitempty"`
 }
 
-// RoleAdmin is the only role an admin has.
+// RoleAdmin is the role field of every account record, kept from the
+// version before teams; an account's rights come from its memberships.
 const RoleAdmin = "admin"
 
 // NameClaim reserves an organization slug: its _id is the slug, so the
@@ -188,6 +195,8 @@ const (
 	OpCreate = "create"
 	OpUpdate = "update"
 	OpDelete = "delete"
+	// OpMember changes one membership: a role, a removal, a leave.
+	OpMember = "member"
 )
 
 // OperationPlan is everything an operation will do, fixed when it starts.
@@ -211,6 +220,14 @@ type OperationPlan struct {
 	// TenantDB is the database of the tenant collection (see
 	// Organization.TenantDB); a rename keeps the collection in it.
 	TenantDB string `bson:"tenant_db,omitempty"`
+	// Grant is the new grant of the membership a sign-up or a change of
+	// members makes (see Membership.Grant).
+	Grant bson.ObjectID `bson:"grant,omitempty"`
+	// Member is the account a change of members is about, and Role its
+	// role after it ("" when it leaves or is removed); OldRole before.
+	Member  bson.ObjectID `bson:"member,omitempty"`
+	Role    string        `bson:"role,omitempty"`
+	OldRole string        `bson:"old_role,omitempty"`
 }
 
 // Tenant is the organization's tenant collection after the operation.

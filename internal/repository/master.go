@@ -20,6 +20,8 @@ type MasterRepository struct {
 	admins *mongo.Collection
 	names  *mongo.Collection
 	emails *mongo.Collection
+	// members holds the memberships (memberships.go).
+	members *mongo.Collection
 	// idFiltersOnly: the database evaluates no filter but a lone _id
 	// equality itself (see release).
 	idFiltersOnly bool
@@ -34,6 +36,7 @@ func NewMasterRepository(db *mongo.Database, idFiltersOnly bool) *MasterReposito
 		admins:        db.Collection(model.Admins),
 		names:         db.Collection(model.NameClaims),
 		emails:        db.Collection(model.EmailClaims),
+		members:       db.Collection(model.Memberships),
 		idFiltersOnly: idFiltersOnly,
 	}
 }
@@ -180,6 +183,12 @@ func (r *MasterRepository) UpdateAdmin(ctx context.Context, id bson.ObjectID, ch
 	return r.Admin(ctx, id)
 }
 
+// MarkAdopted records that an account's organizations are its memberships.
+func (r *MasterRepository) MarkAdopted(ctx context.Context, id bson.ObjectID) error {
+	_, err := r.admins.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}}, bson.D{{Key: "$set", Value: bson.D{{Key: "teams", Value: true}}}})
+	return wrap(err)
+}
+
 // DeleteAdmin removes an admin.
 func (r *MasterRepository) DeleteAdmin(ctx context.Context, id bson.ObjectID) error {
 	_, err := r.admins.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}})
@@ -210,6 +219,12 @@ func (r *MasterRepository) SetOrganizationState(ctx context.Context, id bson.Obj
 		update = bson.D{{Key: "$set", Value: bson.D{{Key: "state", Value: state}, {Key: "operation_id", Value: opID}}}}
 	}
 	return r.updateOrganization(ctx, id, update)
+}
+
+// SetOrganizationAdmin records the account an organization's answers
+// name as its admin.
+func (r *MasterRepository) SetOrganizationAdmin(ctx context.Context, id, admin bson.ObjectID) error {
+	return r.updateOrganization(ctx, id, bson.D{{Key: "$set", Value: bson.D{{Key: "admin_id", Value: admin}}}})
 }
 
 // FinishCreate puts a new organization at rest and records the identity

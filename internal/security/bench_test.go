@@ -25,7 +25,7 @@ func BenchmarkTokensIssue(b *testing.B) {
 	tk := benchTokens(b)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := tk.Issue("665f1b2c9d3e4a0012345678", "665f1b2c9d3e4a0012345679", "acme_inc", 3, time.Time{}); err != nil {
+		if _, err := tk.Issue(security.Grant{AdminID: "665f1b2c9d3e4a0012345678", OrgID: "665f1b2c9d3e4a0012345679", OrgSlug: "acme_inc", Version: 3}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -35,7 +35,7 @@ func BenchmarkTokensIssue(b *testing.B) {
 // request does before it reads the database.
 func BenchmarkTokensVerify(b *testing.B) {
 	tk := benchTokens(b)
-	raw, err := tk.Issue("665f1b2c9d3e4a0012345678", "665f1b2c9d3e4a0012345679", "acme_inc", 3, time.Time{})
+	raw, err := tk.Issue(security.Grant{AdminID: "665f1b2c9d3e4a0012345678", OrgID: "665f1b2c9d3e4a0012345679", OrgSlug: "acme_inc", Version: 3})
 	if err != nil {
 		b.Fatal(err)
 	}

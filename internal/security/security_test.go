@@ -31,7 +31,7 @@ func newTokens(t *testing.T) *Tokens {
 
 func TestTokenRoundTrip(t *testing.T) {
 	tk := newTokens(t)
-	raw, err := tk.Issue("admin", "org-id", "slug", 7, time.Time{})
+	raw, err := tk.Issue(Grant{AdminID: "admin", OrgID: "org-id", OrgSlug: "slug", Version: 7})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,7 +238,7 @@ func TestTokenSessionBound(t *testing.T) {
 	clock := start
 	tk.now = func() time.Time { return clock }
 
-	login, err := tk.Issue("admin", "org-id", "slug", 1, time.Time{})
+	login, err := tk.Issue(Grant{AdminID: "admin", OrgID: "org-id", OrgSlug: "slug", Version: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +251,7 @@ func TestTokenSessionBound(t *testing.T) {
 	}
 	// Refreshed 50 minutes in: the session's end comes before the TTL's.
 	clock = start.Add(50 * time.Minute)
-	refreshed, err := tk.Issue("admin", "org-id", "slug", 1, c.SessionStart())
+	refreshed, err := tk.Issue(Grant{AdminID: "admin", OrgID: "org-id", OrgSlug: "slug", Version: 1, AuthTime: c.SessionStart()})
 	if err != nil {
 		t.Fatal(err)
 	}

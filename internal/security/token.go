@@ -21,6 +21,12 @@ type Claims struct {
 	// AuthTime is when the session began: the login. A refreshed token
 	// keeps it. Tokens of earlier versions have none.
 	AuthTime *jwt.NumericDate `json:"auth_time,omitempty"`
+	// Role is the holder's role in the organization when the token was
+	// issued, for clients; rights come from the membership.
+	Role string `json:"role,omitempty"`
+	// Grant names the membership's grant the token was issued under (none
+	// for a membership made from the version before teams).
+	Grant string `json:"grant,omitempty"`
 	jwt.RegisteredClaims
 }
 
@@ -84,10 +90,19 @@ func (t *Tokens) WithMaxSession(d time.Duration) *Tokens {
 	return t
 }
 
-// Issue signs a token for an admin of an organization, in the session
-// that began at authTime (zero: a new session, now). It expires after the
-// TTL, or at the session's end if that comes first.
-func (t *Tokens) Issue(adminID, orgID, orgSlug string, version int64, authTime time.Time) (string, error) {
+// Grant is what a token says of its holder.
+type Grant struct {
+	AdminID, OrgID, OrgSlug string
+	Version                 int64
+	Role, MemberGrant       string
+	// AuthTime is when the session began (zero: a new session, now).
+	AuthTime time.Time
+}
+
+// Issue signs a token for an account in an organization. It expires after
+// the TTL, or at the session's end if that comes first.
+func (t *Tokens) Issue(g Grant) (string, error) {
+	adminID, orgID, orgSlug, version, authTime := g.AdminID, g.OrgID, g.OrgSlug, g.Version, g.AuthTime
 	now := t.now()
 	if authTime.IsZero() {
 		authTime = now
@@ -101,6 +116,8 @@ func (t *Tokens) Issue(adminID, orgID, orgSlug string, version int64, authTime t
 		Org:      orgSlug,
 		Version:  version,
 		AuthTime: jwt.NewNumericDate(authTime),
+		Role:     g.Role,
+		Grant:    g.MemberGrant,
 		RegisteredClaims: jwt.RegisteredClaims{
 			Subject:   adminID,
 			Issuer:    t.issuer,

@@ -26,7 +26,19 @@ type Principal struct {
 	// TokenVersion is the admin's token version the token was checked
 	// against.
 	TokenVersion int64
+	// Role is the account's role in the organization, and Grant the
+	// membership's grant, as checked.
+	Role  string
+	Grant bson.ObjectID
 }
+
+// member is the principal's membership as its token was checked.
+func (p Principal) member() *model.Membership {
+	return &model.Membership{AccountID: p.AdminID, OrgID: p.OrgID, Role: p.Role, Grant: p.Grant}
+}
+
+// Can reports whether the principal's role is at least role.
+func (p Principal) Can(role string) bool { return model.RoleRank(p.Role) >= model.RoleRank(role) }
 
 // AuthService logs admins in and verifies their tokens.
 type AuthService struct {
@@ -41,13 +53,14 @@ type AuthService struct {
 
 // tokenCheckKey and checked are a token check's shared database reads.
 type tokenCheckKey struct {
-	admin, org bson.ObjectID
-	version    int64
-	gen        uint64
+	admin, org, grant bson.ObjectID
+	version           int64
+	gen               uint64
 }
 
 type checked struct {
 	admin    model.Admin
+	member   model.Membership
 	org      model.Organization
 	notAfter time.Time
 }
@@ -108,13 +121,29 @@ func (s *AuthService) Forget(admin bson.ObjectID) {
 	s.orgs.forgetAdmin(admin)
 }
 
-// Login checks an admin's credentials and returns a token. An unknown
-// address costs one bcrypt comparison, as a wrong password does.
-func (s *AuthService) Login(ctx context.Context, email, password string) (string, error) {
+// OrgRole is one organization of an account, with its role there.
+type OrgRole struct {
+	OrgID bson.ObjectID
+	Name  string
+	Role  string
+}
+
+// LoginResult is a login's token, and the account's organizations when it
+// is in more than one.
+type LoginResult struct {
+	Token         string
+	Organizations []OrgRole
+}
+
+// Login checks an account's credentials and returns a token for org (zero:
+// the organization the account joined first). An unknown address costs one
+// bcrypt comparison, as a wrong password does; an organization the account
+// is not in is the same refusal as a wrong password.
+func (s *AuthService) Login(ctx context.Context, email, password string, org bson.ObjectID) (*LoginResult, error) {
 	email = model.NormalizeEmail(email)
 	admin, err := s.adminByEmail(ctx, email)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	hash := ""
 	if admin != nil {
@@ -122,19 +151,106 @@ func (s *AuthService) Login(ctx context.Context, email, password string) (string
 	}
 	ok, err := s.passwords.Check(ctx, hash, password)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	if !ok {
-		return "", ErrInvalidCredentials
+		return nil, ErrInvalidCredentials
 	}
-	org, _, err := s.organization(ctx, admin.OrganizationID)
-	if errors.Is(err, repository.ErrNotFound) || (err == nil && org.State == model.StateCreating) {
-		return "", ErrInvalidCredentials // a sign-up not finished yet
+	orgs, err := s.Organizations(ctx, admin.ID)
+	if err != nil {
+		return nil, err
+	}
+	pick := -1
+	for i, o := range orgs {
+		if org.IsZero() || o.org.ID == org {
+			pick = i
+			break
+		}
+	}
+	if pick < 0 {
+		return nil, ErrInvalidCredentials // a sign-up not finished yet, or not a member
+	}
+	token, err := s.issue(admin, &orgs[pick].org, &orgs[pick].member, time.Time{})
+	if err != nil {
+		return nil, err
+	}
+	res := &LoginResult{Token: token}
+	if len(orgs) > 1 {
+		for _, o := range orgs {
+			res.Organizations = append(res.Organizations, OrgRole{OrgID: o.org.ID, Name: o.org.Name, Role: o.member.Role})
+		}
+	}
+	return res, nil
+}
+
+// joined is one organization of an account.
+type joined struct {
+	member model.Membership
+	org    model.Organization
+}
+
+// Organizations returns the organizations an account belongs to, the first
+// joined first, leaving out those still being signed up.
+func (s *AuthService) Organizations(ctx context.Context, account bson.ObjectID) ([]joined, error) {
+	members, err := s.master.MembershipsOf(ctx, account)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]joined, 0, len(members))
+	for _, m := range members {
+		org, _, err := s.organization(ctx, m.OrgID)
+		if errors.Is(err, repository.ErrNotFound) || (err == nil && org.State == model.StateCreating) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, joined{member: m, org: *org})
+	}
+	return out, nil
+}
+
+// Switch returns a token for another organization of the principal's
+// account, in the same session: no password, no bcrypt.
+func (s *AuthService) Switch(ctx context.Context, p Principal, org *model.Organization) (string, error) {
+	m, err := s.master.Membership(ctx, p.AdminID, org.ID)
+	if errors.Is(err, repository.ErrNotFound) {
+		return "", ErrNotMember
 	}
 	if err != nil {
 		return "", err
 	}
-	return s.issue(admin, org, time.Time{})
+	admin := &model.Admin{ID: p.AdminID, TokenVersion: p.TokenVersion}
+	return s.issue(admin, org, m, p.SessionStart)
+}
+
+// Account is an account with its organizations, for GET /me.
+type Account struct {
+	ID            bson.ObjectID
+	Email         string
+	Organizations []OrgRole
+	JoinedAt      []time.Time
+}
+
+// Me returns the principal's account and its organizations.
+func (s *AuthService) Me(ctx context.Context, p Principal) (*Account, error) {
+	admin, err := s.master.Admin(ctx, p.AdminID)
+	if errors.Is(err, repository.ErrNotFound) {
+		return nil, ErrAdminNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	orgs, err := s.Organizations(ctx, p.AdminID)
+	if err != nil {
+		return nil, err
+	}
+	a := &Account{ID: admin.ID, Email: admin.Email}
+	for _, o := range orgs {
+		a.Organizations = append(a.Organizations, OrgRole{OrgID: o.org.ID, Name: o.org.Name, Role: o.member.Role})
+		a.JoinedAt = append(a.JoinedAt, o.member.JoinedAt)
+	}
+	return a, nil
 }
 
 // adminByEmail finds the admin whose address is exactly email (the domain
@@ -173,7 +289,13 @@ func (s *AuthService) Authenticate(ctx context.Context, raw string) (Principal, 
 	if err != nil {
 		return Principal{}, ErrOrgMismatch
 	}
-	if p, ok := s.cache.get(adminID, claims.Version, orgID); ok {
+	var grant bson.ObjectID
+	if claims.Grant != "" {
+		if grant, err = bson.ObjectIDFromHex(claims.Grant); err != nil {
+			return Principal{}, ErrTokenRevoked
+		}
+	}
+	if p, ok := s.cache.get(adminID, claims.Version, orgID, grant); ok {
 		p.SessionStart, p.TokenVersion = claims.SessionStart(), claims.Version
 		return p, nil
 	}
@@ -188,10 +310,17 @@ func (s *AuthService) Authenticate(ctx context.Context, raw string) (Principal, 
 		if err != nil {
 			return checked{}, err
 		}
-		if admin.OrganizationID != orgID {
+		if admin.TokenVersion != claims.Version {
+			return checked{}, ErrTokenRevoked
+		}
+		member, err := s.master.Membership(ctx, adminID, orgID)
+		if errors.Is(err, repository.ErrNotFound) {
 			return checked{}, ErrOrgMismatch
 		}
-		if admin.TokenVersion != claims.Version {
+		if err != nil {
+			return checked{}, err
+		}
+		if member.Grant != grant {
 			return checked{}, ErrTokenRevoked
 		}
 		// A cached record is at most ORG_CACHE_TTL old, and the principal
@@ -203,19 +332,19 @@ func (s *AuthService) Authenticate(ctx context.Context, raw string) (Principal, 
 		if err != nil {
 			return checked{}, err
 		}
-		return checked{admin: *admin, org: *org, notAfter: notAfter}, nil
+		return checked{admin: *admin, member: *member, org: *org, notAfter: notAfter}, nil
 	}
 	var c checked
 	if s.cache.ttl > 0 {
 		// Concurrent checks of one token share the reads (see flights).
-		c, err = s.checks.do(ctx, tokenCheckKey{adminID, orgID, claims.Version, gen}, check)
+		c, err = s.checks.do(ctx, tokenCheckKey{adminID, orgID, grant, claims.Version, gen}, check)
 	} else {
 		c, err = check(ctx)
 	}
 	if err != nil {
 		return Principal{}, err
 	}
-	p := Principal{AdminID: adminID, OrgID: orgID, Tenant: c.org.Tenant()}
+	p := Principal{AdminID: adminID, OrgID: orgID, Tenant: c.org.Tenant(), Role: c.member.Role, Grant: c.member.Grant}
 	s.cache.put(p, c.admin.TokenVersion, gen, c.notAfter)
 	p.SessionStart, p.TokenVersion = claims.SessionStart(), claims.Version
 	return p, nil
@@ -249,6 +378,13 @@ func (s *AuthService) Claims(raw string) (admin, org bson.ObjectID, err error) {
 
 // issue signs a token in the session begun at sessionStart (zero: a new
 // session).
-func (s *AuthService) issue(admin *model.Admin, org *model.Organization, sessionStart time.Time) (string, error) {
-	return s.tokens.Issue(admin.ID.Hex(), org.ID.Hex(), org.Slug, admin.TokenVersion, sessionStart)
+func (s *AuthService) issue(admin *model.Admin, org *model.Organization, m *model.Membership, sessionStart time.Time) (string, error) {
+	g := security.Grant{
+		AdminID: admin.ID.Hex(), OrgID: org.ID.Hex(), OrgSlug: org.Slug, Version: admin.TokenVersion,
+		Role: m.Role, AuthTime: sessionStart,
+	}
+	if !m.Grant.IsZero() {
+		g.MemberGrant = m.Grant.Hex()
+	}
+	return s.tokens.Issue(g)
 }

@@ -28,7 +28,7 @@ const generations = 1024
 type principalCache struct {
 	ttl time.Duration
 	mu  sync.Mutex
-	m   map[bson.ObjectID]cachedPrincipal
+	m   map[bson.ObjectID]map[bson.ObjectID]cachedPrincipal // admin, organization
 	gen [generations]uint64
 	now func() time.Time
 }
@@ -40,19 +40,19 @@ type cachedPrincipal struct {
 }
 
 func newPrincipalCache(ttl time.Duration) *principalCache {
-	return &principalCache{ttl: ttl, m: map[bson.ObjectID]cachedPrincipal{}, now: time.Now}
+	return &principalCache{ttl: ttl, m: map[bson.ObjectID]map[bson.ObjectID]cachedPrincipal{}, now: time.Now}
 }
 
-// get returns the cached principal of admin if it was checked within the
-// TTL for this token version and organization.
-func (c *principalCache) get(admin bson.ObjectID, version int64, org bson.ObjectID) (Principal, bool) {
+// get returns the cached principal of admin in org if it was checked
+// within the TTL for this token version and membership grant.
+func (c *principalCache) get(admin bson.ObjectID, version int64, org, grant bson.ObjectID) (Principal, bool) {
 	if c == nil || c.ttl <= 0 {
 		return Principal{}, false
 	}
 	c.mu.Lock()
-	e, ok := c.m[admin]
+	e, ok := c.m[admin][org]
 	c.mu.Unlock()
-	if !ok || e.version != version || e.p.OrgID != org || !c.now().Before(e.expires) {
+	if !ok || e.version != version || e.p.Grant != grant || !c.now().Before(e.expires) {
 		return Principal{}, false
 	}
 	return e.p, true
@@ -91,16 +91,24 @@ func (c *principalCache) put(p Principal, version int64, gen uint64, notAfter ti
 		return
 	}
 	if len(c.m) >= maxCachedPrincipals {
-		for k, e := range c.m {
-			if !now.Before(e.expires) {
+		for k, orgs := range c.m {
+			for org, e := range orgs {
+				if !now.Before(e.expires) {
+					delete(orgs, org)
+				}
+			}
+			if len(orgs) == 0 {
 				delete(c.m, k)
 			}
 		}
 		if len(c.m) >= maxCachedPrincipals {
-			c.m = map[bson.ObjectID]cachedPrincipal{}
+			c.m = map[bson.ObjectID]map[bson.ObjectID]cachedPrincipal{}
 		}
 	}
-	c.m[p.AdminID] = cachedPrincipal{p: p, version: version, expires: expires}
+	if c.m[p.AdminID] == nil {
+		c.m[p.AdminID] = map[bson.ObjectID]cachedPrincipal{}
+	}
+	c.m[p.AdminID][p.OrgID] = cachedPrincipal{p: p, version: version, expires: expires}
 }
 
 // forget drops what is known of admin, and what checks under way read.

@@ -17,16 +17,16 @@ func TestPrincipalCacheRefusesStaleChecks(t *testing.T) {
 	stale := c.generation(admin)    // a check reads version 1 ...
 	c.forget(admin)                 // ... the change to version 2 is written and forgotten ...
 	c.put(p, 1, stale, time.Time{}) // ... and the check tries to cache version 1.
-	if _, ok := c.get(admin, 1, org); ok {
+	if _, ok := c.get(admin, 1, org, bson.ObjectID{}); ok {
 		t.Fatal("a check that read the admin before the change cached it afterwards")
 	}
 
 	fresh := c.generation(admin)
 	c.put(p, 2, fresh, time.Time{})
-	if _, ok := c.get(admin, 2, org); !ok {
+	if _, ok := c.get(admin, 2, org, bson.ObjectID{}); !ok {
 		t.Fatal("a check that started after the change was not cached")
 	}
-	if _, ok := c.get(admin, 1, org); ok {
+	if _, ok := c.get(admin, 1, org, bson.ObjectID{}); ok {
 		t.Fatal("the old version passes")
 	}
 
@@ -37,7 +37,7 @@ func TestPrincipalCacheRefusesStaleChecks(t *testing.T) {
 	g := c.generation(admin)
 	c.forget(other)
 	c.put(p, 2, g, time.Time{})
-	if _, ok := c.get(admin, 2, org); ok != (genIndex(other) != genIndex(admin)) {
+	if _, ok := c.get(admin, 2, org, bson.ObjectID{}); ok != (genIndex(other) != genIndex(admin)) {
 		t.Fatalf("after another admin's change: cached %v", ok)
 	}
 }

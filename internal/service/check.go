@@ -56,6 +56,7 @@ type snapshot struct {
 	leases   []model.Lease
 	outcomes []model.Outcome
 	tenants  []model.Tenant
+	members  []model.Membership
 }
 
 func (c *Checker) read(ctx context.Context) (*snapshot, error) {
@@ -83,6 +84,9 @@ func (c *Checker) read(ctx context.Context) (*snapshot, error) {
 		return nil, err
 	}
 	if s.tenants, err = c.tenants.Tenants(ctx); err != nil {
+		return nil, err
+	}
+	if s.members, err = c.master.AllMemberships(ctx); err != nil {
 		return nil, err
 	}
 	return &s, nil
@@ -118,6 +122,7 @@ func (c *Checker) Check(ctx context.Context) ([]Finding, error) {
 		liveOp[op.ID.Hex()] = true
 		busyOrg[op.OrgID] = true
 		busyAdmin[op.Plan.AdminID] = true
+		busyAdmin[op.Plan.Member] = true
 		for _, slug := range []string{op.Plan.Slug, op.Plan.OldSlug} {
 			if slug != "" {
 				busySlug[slug] = true
@@ -143,6 +148,25 @@ func (c *Checker) Check(ctx context.Context) ([]Finding, error) {
 	adminByID := map[bson.ObjectID]model.Admin{}
 	for _, a := range s.admins {
 		adminByID[a.ID] = a
+	}
+	memberOf := map[string]model.Membership{}
+	ownerCount := map[bson.ObjectID]int{}
+	joinedCount := map[bson.ObjectID]int{}
+	for _, m := range s.members {
+		memberOf[m.ID] = m
+		joinedCount[m.AccountID]++
+		if m.Role == model.RoleOwner {
+			ownerCount[m.OrgID]++
+		}
+	}
+	// inOrg says whether account a belongs to org o: by a membership, or,
+	// for an account from before teams, by its organization_id.
+	inOrg := func(a model.Admin, o bson.ObjectID) bool {
+		if !a.Teams {
+			return a.OrganizationID == o
+		}
+		_, ok := memberOf[model.MembershipID(a.ID, o)]
+		return ok
 	}
 	nameOwner := map[string]bson.ObjectID{}
 	for _, n := range s.names {
@@ -189,8 +213,11 @@ func (c *Checker) Check(ctx context.Context) ([]Finding, error) {
 			}
 			add("missing-name-claim", subject, repair, "the claim on slug %q does not name it", o.Slug)
 		}
-		if a, ok := adminByID[o.AdminID]; !ok || a.OrganizationID != o.ID {
-			add("missing-admin", subject, nil, "its admin %s does not exist or belongs elsewhere", o.AdminID.Hex())
+		if a, ok := adminByID[o.AdminID]; !ok || !inOrg(a, o.ID) {
+			add("missing-admin", subject, nil, "its admin %s does not exist or is not a member", o.AdminID.Hex())
+		}
+		if a, ok := adminByID[o.AdminID]; ok && a.Teams && ownerCount[o.ID] == 0 {
+			add("no-owner", subject, nil, "no member is an owner")
 		}
 	}
 	for _, t := range s.tenants {
@@ -237,9 +264,9 @@ func (c *Checker) Check(ctx context.Context) ([]Finding, error) {
 		}
 		a := a
 		subject := fmt.Sprintf("admin %s (%s)", a.ID.Hex(), a.Email)
-		if o, ok := orgByID[a.OrganizationID]; !ok || o.AdminID != a.ID {
+		if o, ok := orgByID[a.OrganizationID]; !a.Teams && (!ok || o.AdminID != a.ID) || a.Teams && joinedCount[a.ID] == 0 {
 			var repair func(context.Context) error
-			if !ok {
+			if !ok || a.Teams {
 				repair = func(ctx context.Context) error {
 					if err := c.master.DeleteAdmin(ctx, a.ID); err != nil {
 						return err
@@ -247,7 +274,7 @@ func (c *Checker) Check(ctx context.Context) ([]Finding, error) {
 					return c.master.ReleaseEmail(ctx, model.EmailKey(a.Email), a.ID)
 				}
 			}
-			add("orphan-admin", subject, repair, "its organization %s does not exist or has another admin", a.OrganizationID.Hex())
+			add("orphan-admin", subject, repair, "it belongs to no organization (organization_id %s)", a.OrganizationID.Hex())
 		}
 		if owner, ok := emailOwner[model.EmailKey(a.Email)]; !ok || owner != a.ID {
 			var repair func(context.Context) error
@@ -255,6 +282,19 @@ func (c *Checker) Check(ctx context.Context) ([]Finding, error) {
 				repair = func(ctx context.Context) error { return c.master.ClaimEmail(ctx, model.EmailKey(a.Email), a.ID) }
 			}
 			add("missing-email-claim", subject, repair, "the claim on its e-mail does not name it")
+		}
+	}
+	for _, m := range s.members {
+		if busyOrg[m.OrgID] || busyAdmin[m.AccountID] {
+			continue
+		}
+		_, hasOrg := orgByID[m.OrgID]
+		_, hasAccount := adminByID[m.AccountID]
+		if !hasOrg || !hasAccount {
+			m := m
+			add("orphan-membership", fmt.Sprintf("membership %s", m.ID), func(ctx context.Context) error {
+				return c.master.DeleteMembership(ctx, m.ID)
+			}, "its organization (%t) or its account (%t) is missing", hasOrg, hasAccount)
 		}
 	}
 	for _, n := range s.names {

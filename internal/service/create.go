@@ -45,6 +45,7 @@ func (s *OrgService) Create(ctx context.Context, in CreateOrg) (*model.Organizat
 	orgID := bson.NewObjectID()
 	r, ctx, cancel, err := s.run.Begin(ctx, model.OpCreate, orgID, model.OperationPlan{
 		AdminID: bson.NewObjectID(), Name: name, Slug: slug, Email: email, PasswordHash: hash, TenantDB: tenantDB,
+		Grant: bson.NewObjectID(),
 	})
 	if err != nil {
 		return nil, err
@@ -90,9 +91,13 @@ func (s *OrgService) prepareCreate(ctx context.Context, r *Run) error {
 	}
 	admin := &model.Admin{
 		ID: p.AdminID, Email: p.Email, PasswordHash: p.PasswordHash, OrganizationID: orgID,
-		Role: model.RoleAdmin, CreatedAt: at, UpdatedAt: at,
+		Role: model.RoleAdmin, CreatedAt: at, UpdatedAt: at, Teams: true,
 	}
 	if err := s.master.InsertAdmin(ctx, admin); err != nil {
+		return err
+	}
+	owner := &model.Membership{AccountID: p.AdminID, OrgID: orgID, Role: model.RoleOwner, Grant: p.Grant, JoinedAt: at}
+	if err := s.master.InsertMembership(ctx, owner); err != nil {
 		return err
 	}
 	failpoint.Reach("create:before-collection")
@@ -128,6 +133,9 @@ func (s *OrgService) undoCreate(ctx context.Context, r *Run) error {
 	// The collection is dropped only while the slug is still claimed by
 	// this organization: otherwise it is someone else's, or nobody made it.
 	if err := s.dropHeld(ctx, r, p.Tenant()); err != nil {
+		return err
+	}
+	if err := s.master.DeleteMembership(ctx, model.MembershipID(p.AdminID, r.Op.OrgID)); err != nil {
 		return err
 	}
 	if err := s.master.DeleteAdmin(ctx, p.AdminID); err != nil {

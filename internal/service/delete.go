@@ -11,9 +11,13 @@ import (
 	"github.com/orgsvc/orgsvc/internal/repository"
 )
 
-// Delete removes the caller's own organization: its tenant collection, its
-// admin and its metadata.
+// Delete removes the caller's own organization (an owner's): its tenant
+// collection, its memberships, the accounts left in no organization, and
+// its metadata.
 func (s *OrgService) Delete(ctx context.Context, p Principal, name string) error {
+	if p.Role != "" && p.Role != model.RoleOwner {
+		return ErrNotOwnerDelete // whatever the name (a deleted organization's token has no role)
+	}
 	org, err := s.byName(ctx, name)
 	if errors.Is(err, ErrOrgNotFound) {
 		if derr := s.Deleted(ctx, p.OrgID, p.AdminID, name); !errors.Is(derr, ErrOrgNotFound) {
@@ -23,7 +27,7 @@ func (s *OrgService) Delete(ctx context.Context, p Principal, name string) error
 	if err != nil {
 		return err
 	}
-	if org.ID != p.OrgID || org.AdminID != p.AdminID {
+	if org.ID != p.OrgID || p.Role != model.RoleOwner {
 		// The name may be someone else's since the caller's own deletion.
 		if derr := s.Deleted(ctx, p.OrgID, p.AdminID, name); !errors.Is(derr, ErrOrgNotFound) {
 			return derr
@@ -34,7 +38,7 @@ func (s *OrgService) Delete(ctx context.Context, p Principal, name string) error
 		s.run.nudge(org.ID) // a retry meeting its own deletion under way
 		return ErrOrgBusy
 	}
-	admin, err := s.master.Admin(ctx, org.AdminID)
+	admin, err := s.master.Admin(ctx, p.AdminID)
 	if err != nil {
 		return err
 	}
@@ -80,8 +84,8 @@ func (s *OrgService) prepareDelete(ctx context.Context, r *Run) error {
 // committed.
 func (s *OrgService) undoDelete(ctx context.Context, r *Run) error { return s.atRest(ctx, r) }
 
-// completeDelete removes the tenant collection, the admin and the
-// organization, then gives up the name.
+// completeDelete removes the tenant collection, the memberships (and the
+// accounts they leave alone) and the organization, then gives up the name.
 func (s *OrgService) completeDelete(ctx context.Context, r *Run) error {
 	p := r.Op.Plan
 	failpoint.Reach("delete:before-drop")
@@ -89,12 +93,11 @@ func (s *OrgService) completeDelete(ctx context.Context, r *Run) error {
 		return err
 	}
 	failpoint.Reach("delete:after-drop")
-	err := s.master.DeleteAdmin(ctx, p.AdminID)
-	s.forgetAdmin(p.AdminID) // after the write, whether it was done or not
-	if err != nil {
+	if err := s.endMemberships(ctx, r.Op.OrgID); err != nil {
 		return err
 	}
-	if err := s.master.ReleaseEmail(ctx, model.EmailKey(p.OldEmail), p.AdminID); err != nil {
+	// An operation begun before teams: its admin had no membership.
+	if err := s.dropIfAlone(ctx, p.AdminID); err != nil {
 		return err
 	}
 	if err := s.master.DeleteOrganization(ctx, r.Op.OrgID); err != nil {
@@ -124,4 +127,56 @@ func (s *OrgService) dropHeld(ctx context.Context, r *Run, t model.Tenant) error
 		return err
 	}
 	return s.tenants.Drop(ctx, t)
+}
+
+// endMemberships removes every membership of org, each after its account
+// if that was the account's last one, so that a run cut short anywhere
+// finds, when run again, every account it has yet to look at.
+func (s *OrgService) endMemberships(ctx context.Context, org bson.ObjectID) error {
+	members, err := s.master.Members(ctx, org, bson.ObjectID{}, 0)
+	if err != nil {
+		return err
+	}
+	for _, m := range members {
+		if err := s.dropIfAloneBut(ctx, m.AccountID, org); err != nil {
+			return err
+		}
+		if err := s.master.DeleteMembership(ctx, m.ID); err != nil {
+			return err
+		}
+		s.forgetAdmin(m.AccountID)
+	}
+	return nil
+}
+
+// dropIfAlone deletes an account that belongs to no organization, and
+// releases its e-mail, so the address can sign up again.
+func (s *OrgService) dropIfAlone(ctx context.Context, account bson.ObjectID) error {
+	return s.dropIfAloneBut(ctx, account, bson.ObjectID{})
+}
+
+// dropIfAloneBut is dropIfAlone, counting a membership of leaving as gone.
+func (s *OrgService) dropIfAloneBut(ctx context.Context, account, leaving bson.ObjectID) error {
+	ms, err := s.master.MembershipsOf(ctx, account)
+	if err != nil {
+		return err
+	}
+	for _, m := range ms {
+		if m.OrgID != leaving {
+			return nil
+		}
+	}
+	a, err := s.master.Admin(ctx, account)
+	if errors.Is(err, repository.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	err = s.master.DeleteAdmin(ctx, account)
+	s.forgetAdmin(account) // after the write, whether it was done or not
+	if err != nil {
+		return err
+	}
+	return s.master.ReleaseEmail(ctx, model.EmailKey(a.Email), account)
 }

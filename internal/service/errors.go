@@ -28,6 +28,12 @@ var (
 	// ErrOrgGone: the token's admin is there, its organization is not.
 	ErrOrgGone = errors.New("token's organization not found")
 
+	// Teams.
+	ErrForbidden      = errors.New("role does not allow this")
+	ErrLastOwner      = errors.New("an organization needs at least one owner")
+	ErrMemberNotFound = errors.New("member not found")
+	ErrNotMember      = errors.New("not a member of that organization")
+
 	// ErrUnavailable: the database could not be reached; retry later.
 	ErrUnavailable = repository.ErrUnavailable
 	// ErrBusy: every password worker is busy and the queue is full.

@@ -32,6 +32,8 @@ type services struct {
 	orgs    *service.OrgService
 	docs    *service.DocumentService
 	check   *service.Checker
+	auth    *service.AuthService
+	tokens  *security.Tokens
 }
 
 func newServices(t *testing.T) *services {
@@ -58,7 +60,7 @@ func newServicesPer(t *testing.T, perDatabase int) *services {
 	auth := service.NewAuthService(master, tokens, passwords, time.Second)
 	orgs := service.NewOrgService(master, tenants, repository.NewOperationRepository(db, true), passwords, auth,
 		slog.New(slog.NewTextHandler(io.Discard, nil)), service.Lifecycle{Lease: 30 * time.Second, AllStale: true})
-	return &services{t: t, db: db, tenants: tenants, orgs: orgs,
+	return &services{t: t, db: db, tenants: tenants, orgs: orgs, auth: auth, tokens: tokens,
 		docs: service.NewDocumentService(tenants, orgs, 1<<20), check: service.NewChecker(orgs)}
 }
 
@@ -69,7 +71,7 @@ func (s *services) signUp(name string) service.Principal {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	return service.Principal{AdminID: org.AdminID, OrgID: org.ID, Tenant: org.Tenant()}
+	return service.Principal{AdminID: org.AdminID, OrgID: org.ID, Tenant: org.Tenant(), Role: model.RoleOwner}
 }
 
 // rename renames p's organization from one name to another; p, as a

@@ -9,5 +9,6 @@ func (s *OrgService) kinds() map[string]Kind {
 		model.OpCreate: {Prepare: s.prepareCreate, Complete: s.completeCreate, Undo: s.undoCreate},
 		model.OpUpdate: {Prepare: s.prepareUpdate, Complete: s.completeUpdate, Undo: s.undoUpdate},
 		model.OpDelete: {Prepare: s.prepareDelete, Complete: s.completeDelete, Undo: s.undoDelete, Receipt: true},
+		model.OpMember: {Prepare: s.prepareMember, Complete: s.completeMember, Undo: s.undoMember},
 	}
 }

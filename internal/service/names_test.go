@@ -65,14 +65,14 @@ func TestOrganizationUnderLegacySlugStaysReachable(t *testing.T) {
 		t.Fatalf("!! while 日本 holds \"_\": %v, want ErrOrgExists", err)
 	}
 	// Another organization cannot rename itself to the legacy one's name.
-	p := service.Principal{AdminID: cn.AdminID, OrgID: cn.ID, Tenant: cn.Tenant()}
+	p := service.Principal{AdminID: cn.AdminID, OrgID: cn.ID, Tenant: cn.Tenant(), Role: model.RoleOwner}
 	taken := "日本"
 	if _, err := s.orgs.Update(ctx, p, service.UpdateOrg{Name: "中国", NewName: &taken}); !errors.Is(err, service.ErrNameConflict) {
 		t.Fatalf("rename 中国 to 日本: %v, want ErrNameConflict", err)
 	}
 
 	// The legacy organization renames itself onto a slug of the new scheme.
-	lp := service.Principal{AdminID: org.AdminID, OrgID: org.ID, Tenant: model.Tenant{Slug: legacy}}
+	lp := service.Principal{AdminID: org.AdminID, OrgID: org.ID, Tenant: model.Tenant{Slug: legacy}, Role: model.RoleOwner}
 	s.rename(lp, "日本", "東京")
 	moved, err := s.orgs.Get(ctx, "東京")
 	if err != nil || moved.ID != org.ID || moved.Slug != model.Slug("東京") {

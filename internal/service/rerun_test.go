@@ -42,7 +42,7 @@ func (s *services) signUpAs(name, email string) service.Principal {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	return service.Principal{AdminID: org.AdminID, OrgID: org.ID, Tenant: org.Tenant()}
+	return service.Principal{AdminID: org.AdminID, OrgID: org.ID, Tenant: org.Tenant(), Role: model.RoleOwner}
 }
 
 // expectIntact expects a clean check, and org b's documents all present.

@@ -26,11 +26,14 @@ type UpdateOrg struct {
 // e-mail or password ends the admin's earlier tokens; a rename does not.
 // The answer is a fresh token of the caller's session.
 func (s *OrgService) Update(ctx context.Context, p Principal, in UpdateOrg) (string, error) {
+	if p.Role != model.RoleOwner {
+		return "", ErrNotOwnerUpdate // whatever its fields
+	}
 	if in.NewName == nil && in.Email == nil && in.Password == nil && s.auth.orgs.enabled() {
 		// A refresh changes nothing: the cached record will do, if it is
 		// the caller's.
 		org, cached, err := s.byNameCached(ctx, in.Name)
-		if err == nil && cached && org.ID == p.OrgID && org.AdminID == p.AdminID {
+		if err == nil && cached && org.ID == p.OrgID && p.Role == model.RoleOwner {
 			return s.token(p, org)
 		}
 	}
@@ -45,7 +48,7 @@ func (s *OrgService) Update(ctx context.Context, p Principal, in UpdateOrg) (str
 	if err != nil {
 		return "", err
 	}
-	if org.ID != p.OrgID || org.AdminID != p.AdminID {
+	if org.ID != p.OrgID || p.Role != model.RoleOwner {
 		return "", ErrNotOwnerUpdate
 	}
 	admin, err := s.master.Admin(ctx, p.AdminID)
@@ -79,7 +82,7 @@ func (s *OrgService) Update(ctx context.Context, p Principal, in UpdateOrg) (str
 		plan.Email = model.NormalizeEmail(*in.Email)
 	}
 	if plan.Name == plan.OldName && plan.Email == plan.OldEmail && in.Password == nil {
-		return s.auth.issue(admin, org, p.SessionStart)
+		return s.auth.issue(admin, org, p.member(), p.SessionStart)
 	}
 	if plan.Slug != plan.OldSlug && plan.CollectionUUID == "" {
 		// Organizations made before collections were identified.
@@ -111,7 +114,7 @@ func (s *OrgService) Update(ctx context.Context, p Principal, in UpdateOrg) (str
 		admin.TokenVersion = plan.TokenVersion + 1
 	}
 	org.Name, org.Slug, org.CollectionName = plan.Name, plan.Slug, repository.CollectionName(plan.Slug)
-	return s.auth.issue(admin, org, p.SessionStart)
+	return s.auth.issue(admin, org, p.member(), p.SessionStart)
 }
 
 // hashPassword hashes an update's new password into its recorded plan. If
@@ -136,9 +139,13 @@ func (s *OrgService) unchanged(ctx context.Context, r *Run, org *model.Organizat
 	nowOrg, err := s.master.Organization(ctx, org.ID)
 	if err == nil {
 		var nowAdmin *model.Admin
+		var member *model.Membership
 		nowAdmin, err = s.master.Admin(ctx, admin.ID)
+		if err == nil {
+			member, err = s.master.Membership(ctx, admin.ID, org.ID)
+		}
 		if err == nil && nowOrg.Name == org.Name && nowOrg.Slug == org.Slug && nowOrg.State == "" &&
-			nowOrg.AdminID == admin.ID && nowAdmin.Email == admin.Email && nowAdmin.TokenVersion == admin.TokenVersion {
+			member.Role == model.RoleOwner && nowAdmin.Email == admin.Email && nowAdmin.TokenVersion == admin.TokenVersion {
 			return nil
 		}
 	}
@@ -249,7 +256,7 @@ func (s *OrgService) atRest(ctx context.Context, r *Run) error {
 // caller's organization now has the new name and had the old one.
 func (s *OrgService) renamedAlready(ctx context.Context, p Principal, in UpdateOrg) (*model.Organization, bool) {
 	org, err := s.master.Organization(ctx, p.OrgID)
-	if err != nil || org.AdminID != p.AdminID || org.State != "" {
+	if err != nil || p.Role != model.RoleOwner || org.State != "" {
 		return nil, false
 	}
 	return org, model.SameName(org.PreviousName, in.Name) && org.Name == model.CanonicalName(*in.NewName)
@@ -259,5 +266,5 @@ func (s *OrgService) renamedAlready(ctx context.Context, p Principal, in UpdateO
 // the caller's token was checked against: an update that changes nothing
 // reads no admin.
 func (s *OrgService) token(p Principal, org *model.Organization) (string, error) {
-	return s.auth.issue(&model.Admin{ID: p.AdminID, TokenVersion: p.TokenVersion}, org, p.SessionStart)
+	return s.auth.issue(&model.Admin{ID: p.AdminID, TokenVersion: p.TokenVersion}, org, p.member(), p.SessionStart)
 }

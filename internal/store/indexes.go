@@ -24,6 +24,8 @@ type index struct {
 var indexes = []index{
 	{model.Organizations, "slug_unique", bson.D{{Key: "slug", Value: 1}}, true},
 	{model.Admins, "organization_id", bson.D{{Key: "organization_id", Value: 1}}, false},
+	{model.Memberships, "account_joined", bson.D{{Key: "account_id", Value: 1}, {Key: "joined_at", Value: 1}}, false},
+	{model.Memberships, "org_account", bson.D{{Key: "org_id", Value: 1}, {Key: "account_id", Value: 1}}, false},
 }
 
 // EnsureIndexes creates the master indexes one at a time, each with an

@@ -1,0 +1,175 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/orgsvc/orgsvc/internal/model"
+	"github.com/orgsvc/orgsvc/internal/repository"
+)
+
+// Members returns up to limit of the principal's organization's members
+// after the given account id, with their e-mails.
+func (s *OrgService) Members(ctx context.Context, p Principal, after bson.ObjectID, limit int) ([]Member, error) {
+	ms, err := s.master.Members(ctx, p.OrgID, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Member, 0, len(ms))
+	for _, m := range ms {
+		a, err := s.master.Admin(ctx, m.AccountID)
+		if errors.Is(err, repository.ErrNotFound) {
+			continue // its removal under way
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, Member{AccountID: m.AccountID, Email: a.Email, Role: m.Role, JoinedAt: m.JoinedAt})
+	}
+	return out, nil
+}
+
+// Member is one member of an organization.
+type Member struct {
+	AccountID bson.ObjectID
+	Email     string
+	Role      string
+	JoinedAt  time.Time
+}
+
+// ChangeRole gives a member of the principal's organization a new role.
+// Admins manage admins, members and viewers; only owners make or unmake
+// owners. The last owner keeps the role.
+func (s *OrgService) ChangeRole(ctx context.Context, p Principal, account bson.ObjectID, role string) error {
+	return s.changeMember(ctx, p, account, role)
+}
+
+// RemoveMember removes a member of the principal's organization, or, for
+// the principal's own account, leaves it.
+func (s *OrgService) RemoveMember(ctx context.Context, p Principal, account bson.ObjectID) error {
+	return s.changeMember(ctx, p, account, "")
+}
+
+// changeMember runs a change of one membership (role "": removal) as an
+// operation on the organization, so that changes of its owners are
+// serialized: the operation's record is the exclusive right to change the
+// organization, and the count of owners it checks cannot move under it.
+func (s *OrgService) changeMember(ctx context.Context, p Principal, account bson.ObjectID, role string) error {
+	leaving := account == p.AdminID && role == ""
+	if !leaving && !p.Can(model.RoleAdmin) {
+		return ErrForbidden
+	}
+	target, err := s.master.Membership(ctx, account, p.OrgID)
+	if errors.Is(err, repository.ErrNotFound) {
+		return ErrMemberNotFound
+	}
+	if err != nil {
+		return err
+	}
+	if !leaving && !p.Can(model.RoleOwner) && (target.Role == model.RoleOwner || role == model.RoleOwner) {
+		return ErrForbidden
+	}
+	if role == target.Role {
+		return nil
+	}
+	r, ctx, cancel, err := s.run.Begin(ctx, model.OpMember, p.OrgID, model.OperationPlan{
+		Member: account, Role: role, OldRole: target.Role, Grant: bson.NewObjectID(),
+	})
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	_, err = s.run.Drive(ctx, r)
+	return err
+}
+
+// prepareMember refuses a change that would leave the organization
+// without an owner, or whose member is gone. It marks nothing.
+func (s *OrgService) prepareMember(ctx context.Context, r *Run) error {
+	p := r.Op.Plan
+	m, err := s.master.Membership(ctx, p.Member, r.Op.OrgID)
+	if errors.Is(err, repository.ErrNotFound) {
+		return ErrMemberNotFound
+	}
+	if err != nil {
+		return err
+	}
+	if m.Role != p.OldRole {
+		return ErrOrgBusy // changed since the request read it: retry
+	}
+	if m.Role == model.RoleOwner {
+		owners, err := s.master.Owners(ctx, r.Op.OrgID)
+		if err != nil {
+			return err
+		}
+		if len(owners) <= 1 {
+			return ErrLastOwner
+		}
+	}
+	return nil
+}
+
+// completeMember makes the change: a new role under a new grant, or the
+// membership removed (and the account, if that was its last one). The
+// organization's admin_id follows its owners.
+func (s *OrgService) completeMember(ctx context.Context, r *Run) error {
+	p := r.Op.Plan
+	id := model.MembershipID(p.Member, r.Op.OrgID)
+	defer s.forgetAdmin(p.Member) // after the writes
+	if p.Role != "" {
+		if err := s.master.SetMembershipRole(ctx, id, p.Role, p.Grant); err != nil {
+			return err
+		}
+	} else {
+		if err := s.dropIfAloneBut(ctx, p.Member, r.Op.OrgID); err != nil {
+			return err
+		}
+		if err := s.master.DeleteMembership(ctx, id); err != nil {
+			return err
+		}
+	}
+	return s.followOwners(ctx, r.Op.OrgID)
+}
+
+// undoMember has nothing to undo: phase one wrote nothing.
+func (s *OrgService) undoMember(context.Context, *Run) error { return nil }
+
+// followOwners keeps the organization's admin_id on a member: the account
+// that signed it up while it is a member, else its oldest owner.
+func (s *OrgService) followOwners(ctx context.Context, orgID bson.ObjectID) error {
+	org, err := s.master.Organization(ctx, orgID)
+	if err != nil {
+		return err
+	}
+	if _, err := s.master.Membership(ctx, org.AdminID, orgID); err == nil || !errors.Is(err, repository.ErrNotFound) {
+		return err
+	}
+	owners, err := s.master.Owners(ctx, orgID)
+	if err != nil || len(owners) == 0 {
+		return err
+	}
+	defer s.auth.orgs.forget(orgID, org.Slug)
+	return s.master.SetOrganizationAdmin(ctx, orgID, owners[0].AccountID)
+}
+
+// Member returns one member of the principal's organization.
+func (s *OrgService) Member(ctx context.Context, p Principal, account bson.ObjectID) (*Member, error) {
+	m, err := s.master.Membership(ctx, account, p.OrgID)
+	if errors.Is(err, repository.ErrNotFound) {
+		return nil, ErrMemberNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	a, err := s.master.Admin(ctx, account)
+	if errors.Is(err, repository.ErrNotFound) {
+		return nil, ErrMemberNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &Member{AccountID: account, Email: a.Email, Role: m.Role, JoinedAt: m.JoinedAt}, nil
+}
