@@ -28,7 +28,7 @@ const (
 )
 
 // MasterCollections are every collection of the master metadata.
-var MasterCollections = []string{Organizations, Admins, NameClaims, EmailClaims, Operations, Leases, Outcomes, IdempotencyKeys}
+var MasterCollections = []string{Organizations, Admins, NameClaims, EmailClaims, Operations, Leases, Outcomes, IdempotencyKeys, Outbox, OutboxAttempts}
 
 // Organization is a document of the master collection "organizations".
 type Organization struct {
