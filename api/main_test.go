@@ -90,6 +90,11 @@ func startEnv(t testing.TB, db *mongo.Database, ready func(context.Context) erro
 	if err != nil {
 		t.Fatal(err)
 	}
+	if sv.Outbox != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel)
+		go sv.Outbox.Run(ctx)
+	}
 	srv := httptest.NewServer(api.NewServer(sv.Deps))
 	t.Cleanup(srv.Close)
 	return &env{t: t, srv: srv, db: db, cfg: cfg, logs: logs, metrics: m, orgs: sv.Orgs, passwords: passwords, idFiltersOnly: idFiltersOnly}

@@ -149,10 +149,11 @@ func TestRoundTripsPerRequest(t *testing.T) {
 		{"document delete", 3},
 		// A sign-up also makes its owner membership; a rename re-reads the
 		// caller's membership once the operation is held; a deletion ends
-		// every membership, each after looking at its account's others.
+		// its invitations and their mails, then every membership, each
+		// after looking at its account's others.
 		{"sign-up", 12},
 		{"rename", 23},
-		{"organization delete", 34},
+		{"organization delete", 36},
 	}
 	// On the embedded store a page reads its ids, then each document by
 	// _id (internal/repository/listing.go), then confirms the organization.

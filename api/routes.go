@@ -43,6 +43,7 @@ func (s *server) routes() http.Handler {
 		r.With(s.authenticate).Post("/admin/logout", s.handle(s.handleLogout))
 		r.With(s.authenticate).Post("/admin/switch", s.handle(s.handleSwitch))
 		r.With(s.authenticate).Get("/me", s.handle(s.handleMe))
+		r.Post("/invitations/accept", s.handle(s.handleAccept))
 
 		r.Route("/org", func(r chi.Router) {
 			r.Post("/create", s.handle(s.handleCreateOrg))
@@ -64,6 +65,11 @@ func (s *server) routes() http.Handler {
 				r.Get("/members", s.handle(s.handleListMembers))
 				r.Patch("/members/{account_id}", s.handle(s.handleChangeRole))
 				r.Delete("/members/{account_id}", s.handle(s.handleRemoveMember))
+
+				r.Post("/invitations", s.handle(s.handleInvite))
+				r.Get("/invitations", s.handle(s.handleListInvitations))
+				r.Delete("/invitations/{id}", s.handle(s.handleRevokeInvitation))
+				r.Post("/invitations/{id}/resend", s.handle(s.handleResendInvitation))
 			})
 			r.Group(func(r chi.Router) {
 				r.Use(s.authenticateDeletion)

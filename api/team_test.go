@@ -27,39 +27,18 @@ func (e *env) join(o *org, email, role string) *member {
 }
 
 // joinAs is join for the account of email, made with password unless it
-// exists.
+// exists: o's owner invites it, and it accepts.
 func (e *env) joinAs(o *org, email, password, role string) *member {
 	e.t.Helper()
-	ctx := context.Background()
-	master := repository.NewMasterRepository(e.db, e.idFiltersOnly)
-	m := &member{email: email, password: password}
-	a, err := master.AdminByEmailKey(ctx, model.EmailKey(email))
-	switch {
-	case err == nil:
-		m.id = a.ID.Hex()
-	default:
-		hash, err := e.passwords.Hash(ctx, m.password)
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		now := model.Now()
-		acct := &model.Admin{ID: bson.NewObjectID(), Email: email, PasswordHash: hash, Role: model.RoleAdmin, CreatedAt: now, UpdatedAt: now, Teams: true}
-		if err := master.ClaimEmail(ctx, model.EmailKey(email), acct.ID); err != nil {
-			e.t.Fatal(err)
-		}
-		if err := master.InsertAdmin(ctx, acct); err != nil {
-			e.t.Fatal(err)
-		}
-		m.id = acct.ID.Hex()
-	}
-	orgID := e.orgID(o)
-	account, _ := bson.ObjectIDFromHex(m.id)
-	if err := master.InsertMembership(ctx, &model.Membership{AccountID: account, OrgID: orgID, Role: role, Grant: bson.NewObjectID(), JoinedAt: model.Now()}); err != nil {
-		e.t.Fatal(err)
-	}
-	r := e.call("POST", "/admin/login", "", map[string]any{"email": email, "password": m.password, "organization_name": o.name})
+	inv := e.call("POST", "/org/invitations", o.token, map[string]any{"email": email, "role": role})
+	expect(e.t, inv, http.StatusCreated, "")
+	r := e.call("POST", "/invitations/accept", "", map[string]any{"token": inv.obj()["token"], "password": password})
 	expect(e.t, r, http.StatusOK, "")
+	m := &member{email: email, password: password}
 	m.token, _ = r.obj()["access_token"].(string)
+	me := e.call("GET", "/me", m.token, nil)
+	expect(e.t, me, http.StatusOK, "")
+	m.id, _ = me.obj()["id"].(string)
 	return m
 }
 

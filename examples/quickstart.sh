@@ -121,6 +121,33 @@ expect_in '"kind":"receipt"' "replace its data"
 call "delete it" 204 DELETE "/org/documents/$id" -H "$AUTH"
 call "the document is gone" 404 GET "/org/documents/$id" -H "$AUTH"
 
+# A team: invite a colleague, who accepts and works as a member; make them
+# an owner too; they leave. Without SMTP_URL (as with make run) the
+# invitation's answer carries its token; with it, the token goes by mail.
+colleague="colleague+${run}@quickstart.example.com"
+call "invite a colleague as a member" 201 POST /org/invitations -H "$AUTH" -H "$JSON" \
+	-d "{\"email\":\"$colleague\",\"role\":\"member\"}"
+invitation="$(field token)"
+call "the colleague accepts" 200 POST /invitations/accept -H "$JSON" \
+	-d "{\"token\":\"$invitation\",\"password\":\"colleague-pass-1\"}"
+colleague_auth="Authorization: Bearer $(field access_token)"
+call "the colleague stores a document" 201 POST /org/documents -H "$colleague_auth" -H "$JSON" -d '{"by":"colleague"}'
+call "a member cannot rename the organization" 403 PUT /org/update -H "$colleague_auth" -H "$JSON" \
+	-d "{\"organization_name\":\"$name\",\"new_organization_name\":\"Not Mine ${run}\"}"
+call "who am I" 200 GET /me -H "$colleague_auth"
+colleague_id="$(field id)"
+call "make the colleague an owner too" 200 PATCH "/org/members/$colleague_id" -H "$AUTH" -H "$JSON" -d '{"role":"owner"}'
+expect_in '"role":"owner"' "make the colleague an owner too"
+call "the role change ended their token" 401 GET /org/documents -H "$colleague_auth"
+call "the colleague logs in again" 200 POST /admin/login -H "$JSON" \
+	-d "{\"email\":\"$colleague\",\"password\":\"colleague-pass-1\"}"
+colleague_auth="Authorization: Bearer $(field access_token)"
+call "list the members" 200 GET /org/members -H "$colleague_auth"
+expect_in "\"$colleague\"" "list the members"
+call "the colleague leaves" 204 DELETE "/org/members/$colleague_id" -H "$colleague_auth"
+call "their account went with it" 401 POST /admin/login -H "$JSON" \
+	-d "{\"email\":\"$colleague\",\"password\":\"colleague-pass-1\"}"
+
 call "rename the organization" 200 PUT /org/update -H "$AUTH" -H "$JSON" \
 	-d "{\"organization_name\":\"$name\",\"new_organization_name\":\"$new_name\"}"
 take_token

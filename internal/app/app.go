@@ -19,6 +19,7 @@ import (
 	"github.com/orgsvc/orgsvc/api"
 	"github.com/orgsvc/orgsvc/internal/buildinfo"
 	"github.com/orgsvc/orgsvc/internal/config"
+	"github.com/orgsvc/orgsvc/internal/mail"
 	"github.com/orgsvc/orgsvc/internal/metrics"
 	"github.com/orgsvc/orgsvc/internal/repository"
 	"github.com/orgsvc/orgsvc/internal/security"
@@ -175,6 +176,10 @@ func serve(ctx context.Context, getenv func(string) string, logOut io.Writer) er
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	go sv.Orgs.Watch(watchCtx, cfg.OperationLease/2)
+	if sv.Outbox != nil {
+		go sv.Outbox.Run(watchCtx)
+		go deliverMissing(watchCtx, sv.Orgs, log)
+	}
 	go sv.Docs.SweepKeys(watchCtx, time.Hour)
 	srv := &http.Server{
 		Handler:           api.NewServer(sv.Deps),
@@ -246,7 +251,9 @@ func check(ctx context.Context, repair bool, getenv func(string) string, stdout,
 	// Repositories and the runner: the check serves no requests, so it has
 	// no tokens, passwords or caches.
 	master, tenants, ops := repositories(cfg, Components{DB: st.DB, PrepareCollection: st.IndexCollection, IDFiltersOnly: st.IDFiltersOnly})
-	c := service.NewChecker(service.NewOrgService(master, tenants, ops, nil, nil, log, lifecycle(cfg)))
+	orgs := service.NewOrgService(master, tenants, ops, nil, nil, log, lifecycle(cfg))
+	orgs.SetInvitations(service.InvitationSettings{Mails: repository.NewOutboxRepository(st.DB)})
+	c := service.NewChecker(orgs)
 	if repair {
 		done, err := c.Repair(ctx)
 		for _, line := range done {
@@ -309,6 +316,8 @@ type Services struct {
 	api.Deps
 	// AllStale is the services' Lifecycle.AllStale (see soleOwner).
 	AllStale bool
+	// Outbox delivers invitation mails; nil without SMTP_URL.
+	Outbox *mail.Outbox
 }
 
 // NewServices builds the repositories and services over c.DB.
@@ -349,10 +358,14 @@ func NewServices(cfg config.Config, c Components) (*Services, error) {
 	auth.CacheOrganizations(cfg.OrgCacheTTL, hit, miss)
 	allStale := soleOwner(cfg)
 	orgs := service.NewOrgService(master, tenants, ops, passwords, auth, c.Logger, lifecycle(cfg))
+	outbox, err := invitations(cfg, c, orgs)
+	if err != nil {
+		return nil, err
+	}
 	docs := service.NewDocumentService(tenants, orgs, int(cfg.MaxDocumentBytes))
 	docs.KeepKeys(repository.NewKeyRepository(c.DB))
 	docs.SetLimits(service.DocumentLimits{PageBytes: int(cfg.MaxPageBytes), MaxKeys: cfg.MaxDocumentKeys})
-	return &Services{AllStale: allStale, Deps: api.Deps{
+	return &Services{AllStale: allStale, Outbox: outbox, Deps: api.Deps{
 		Auth: auth, Orgs: orgs, Docs: docs, Logger: c.Logger, Metrics: c.Metrics, Ready: c.Ready,
 		Limits: api.Limits{
 			LoginPerEmail: cfg.LoginRatePerEmail, LoginPerAddress: cfg.LoginRatePerAddress,
@@ -367,6 +380,44 @@ func NewServices(cfg config.Config, c Components) (*Services, error) {
 		RequestTimeout:   cfg.RequestTimeout,
 		MetricsApart:     cfg.MetricsAddr != "",
 	}}, nil
+}
+
+// deliverMissing mails, now and every few minutes, the invitations whose
+// mail a crash kept from the outbox.
+func deliverMissing(ctx context.Context, orgs *service.OrgService, log *slog.Logger) {
+	t := time.NewTicker(5 * time.Minute)
+	defer t.Stop()
+	for {
+		if n, err := orgs.DeliverMissing(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("mailing invitations whose mail is missing", "err", err)
+		} else if n > 0 {
+			log.Info("mailed invitations whose mail was missing", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// invitations sets how orgs invites: through the outbox to SMTP_URL when
+// it is set (the outbox is returned, for Run), else with no mail.
+func invitations(cfg config.Config, c Components, orgs *service.OrgService) (*mail.Outbox, error) {
+	settings := service.InvitationSettings{TTL: cfg.InvitationTTL, URL: cfg.InvitationURL, Mails: repository.NewOutboxRepository(c.DB)}
+	if cfg.SMTPURL == "" {
+		orgs.SetInvitations(settings)
+		return nil, nil
+	}
+	sender, err := mail.NewSMTP(cfg.SMTPURL, cfg.MailFrom, 30*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("SMTP_URL: %w", err)
+	}
+	settings.Outbox = mail.NewOutbox(settings.Mails, sender, c.Logger, mail.Options{
+		Domain: sender.Domain(), Lease: cfg.OperationLease, Exists: orgs.InvitationLive,
+	})
+	orgs.SetInvitations(settings)
+	return settings.Outbox, nil
 }
 
 // NewLogger returns the service's logger: JSON lines, or text with format

@@ -36,7 +36,7 @@ func TestCrashMatrix(t *testing.T) {
 			create := map[string]any{"organization_name": "Alpha Co", "email": "admin@alpha.example.com", "password": "alpha-pass-1"}
 
 			// What the operation acts on, made before the crash.
-			var token string
+			var token, invitation, second string
 			var docs []string
 			if kind != "create" {
 				s := runServer(t, dir, addr, env)
@@ -46,6 +46,17 @@ func TestCrashMatrix(t *testing.T) {
 					r := s.call(t, "POST", "/org/documents", token, map[string]any{"n": n})
 					mustStatus(t, r, http.StatusCreated)
 					docs = append(docs, r.body["id"].(string))
+				}
+				// A second owner (member), or an invitation to accept.
+				if kind == "member" || kind == "accept" {
+					inv := s.call(t, "POST", "/org/invitations", token, map[string]any{"email": "second@alpha.example.com", "role": "owner"})
+					mustStatus(t, inv, http.StatusCreated)
+					invitation = inv.body["token"].(string)
+				}
+				if kind == "member" {
+					mustStatus(t, s.call(t, "POST", "/invitations/accept", "", map[string]any{"token": invitation, "password": "second-pass-1"}), http.StatusOK)
+					me := s.call(t, "GET", "/me", login(t, s, "second@alpha.example.com", "second-pass-1"), nil)
+					second = me.body["id"].(string)
 				}
 				s.stop(t)
 			}
@@ -62,6 +73,15 @@ func TestCrashMatrix(t *testing.T) {
 			case "delete":
 				method, path, ok = "DELETE", "/org/delete", http.StatusOK
 				body = map[string]any{"organization_name": "Alpha Co"}
+			case "member":
+				method, path, ok = "PATCH", "/org/members/"+second, http.StatusOK
+				body = map[string]any{"role": "viewer"}
+			case "accept":
+				method, path, ok = "POST", "/invitations/accept", http.StatusOK
+				body = map[string]any{"token": invitation, "password": "second-pass-1"}
+				if fp == "accept:before-settle" {
+					ok = http.StatusGone // committed: the restart finished it, and a second accept is refused
+				}
 			}
 
 			// The crash.
@@ -110,6 +130,15 @@ func TestCrashMatrix(t *testing.T) {
 				}
 				if ids := listIDs(t, s, token); !slices.Equal(ids, docs) {
 					t.Fatalf("documents after the rename: %v, want %v", ids, docs)
+				}
+			case "member":
+				tok := login(t, s, "second@alpha.example.com", "second-pass-1")
+				mustStatus(t, s.call(t, "POST", "/org/documents", tok, map[string]any{"n": 9}), http.StatusForbidden) // a viewer now
+				mustStatus(t, s.call(t, "PATCH", "/org/members/"+second, token, map[string]any{"role": "owner"}), http.StatusOK)
+			case "accept":
+				tok := login(t, s, "second@alpha.example.com", "second-pass-1")
+				if ids := listIDs(t, s, tok); !slices.Equal(ids, docs) {
+					t.Fatalf("the new member's documents: %v, want %v", ids, docs)
 				}
 			case "delete":
 				mustStatus(t, s.call(t, "GET", "/org/get?organization_name=Alpha+Co", "", nil), http.StatusNotFound)

@@ -90,6 +90,15 @@ type Config struct {
 	// another instance may finish the operation once all of it has passed.
 	OperationLease time.Duration `envconfig:"OPERATION_LEASE" default:"30s"`
 
+	// SMTPURL, when set, is the mail server invitations go through
+	// (smtp://user:pass@host:port, STARTTLS when offered, or smtps://),
+	// from MailFrom. InvitationURL, when set, is the link in the mail, with
+	// {token} in it; InvitationTTL how long an invitation may be accepted.
+	SMTPURL       string        `envconfig:"SMTP_URL"`
+	MailFrom      string        `envconfig:"MAIL_FROM" default:"orgsvc@localhost"`
+	InvitationURL string        `envconfig:"INVITATION_URL"`
+	InvitationTTL time.Duration `envconfig:"INVITATION_TTL" default:"168h"`
+
 	// MetricsAddr, when set, serves /metrics on a listener of its own
 	// instead of HTTP_ADDR; empty keeps it on HTTP_ADDR.
 	MetricsAddr string `envconfig:"METRICS_ADDR"`

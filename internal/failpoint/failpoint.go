@@ -22,6 +22,10 @@ var Names = []string{
 	"delete:after-drop",
 	"keyed-create:after-claim",
 	"keyed-create:after-insert",
+	"member:before-change",
+	"member:after-change",
+	"accept:after-membership",
+	"accept:before-settle",
 }
 
 // armed is read once; without the variable, Reach is a comparison with the

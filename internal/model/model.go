@@ -30,7 +30,7 @@ const (
 )
 
 // MasterCollections are every collection of the master metadata.
-var MasterCollections = []string{Organizations, Admins, NameClaims, EmailClaims, Operations, Leases, Outcomes, IdempotencyKeys, Memberships}
+var MasterCollections = []string{Organizations, Admins, NameClaims, EmailClaims, Operations, Leases, Outcomes, IdempotencyKeys, Memberships, Invitations, InvitationClaims, Outbox, OutboxAttempts}
 
 // Organization is a document of the master collection "organizations".
 type Organization struct {
@@ -197,6 +197,9 @@ const (
 	OpDelete = "delete"
 	// OpMember changes one membership: a role, a removal, a leave.
 	OpMember = "member"
+	// OpAccept accepts an invitation: the account, if new, and the
+	// membership.
+	OpAccept = "accept"
 )
 
 // OperationPlan is everything an operation will do, fixed when it starts.
@@ -228,6 +231,10 @@ type OperationPlan struct {
 	Member  bson.ObjectID `bson:"member,omitempty"`
 	Role    string        `bson:"role,omitempty"`
 	OldRole string        `bson:"old_role,omitempty"`
+	// Invitation is the invitation an accept settles; NewAccount says the
+	// accept makes the account (Member) with PasswordHash.
+	Invitation bson.ObjectID `bson:"invitation,omitempty"`
+	NewAccount bool          `bson:"new_account,omitempty"`
 }
 
 // Tenant is the organization's tenant collection after the operation.

@@ -20,8 +20,11 @@ type MasterRepository struct {
 	admins *mongo.Collection
 	names  *mongo.Collection
 	emails *mongo.Collection
-	// members holds the memberships (memberships.go).
-	members *mongo.Collection
+	// members holds the memberships (memberships.go), invites and
+	// inviteClaims the invitations (invitations.go).
+	members      *mongo.Collection
+	invites      *mongo.Collection
+	inviteClaims *mongo.Collection
 	// idFiltersOnly: the database evaluates no filter but a lone _id
 	// equality itself (see release).
 	idFiltersOnly bool
@@ -37,6 +40,8 @@ func NewMasterRepository(db *mongo.Database, idFiltersOnly bool) *MasterReposito
 		names:         db.Collection(model.NameClaims),
 		emails:        db.Collection(model.EmailClaims),
 		members:       db.Collection(model.Memberships),
+		invites:       db.Collection(model.Invitations),
+		inviteClaims:  db.Collection(model.InvitationClaims),
 		idFiltersOnly: idFiltersOnly,
 	}
 }

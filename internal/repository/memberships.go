@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/orgsvc/orgsvc/internal/model"
@@ -67,9 +68,15 @@ func (r *MasterRepository) AllMemberships(ctx context.Context) ([]model.Membersh
 }
 
 func (r *MasterRepository) findMembers(ctx context.Context, filter bson.D, opts *options.FindOptionsBuilder) ([]model.Membership, error) {
-	var out []model.Membership
+	return find[model.Membership](ctx, r.members, filter, opts)
+}
+
+// find returns the documents of c that match filter: one command, sent
+// again if the embedded store interrupts it.
+func find[T any](ctx context.Context, c *mongo.Collection, filter bson.D, opts *options.FindOptionsBuilder) ([]T, error) {
+	var out []T
 	err := reread(ctx, func() error {
-		cur, err := r.members.Find(ctx, filter, opts)
+		cur, err := c.Find(ctx, filter, opts)
 		if err != nil {
 			return err
 		}

@@ -57,6 +57,8 @@ type snapshot struct {
 	outcomes []model.Outcome
 	tenants  []model.Tenant
 	members  []model.Membership
+	invites  []model.Invitation
+	mails    []model.OutboxEntry
 }
 
 func (c *Checker) read(ctx context.Context) (*snapshot, error) {
@@ -88,6 +90,14 @@ func (c *Checker) read(ctx context.Context) (*snapshot, error) {
 	}
 	if s.members, err = c.master.AllMemberships(ctx); err != nil {
 		return nil, err
+	}
+	if s.invites, err = c.master.AllInvitations(ctx); err != nil {
+		return nil, err
+	}
+	if mails := c.orgs.invites.Mails; mails != nil {
+		if s.mails, err = mails.All(ctx); err != nil {
+			return nil, err
+		}
 	}
 	return &s, nil
 }
@@ -296,6 +306,27 @@ func (c *Checker) Check(ctx context.Context) ([]Finding, error) {
 				return c.master.DeleteMembership(ctx, m.ID)
 			}, "its organization (%t) or its account (%t) is missing", hasOrg, hasAccount)
 		}
+	}
+	for _, inv := range s.invites {
+		if _, ok := orgByID[inv.OrgID]; ok || busyOrg[inv.OrgID] {
+			continue
+		}
+		inv := inv
+		add("orphan-invitation", fmt.Sprintf("invitation %s (%s)", inv.ID.Hex(), inv.Email), func(ctx context.Context) error {
+			if err := c.orgs.endInvitation(ctx, &inv); err != nil {
+				return err
+			}
+			return c.master.DeleteInvitation(ctx, inv.ID)
+		}, "its organization %s does not exist", inv.OrgID.Hex())
+	}
+	for _, m := range s.mails {
+		if _, ok := orgByID[m.OrgID]; ok || busyOrg[m.OrgID] {
+			continue
+		}
+		m := m
+		add("orphan-mail", fmt.Sprintf("outbox entry %s (to %s)", m.ID.Hex(), m.To), func(ctx context.Context) error {
+			return c.orgs.invites.Mails.Delete(ctx, m.ID)
+		}, "its organization %s does not exist", m.OrgID.Hex())
 	}
 	for _, n := range s.names {
 		if busySlug[n.Slug] || busyOrg[n.OrganizationID] {

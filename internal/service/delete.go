@@ -93,6 +93,9 @@ func (s *OrgService) completeDelete(ctx context.Context, r *Run) error {
 		return err
 	}
 	failpoint.Reach("delete:after-drop")
+	if err := s.endInvitations(ctx, r.Op.OrgID); err != nil {
+		return err
+	}
 	if err := s.endMemberships(ctx, r.Op.OrgID); err != nil {
 		return err
 	}

@@ -10,5 +10,6 @@ func (s *OrgService) kinds() map[string]Kind {
 		model.OpUpdate: {Prepare: s.prepareUpdate, Complete: s.completeUpdate, Undo: s.undoUpdate},
 		model.OpDelete: {Prepare: s.prepareDelete, Complete: s.completeDelete, Undo: s.undoDelete, Receipt: true},
 		model.OpMember: {Prepare: s.prepareMember, Complete: s.completeMember, Undo: s.undoMember},
+		model.OpAccept: {Prepare: s.prepareAccept, Complete: s.completeAccept, Undo: s.undoAccept},
 	}
 }

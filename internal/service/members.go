@@ -7,6 +7,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/orgsvc/orgsvc/internal/failpoint"
 	"github.com/orgsvc/orgsvc/internal/model"
 	"github.com/orgsvc/orgsvc/internal/repository"
 )
@@ -119,6 +120,7 @@ func (s *OrgService) completeMember(ctx context.Context, r *Run) error {
 	p := r.Op.Plan
 	id := model.MembershipID(p.Member, r.Op.OrgID)
 	defer s.forgetAdmin(p.Member) // after the writes
+	failpoint.Reach("member:before-change")
 	if p.Role != "" {
 		if err := s.master.SetMembershipRole(ctx, id, p.Role, p.Grant); err != nil {
 			return err
@@ -131,6 +133,7 @@ func (s *OrgService) completeMember(ctx context.Context, r *Run) error {
 			return err
 		}
 	}
+	failpoint.Reach("member:after-change")
 	return s.followOwners(ctx, r.Op.OrgID)
 }
 

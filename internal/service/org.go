@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
@@ -23,13 +24,14 @@ type OrgService struct {
 	auth      *AuthService
 	log       *slog.Logger
 	run       *Runner
+	invites   InvitationSettings
 }
 
 // NewOrgService builds an OrgService. Without passwords and auth (nil) it
 // serves no requests: it runs, recovers and checks operations, as
 // orgsvc check does.
 func NewOrgService(master *repository.MasterRepository, tenants *repository.TenantRepository, ops *repository.OperationRepository, passwords *security.Passwords, auth *AuthService, log *slog.Logger, life Lifecycle) *OrgService {
-	s := &OrgService{master: master, tenants: tenants, ops: ops, passwords: passwords, auth: auth, log: log}
+	s := &OrgService{master: master, tenants: tenants, ops: ops, passwords: passwords, auth: auth, log: log, invites: InvitationSettings{TTL: 168 * time.Hour}}
 	s.run = NewRunner(ops, log, life, s.kinds())
 	return s
 }
