@@ -43,6 +43,7 @@ func (s *server) routes() http.Handler {
 		r.With(s.authenticate).Post("/admin/logout", s.handle(s.handleLogout))
 		r.With(s.authenticate).Post("/admin/switch", s.handle(s.handleSwitch))
 		r.With(s.authenticate).Get("/me", s.handle(s.handleMe))
+		r.With(s.authenticate).Patch("/me", s.handle(s.handleUpdateMe))
 		r.Post("/invitations/accept", s.handle(s.handleAccept))
 
 		r.Route("/org", func(r chi.Router) {

@@ -50,6 +50,13 @@ type RoleRequest struct {
 	Role *string `json:"role" validate:"required,oneof=owner admin member viewer" example:"admin" swaggertype:"string" enums:"owner,admin,member,viewer"`
 } //	@name	RoleRequest
 
+// MeUpdateRequest is the body of PATCH /me.
+type MeUpdateRequest struct {
+	Email           *string `json:"email,omitempty" validate:"omitempty,email,max=254" example:"ana@acme.example.com" swaggertype:"string"`
+	Password        *string `json:"password,omitempty" validate:"omitempty,min=8,maxbytes=72,nonul" example:"new-horse-battery-2" swaggertype:"string" minLength:"8"`
+	CurrentPassword *string `json:"current_password" validate:"required,min=1" example:"correct-horse-1" swaggertype:"string"`
+} //	@name	MeUpdateRequest
+
 // atLeast refuses, with 403, a caller whose role in its organization is
 // below role.
 func (s *server) atLeast(role string) func(http.Handler) http.Handler {
@@ -124,6 +131,48 @@ func (s *server) handleMe(w http.ResponseWriter, r *http.Request) error {
 		})
 	}
 	encode(w, http.StatusOK, out)
+	return nil
+}
+
+// handleUpdateMe godoc
+//
+//	@Summary		Change one's own e-mail or password
+//	@Description	Changes the caller's e-mail or password, any role, given the current password; every token of the account ends, and the answer is a fresh one for the caller's organization.
+//	@Tags			admin
+//	@Accept			json
+//	@Produce		json
+//	@Security		BearerAuth
+//	@Param			body	body		MeUpdateRequest	true	"The change"
+//	@Success		200		{object}	TokenResponse
+//	@Failure		400		{object}	ErrorResponse	"Email already registered"
+//	@Failure		401		{object}	ErrorResponse	"Missing, invalid or revoked token"
+//	@Failure		403		{object}	ErrorResponse	"Current password is incorrect"
+//	@Failure		409		{object}	ErrorResponse	"Another change of the account under way (Retry-After)"
+//	@Failure		413		{object}	ErrorResponse	"Body over MAX_BODY_BYTES"
+//	@Failure		415		{object}	ErrorResponse	"Content-Type is not JSON"
+//	@Failure		422		{object}	ValidationError
+//	@Failure		429		{object}	ErrorResponse	"Too many e-mail or password changes for this account or from this address (Retry-After)"
+//	@Failure		500		{object}	ErrorResponse
+//	@Failure		503		{object}	ErrorResponse	"Password hashing saturated or database unavailable (Retry-After)"
+//	@Router			/me [patch]
+func (s *server) handleUpdateMe(w http.ResponseWriter, r *http.Request) error {
+	var req MeUpdateRequest
+	if err := s.decode(w, r, &req); err != nil {
+		return err
+	}
+	if err := s.limited(w, r, s.limits.credAccount, "credential_account", principal(r).AdminID.Hex()); err != nil {
+		return err
+	}
+	if err := s.limited(w, r, s.limits.credAddress, "credential_address", s.clientAddr(r)); err != nil {
+		return err
+	}
+	token, err := s.orgs.ChangeAccount(r.Context(), principal(r), service.AccountChange{
+		Email: req.Email, Password: req.Password, CurrentPassword: *req.CurrentPassword,
+	})
+	if err != nil {
+		return err
+	}
+	encode(w, http.StatusOK, TokenResponse{AccessToken: token, TokenType: "bearer"})
 	return nil
 }
 

@@ -275,3 +275,34 @@ func TestRoleChangeEndsTokens(t *testing.T) {
 		t.Fatalf("two members in pages of one: %s then %s", list.raw, rest.raw)
 	}
 }
+
+// TestChangeOwnAccount: any role changes its own e-mail or password with
+// its current password (a wrong one is 403 and changes nothing), and every
+// token of the account ends, in each of its organizations.
+func TestChangeOwnAccount(t *testing.T) {
+	e := newEnv(t)
+	first := e.signUp("Own One")
+	second := e.signUp("Own Two")
+	v := e.join(first, "vic@own.example.com", model.RoleViewer)
+	elsewhere := e.joinAs(second, v.email, v.password, model.RoleMember)
+
+	expect(t, e.call("PATCH", "/me", v.token, map[string]any{"password": "new-pass-1234", "current_password": "wrong-one"}), 403, "Current password is incorrect")
+	expect(t, e.call("GET", "/me", v.token, nil), 200, "")
+	expect(t, e.call("PATCH", "/me", v.token, map[string]any{"email": second.email, "current_password": v.password}), 400, "Email already registered")
+	expect(t, e.call("PATCH", "/me", v.token, map[string]any{"password": "short", "current_password": v.password}), 422, "")
+
+	r := e.call("PATCH", "/me", v.token, map[string]any{"email": "victor@own.example.com", "password": "new-pass-1234", "current_password": v.password})
+	expect(t, r, 200, "")
+	fresh := r.obj()["access_token"].(string)
+	expect(t, e.call("GET", "/org/documents", v.token, nil), 401, "Token has been revoked")
+	expect(t, e.call("GET", "/org/documents", elsewhere.token, nil), 401, "Token has been revoked")
+	me := e.call("GET", "/me", fresh, nil)
+	expect(t, me, 200, "")
+	if me.obj()["email"] != "victor@own.example.com" {
+		t.Fatalf("GET /me after the change: %s", me.raw)
+	}
+	expect(t, e.call("POST", "/admin/login", "", map[string]any{"email": v.email, "password": v.password}), 401, "")
+	e.login("victor@own.example.com", "new-pass-1234")
+	// The old address is free again.
+	expect(t, e.call("POST", "/org/create", "", map[string]any{"organization_name": "Own Three", "email": v.email, "password": "vic-pass-1234"}), 201, "")
+}

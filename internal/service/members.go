@@ -176,3 +176,64 @@ func (s *OrgService) Member(ctx context.Context, p Principal, account bson.Objec
 	}
 	return &Member{AccountID: account, Email: a.Email, Role: m.Role, JoinedAt: m.JoinedAt}, nil
 }
+
+// ErrWrongCurrentPassword: a change of one's own account without its
+// current password.
+var ErrWrongCurrentPassword = errors.New("current password is incorrect")
+
+// AccountChange is a change of one's own account (PATCH /me).
+type AccountChange struct {
+	Email, Password *string
+	CurrentPassword string
+}
+
+// ChangeAccount changes the principal's own e-mail or password, given its
+// current password, and ends every token of the account; the answer is a
+// fresh token for the principal's organization. It runs as an update
+// operation recorded under the account's id: the e-mail is claimed
+// before, and the old claim released after, as in /org/update, and the
+// organization is not touched.
+func (s *OrgService) ChangeAccount(ctx context.Context, p Principal, in AccountChange) (string, error) {
+	admin, err := s.master.Admin(ctx, p.AdminID)
+	if errors.Is(err, repository.ErrNotFound) {
+		return "", ErrAdminNotFound
+	}
+	if err != nil {
+		return "", err
+	}
+	ok, err := s.passwords.Check(ctx, admin.PasswordHash, in.CurrentPassword)
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		return "", ErrWrongCurrentPassword
+	}
+	org, err := s.master.Organization(ctx, p.OrgID)
+	if err != nil {
+		return "", err
+	}
+	plan := model.OperationPlan{
+		AdminID: admin.ID, Email: admin.Email, OldEmail: admin.Email, TokenVersion: admin.TokenVersion,
+	}
+	if in.Email != nil {
+		plan.Email = model.NormalizeEmail(*in.Email)
+	}
+	if plan.Email == plan.OldEmail && in.Password == nil {
+		return s.auth.issue(admin, org, p.member(), p.SessionStart)
+	}
+	r, ctx, cancel, err := s.run.Begin(ctx, model.OpUpdate, admin.ID, plan)
+	if err != nil {
+		return "", err
+	}
+	defer cancel()
+	if in.Password != nil {
+		if err := s.hashPassword(ctx, r, *in.Password); err != nil {
+			return "", err
+		}
+	}
+	if _, err := s.run.Drive(ctx, r); err != nil {
+		return "", err
+	}
+	admin.TokenVersion = plan.TokenVersion + 1
+	return s.auth.issue(admin, org, p.member(), p.SessionStart)
+}
