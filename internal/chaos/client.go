@@ -264,10 +264,6 @@ func (c *client) step() {
 	}
 	o := live[c.rng.IntN(len(live))]
 	liveDocs := o.liveDocs()
-	type choice struct {
-		w  int
-		do func()
-	}
 	choices := []choice{
 		{when(len(live) < 2, 8, 0) + when(len(live) < 4, 1, 0), c.signup},
 		{3, func() { c.login(o) }},
@@ -287,6 +283,7 @@ func (c *client) step() {
 			choice{14, func() { c.getDoc(o, d) }},
 		)
 	}
+	choices = append(choices, c.teamChoices(o)...)
 	if dead := o.deadDocs(); len(dead) > 0 {
 		d := dead[c.rng.IntN(len(dead))]
 		choices = append(choices, choice{1, func() { c.getDoc(o, d) }})
@@ -303,6 +300,12 @@ func (c *client) step() {
 		}
 		n -= ch.w
 	}
+}
+
+// choice is one operation of step, with its weight.
+type choice struct {
+	w  int
+	do func()
 }
 
 // liveDocs are the documents that exist for all the client knows.

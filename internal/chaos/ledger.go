@@ -46,6 +46,8 @@ type orgRec struct {
 	maybeTags map[string]bool
 	// keyed are the tags of creates sent with an Idempotency-Key.
 	keyed map[string]bool
+	// members are the colleagues invited into it (team.go).
+	members []*memberRec
 }
 
 // hasTag reports whether the ledger holds a document of the create tag.

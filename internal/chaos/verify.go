@@ -133,6 +133,7 @@ func (r *runner) findingContext(ctx context.Context, cli *mongo.Client, line str
 type storeView struct {
 	orgs    map[string]model.Organization // by _id, hex
 	tenants []*tenantColl
+	members map[string]model.Membership // by _id
 }
 
 // tenantColl is one collection org_* of the master or a tenant database.
@@ -163,6 +164,17 @@ func readStore(ctx context.Context, cli *mongo.Client) (*storeView, error) {
 	}
 	for _, o := range orgs {
 		v.orgs[o.ID.Hex()] = o
+	}
+	if cur, err = master.Collection(model.Memberships).Find(ctx, bson.D{}); err != nil {
+		return nil, err
+	}
+	var members []model.Membership
+	if err := cur.All(ctx, &members); err != nil {
+		return nil, err
+	}
+	v.members = map[string]model.Membership{}
+	for _, m := range members {
+		v.members[m.ID] = m
 	}
 	dbs, err := cli.ListDatabaseNames(ctx, bson.D{})
 	if err != nil {
@@ -302,6 +314,7 @@ func (r *runner) verifyStore(cs []*client, v *storeView) {
 					fmt.Sprintf("no record of it in the store (names %s)", strings.Join(o.names, " -> ")), o.id, model.Slug(o.name))
 				continue
 			}
+			r.verifyMembers(o, v)
 			if rec.Name != o.name || rec.State != "" {
 				r.violate("lost-organization", fmt.Sprintf("organization %s (%q)", o.id, o.name),
 					fmt.Sprintf("its record says name %q, state %q; acknowledged name %q", rec.Name, rec.State, o.name), o.id, rec.Slug)
@@ -399,4 +412,29 @@ func history(cs []*client, name string) string {
 		return "no acknowledged organization ever held it"
 	}
 	return strings.Join(parts, "; ")
+}
+
+// verifyMembers holds the memberships of o to the ledger: every
+// acknowledged member there with its acknowledged role, every
+// acknowledged removal gone.
+func (r *runner) verifyMembers(o *orgRec, v *storeView) {
+	for _, m := range o.certainMembers() {
+		account, err := bson.ObjectIDFromHex(m.id)
+		if err != nil {
+			continue
+		}
+		orgID, _ := bson.ObjectIDFromHex(o.id)
+		got, there := v.members[model.MembershipID(account, orgID)]
+		switch {
+		case m.removed && there:
+			r.violate("removed-member-present", fmt.Sprintf("member %s of %s", m.email, o.id),
+				fmt.Sprintf("its removal was acknowledged, but its membership is in the store (role %q)", got.Role), o.id, m.id)
+		case !m.removed && !there:
+			r.violate("lost-member", fmt.Sprintf("member %s of %s", m.email, o.id),
+				"its acceptance was acknowledged, but no membership is in the store", o.id, m.id)
+		case !m.removed && got.Role != m.role:
+			r.violate("lost-member", fmt.Sprintf("member %s of %s", m.email, o.id),
+				fmt.Sprintf("its role %q was acknowledged, the store says %q", m.role, got.Role), o.id, m.id)
+		}
+	}
 }
