@@ -87,6 +87,14 @@ func TestRightsTable(t *testing.T) {
 		{"PATCH", "/org/documents/" + doc, func(string) any { return map[string]any{"k": 3} }, [4]int{200, 200, 200, 403}},
 		{"PUT", "/org/update", func(string) any { return map[string]any{"organization_name": o.name} }, [4]int{200, 403, 403, 403}},
 		{"DELETE", "/org/delete", func(string) any { return map[string]any{"organization_name": "Nowhere"} }, [4]int{404, 403, 403, 403}},
+		{"GET", "/org/invitations", none, [4]int{200, 200, 403, 403}},
+		{"POST", "/org/invitations", func(role string) any {
+			return map[string]any{"email": fmt.Sprintf("invitee-%s@rights.example.com", role), "role": "viewer"}
+		}, [4]int{201, 201, 403, 403}},
+		{"POST", "/admin/switch", func(string) any { return map[string]any{"organization_name": o.name} }, [4]int{200, 200, 200, 200}},
+		{"PATCH", "/me", func(role string) any {
+			return map[string]any{"email": callers[role].email, "current_password": callers[role].password}
+		}, [4]int{200, 200, 200, 200}},
 	}
 	roles := []string{model.RoleOwner, model.RoleAdmin, model.RoleMember, model.RoleViewer}
 	for _, c := range cells {
@@ -305,4 +313,55 @@ func TestChangeOwnAccount(t *testing.T) {
 	e.login("victor@own.example.com", "new-pass-1234")
 	// The old address is free again.
 	expect(t, e.call("POST", "/org/create", "", map[string]any{"organization_name": "Own Three", "email": v.email, "password": "vic-pass-1234"}), 201, "")
+}
+
+// TestRemovalRacesOwnRequests: a member writing documents through one
+// instance while an owner removes it through the other. Once the removal
+// is answered, the member's token is refused on the removing instance at
+// once and on the other within AUTH_CACHE_TTL, and every write it was
+// answered 201 for is there.
+func TestRemovalRacesOwnRequests(t *testing.T) {
+	e := newEnv(t)
+	other := startEnv(t, e.db, func(ctx context.Context) error { return e.db.Client().Ping(ctx, nil) })
+	o := e.signUp("Racing Removal")
+	m := e.join(o, "leaver@racing.example.com", model.RoleMember)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var acked []string
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			r := other.call("POST", "/org/documents", m.token, map[string]any{"i": i})
+			if r.status == http.StatusCreated {
+				mu.Lock()
+				acked = append(acked, r.obj()["id"].(string))
+				mu.Unlock()
+			} else if r.status != http.StatusUnauthorized {
+				t.Errorf("write %d by the member being removed: %d %s", i, r.status, r.raw)
+				return
+			}
+		}
+	}()
+	time.Sleep(50 * time.Millisecond)
+	expect(t, e.call("DELETE", "/org/members/"+m.id, o.token, nil), 204, "")
+	expect(t, e.call("GET", "/org/documents", m.token, nil), 401, "")
+	time.Sleep(e.cfg.AuthCacheTTL + e.cfg.OrgCacheTTL + 100*time.Millisecond)
+	close(stop)
+	wg.Wait()
+	expect(t, other.call("GET", "/org/documents", m.token, nil), 401, "")
+	mu.Lock()
+	defer mu.Unlock()
+	if len(acked) == 0 {
+		t.Fatal("no write of the member went through before its removal")
+	}
+	for _, id := range acked {
+		expect(t, e.call("GET", "/org/documents/"+id, o.token, nil), 200, "")
+	}
 }

@@ -62,6 +62,10 @@ type bench struct {
 	benchOrg    *account
 	benchDocIDs []string
 	loginAdmins []*account
+	// team is an account in sz.teamOrgs organizations, teamOrgs their
+	// names (login-many, switch).
+	team     *account
+	teamOrgs []string
 	renamed     map[string]*renamed // by rename scenario
 	floor       floor
 	ref         *reference // the org-count series' reference service
@@ -401,4 +405,47 @@ func (b *bench) note(format string, args ...any) {
 	s := fmt.Sprintf(format, args...)
 	b.report.Notes = append(b.report.Notes, s)
 	b.logf("note: %s", strings.TrimSpace(s))
+}
+
+// seedTeam signs up sz.teamOrgs organizations and makes one account a
+// member of all of them: the owner of the first, invited into the others
+// and accepting. It leaves the account logged in.
+func (b *bench) seedTeam(ctx context.Context) error {
+	if b.team != nil {
+		return nil
+	}
+	n := b.sz.teamOrgs
+	b.logf("signing up %d organizations for one account (login-many, switch)", n)
+	owners := make([]*account, n)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(b.signUpWorkers())
+	for i := range owners {
+		owners[i] = newAccount(fmt.Sprintf("bench-team-%s-%02d", b.runID, i))
+		g.Go(func() error { return b.api.ensure(gctx, owners[i]) })
+	}
+	if err := g.Wait(); err != nil {
+		return fmt.Errorf("seed team organizations: %w", err)
+	}
+	team := owners[0]
+	names := []string{team.Name}
+	g, gctx = errgroup.WithContext(ctx)
+	g.SetLimit(b.signUpWorkers())
+	for _, o := range owners[1:] {
+		names = append(names, o.Name)
+		g.Go(func() error {
+			token, err := b.api.invite(gctx, o, team.Email, "member")
+			if err != nil {
+				return err
+			}
+			return b.api.accept(gctx, team, token)
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return fmt.Errorf("seed team memberships: %w", err)
+	}
+	if err := b.api.login(ctx, team); err != nil {
+		return err
+	}
+	b.team, b.teamOrgs = team, names
+	return nil
 }

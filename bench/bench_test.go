@@ -49,8 +49,8 @@ func TestScenarioTable(t *testing.T) {
 func TestTargetsWithoutResults(t *testing.T) {
 	b := newBench(config{short: true}, io.Discard)
 	targets := b.evaluateTargets()
-	if len(targets) != 9 {
-		t.Fatalf("%d targets, want 9: %+v", len(targets), targets)
+	if len(targets) != 11 {
+		t.Fatalf("%d targets, want 11: %+v", len(targets), targets)
 	}
 	for _, x := range targets {
 		if x.Met != "n/a" || x.Measured != "not measured" {

@@ -163,6 +163,23 @@ func (c *apiClient) login(ctx context.Context, a *account) error {
 	return nil
 }
 
+// invite has a's organization invite email with role, and returns the
+// invitation's token (the service sends no mail here).
+func (c *apiClient) invite(ctx context.Context, a *account, email, role string) (string, error) {
+	var out struct {
+		Token string `json:"token"`
+	}
+	err := c.do(ctx, http.MethodPost, "/org/invitations", a.Token, map[string]string{"email": email, "role": role}, http.StatusCreated, &out)
+	return out.Token, err
+}
+
+// accept accepts an invitation for a, with a's password.
+func (c *apiClient) accept(ctx context.Context, a *account, token string) error {
+	return retry(ctx, func(int) error {
+		return c.do(ctx, http.MethodPost, "/invitations/accept", "", map[string]string{"token": token, "password": a.Password}, http.StatusOK, nil)
+	})
+}
+
 // createDocument stores body for a and returns the new document's id,
 // retrying when the service is overloaded (an attempt that went through
 // after all leaves one more document, which does no harm).

@@ -68,13 +68,14 @@ type sizes struct {
 	renames       int   // renames timed per rename scenario, in turns (even: ends on the original name)
 	orgLevels     []int // organization counts of the org-count series
 	seriesCreates int   // sign-ups measured per level of the series (on each service, in turns)
+	teamOrgs      int   // organizations of the account login-many and switch use
 }
 
 func defaultSizes(short bool) sizes {
 	if short {
-		return sizes{listDocs: 600, renameDocs: 1_000, loginAdmins: 64, renames: 6, orgLevels: []int{10, 100, 200}, seriesCreates: 50}
+		return sizes{listDocs: 600, renameDocs: 1_000, loginAdmins: 64, renames: 6, orgLevels: []int{10, 100, 200}, seriesCreates: 50, teamOrgs: 10}
 	}
-	return sizes{listDocs: 1_000, renameDocs: 100_000, loginAdmins: 64, renames: 20, orgLevels: []int{10, 100, 1_000, 5_000}, seriesCreates: 300}
+	return sizes{listDocs: 1_000, renameDocs: 100_000, loginAdmins: 64, renames: 20, orgLevels: []int{10, 100, 1_000, 5_000}, seriesCreates: 300, teamOrgs: 50}
 }
 
 func parseOptions(args []string, stderr io.Writer) (config, error) {

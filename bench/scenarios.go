@@ -54,6 +54,22 @@ var scenarios = []scenario{
 		target:   ratioTarget("login ≥ 0.95 × bcrypt compare", "login", 0.95),
 	},
 	{
+		name:  "login-one",
+		setup: (*bench).seedLoginAdmins,
+		run:   func(b *bench) work { return b.oneAccountLogins("login-one", b.loginAdmins[0]) },
+	},
+	{
+		name:   "login-many",
+		setup:  (*bench).seedTeam,
+		run:    (*bench).loginManyWork,
+		target: teamTargets,
+	},
+	{
+		name:  "switch",
+		setup: (*bench).seedTeam,
+		run:   (*bench).switchWork,
+	},
+	{
 		name:     "org-get",
 		setup:    seedBench(noDocs),
 		run:      func(b *bench) work { return b.httpWork("org-get", get(b.base+orgGetPath("bench")), nil) },
@@ -321,6 +337,34 @@ func (b *bench) loginWork() work {
 	return b.httpWork("login", roundRobin(targets), nil)
 }
 
+// loginManyWork: POST /admin/login of the account in sz.teamOrgs
+// organizations (its answer lists them all).
+func (b *bench) loginManyWork() work { return b.oneAccountLogins("login-many", b.team) }
+
+// oneAccountClients is how many clients log one account in at once: the
+// per-e-mail login limit (LOGIN_RATE_PER_EMAIL, 10 a minute) reserves a
+// slot for every login under way, and gives it back when it succeeds.
+const oneAccountClients = 8
+
+// oneAccountLogins: POST /admin/login of one account, from
+// oneAccountClients clients.
+func (b *bench) oneAccountLogins(name string, a *account) work {
+	t := vegeta.Target{Method: http.MethodPost, URL: b.base + "/admin/login", Body: mustJSON(a.loginBody()), Header: jsonHeader("")}
+	w := b.httpWork(name, roundRobin([]vegeta.Target{t}), nil)
+	w.concurrency = oneAccountClients
+	return w
+}
+
+// switchWork: POST /admin/switch of that account, to each of its
+// organizations in turn.
+func (b *bench) switchWork() work {
+	targets := make([]vegeta.Target, len(b.teamOrgs))
+	for i, name := range b.teamOrgs {
+		targets[i] = vegeta.Target{Method: http.MethodPost, URL: b.base + "/admin/switch", Body: mustJSON(map[string]string{"organization_name": name}), Header: jsonHeader(b.team.Token)}
+	}
+	return b.httpWork("switch", roundRobin(targets), nil)
+}
+
 // bcryptCompare checks a password against a hash of the service's cost on
 // as many goroutines as cores: the most logins per second the machine
 // allows.
@@ -432,6 +476,22 @@ func ratioTarget(goal, name string, min float64) func(*bench) []Target {
 		}
 		return []Target{t}
 	}
+}
+
+// teamTargets: a login of an account in many organizations against one
+// in one (the login scenario), and a switch against a login.
+func teamTargets(b *bench) []Target {
+	many := Target{Goal: fmt.Sprintf("login-many (%d organizations) p50 ≤ 1.2 × login-one p50", b.sz.teamOrgs), Met: "n/a", Measured: "not measured"}
+	if m, one := b.find("login-many"), b.find("login-one"); m != nil && one != nil && one.P50 > 0 {
+		many.Measured = fmt.Sprintf("%.2f× (%s vs %s)", m.P50/one.P50, fmtMs(m.P50), fmtMs(one.P50))
+		many.Met = yesNo(m.P50 <= 1.2*one.P50)
+	}
+	sw := Target{Goal: "switch p50 ≤ 1/20 × login-many p50", Met: "n/a", Measured: "not measured"}
+	if s, m := b.find("switch"), b.find("login-many"); s != nil && m != nil && m.P50 > 0 && s.P50 > 0 {
+		sw.Measured = fmt.Sprintf("1/%.0f (%s vs %s)", m.P50/s.P50, fmtMs(s.P50), fmtMs(m.P50))
+		sw.Met = yesNo(s.P50*20 <= m.P50)
+	}
+	return []Target{many, sw}
 }
 
 // rssTarget bounds the service's memory at 64 clients.
