@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+
 	"github.com/orgsvc/orgsvc/internal/config"
 	"github.com/orgsvc/orgsvc/internal/mail/mailtest"
 	"github.com/orgsvc/orgsvc/internal/model"
@@ -183,5 +185,57 @@ func TestConcurrentAccepts(t *testing.T) {
 		if ok != 1 || len(members) != 2+round {
 			t.Fatalf("round %d: statuses %v, %d members", round, statuses, len(members))
 		}
+	}
+}
+
+// TestInvitationMailMissing: an invitation whose instance died before its
+// mail reached the outbox is mailed, with a fresh token, by the next
+// round that looks for such invitations.
+func TestInvitationMailMissing(t *testing.T) {
+	smtp := mailtest.Start(t)
+	e := newEnv(t, func(c *config.Config) { c.SMTPURL, c.MailFrom = smtp.URL(), "team@orgsvc.example.com" })
+	o := e.signUp("Missing Mail")
+	ctx := context.Background()
+	org := e.orgID(o)
+	inv := model.Invitation{
+		ID: bson.NewObjectID(), OrgID: org, Email: "lost@missing.example.com", Role: model.RoleMember, Status: model.InvitePending,
+		TokenHash: "0", CreatedAt: model.At(time.Now().Add(-2 * time.Minute)), ExpiresAt: model.At(time.Now().Add(time.Hour)),
+	}
+	if _, err := e.db.Collection(model.Invitations).InsertOne(ctx, inv); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := e.orgs.DeliverMissing(ctx); err != nil || n != 1 {
+		t.Fatalf("DeliverMissing: %d, %v; want 1", n, err)
+	}
+	msg := smtp.WaitFor(t, "lost@missing.example.com", 10*time.Second)
+	token := regexp.MustCompile(`token: (\S+)`).FindStringSubmatch(msg.Body)
+	if token == nil {
+		t.Fatalf("no token in the mail: %q", msg.Body)
+	}
+	expect(t, e.call("POST", "/invitations/accept", "", map[string]any{"token": token[1], "password": "lost-pass-123"}), 200, "")
+	if n, err := e.orgs.DeliverMissing(ctx); err != nil || n != 0 {
+		t.Fatalf("DeliverMissing again: %d, %v; want 0", n, err)
+	}
+}
+
+// TestAdminIDFollowsOwners: admin_id stays the signing account while it
+// is a member, then becomes the oldest owner.
+func TestAdminIDFollowsOwners(t *testing.T) {
+	e := newEnv(t)
+	o := e.signUp("Following")
+	second := e.join(o, "second@following.example.com", model.RoleOwner)
+	adminID := func() any { return e.call("GET", "/org/get?organization_name=Following", "", nil).obj()["admin_id"] }
+	if got := adminID(); got != o.adminID {
+		t.Fatalf("admin_id %v, want the signing account %s", got, o.adminID)
+	}
+	expect(t, e.call("DELETE", "/org/members/"+o.adminID, o.token, nil), 204, "")
+	var got any
+	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if got = adminID(); got == second.id {
+			break
+		}
+	}
+	if got != second.id {
+		t.Fatalf("admin_id %v after the signing account left, want the remaining owner %s", got, second.id)
 	}
 }
