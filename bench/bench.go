@@ -66,9 +66,9 @@ type bench struct {
 	// names (login-many, switch).
 	team     *account
 	teamOrgs []string
-	renamed     map[string]*renamed // by rename scenario
-	floor       floor
-	ref         *reference // the org-count series' reference service
+	renamed  map[string]*renamed // by rename scenario
+	floor    floor
+	ref      *reference // the org-count series' reference service
 }
 
 func newBench(opts config, log io.Writer) *bench {
