@@ -97,6 +97,25 @@ func TestRightsTable(t *testing.T) {
 		}, [4]int{200, 200, 200, 200}},
 	}
 	roles := []string{model.RoleOwner, model.RoleAdmin, model.RoleMember, model.RoleViewer}
+	// A document and a pending invitation of its own for each role's
+	// DELETE and resend.
+	docOf, invitationOf := map[string]string{}, map[string]string{}
+	for _, role := range roles {
+		docOf[role] = e.postDoc(o, `{"for":"`+role+`"}`)
+		r := e.call("POST", "/org/invitations", o.token, map[string]any{"email": "pending-" + role + "@rights.example.com", "role": "viewer"})
+		expect(t, r, 201, "")
+		invitationOf[role] = r.obj()["id"].(string)
+	}
+	for i, role := range roles {
+		p := callers[role]
+		del := e.call("DELETE", "/org/documents/"+docOf[role], p.token, nil)
+		resend := e.call("POST", "/org/invitations/"+invitationOf[role]+"/resend", p.token, nil)
+		revoke := e.call("DELETE", "/org/invitations/"+invitationOf[role], p.token, nil)
+		want := [][3]int{{204, 200, 204}, {204, 200, 204}, {204, 403, 403}, {403, 403, 403}}[i]
+		if got := [3]int{del.status, resend.status, revoke.status}; got != want {
+			t.Errorf("as %s: delete document %d, resend %d, revoke %d; want %v", role, got[0], got[1], got[2], want)
+		}
+	}
 	for _, c := range cells {
 		for i, role := range roles {
 			r := e.call(c.method, c.path, callers[role].token, c.body(role))
