@@ -20,6 +20,7 @@ var Names = []string{
 	"rename:after-collection",
 	"delete:before-drop",
 	"delete:after-drop",
+	"delete:after-account",
 	"keyed-create:after-claim",
 	"keyed-create:after-insert",
 	"member:before-change",

@@ -85,6 +85,12 @@ func (r *MasterRepository) ClaimEmail(ctx context.Context, key string, adminID b
 	return insert(ctx, r.emails, model.EmailClaim{Key: key, AdminID: adminID, CreatedAt: model.Now()})
 }
 
+// EmailClaimsOf returns the e-mail claims naming adminID: one command (a
+// scan on the embedded store; only a clean-up after a crash asks).
+func (r *MasterRepository) EmailClaimsOf(ctx context.Context, adminID bson.ObjectID) ([]model.EmailClaim, error) {
+	return find[model.EmailClaim](ctx, r.emails, bson.D{{Key: "admin_id", Value: adminID}}, nil)
+}
+
 // ReleaseEmail drops the claim on key if adminID holds it.
 func (r *MasterRepository) ReleaseEmail(ctx context.Context, key string, adminID bson.ObjectID) error {
 	return r.release(ctx, r.emails, key, "admin_id", adminID)

@@ -171,6 +171,16 @@ func (s *OrgService) dropIfAloneBut(ctx context.Context, account, leaving bson.O
 	}
 	a, err := s.master.Admin(ctx, account)
 	if errors.Is(err, repository.ErrNotFound) {
+		// Deleted by a run cut short before it released the e-mail.
+		claims, err := s.master.EmailClaimsOf(ctx, account)
+		if err != nil {
+			return err
+		}
+		for _, c := range claims {
+			if err := s.master.ReleaseEmail(ctx, c.Key, account); err != nil {
+				return err
+			}
+		}
 		return nil
 	}
 	if err != nil {
@@ -181,5 +191,6 @@ func (s *OrgService) dropIfAloneBut(ctx context.Context, account, leaving bson.O
 	if err != nil {
 		return err
 	}
+	failpoint.Reach("delete:after-account")
 	return s.master.ReleaseEmail(ctx, model.EmailKey(a.Email), account)
 }
