@@ -96,12 +96,15 @@ func (s *OrgService) completeDelete(ctx context.Context, r *Run) error {
 	if err := s.endInvitations(ctx, r.Op.OrgID); err != nil {
 		return err
 	}
-	if err := s.endMemberships(ctx, r.Op.OrgID); err != nil {
+	ended, err := s.endMemberships(ctx, r.Op.OrgID)
+	if err != nil {
 		return err
 	}
-	// An operation begun before teams: its admin had no membership.
-	if err := s.dropIfAlone(ctx, p.AdminID); err != nil {
-		return err
+	if !ended[p.AdminID] {
+		// An operation begun before teams: its admin had no membership.
+		if err := s.dropIfAlone(ctx, p.AdminID); err != nil {
+			return err
+		}
 	}
 	if err := s.master.DeleteOrganization(ctx, r.Op.OrgID); err != nil {
 		return err
@@ -134,22 +137,25 @@ func (s *OrgService) dropHeld(ctx context.Context, r *Run, t model.Tenant) error
 
 // endMemberships removes every membership of org, each after its account
 // if that was the account's last one, so that a run cut short anywhere
-// finds, when run again, every account it has yet to look at.
-func (s *OrgService) endMemberships(ctx context.Context, org bson.ObjectID) error {
+// finds, when run again, every account it has yet to look at; ended are
+// the accounts it looked at.
+func (s *OrgService) endMemberships(ctx context.Context, org bson.ObjectID) (ended map[bson.ObjectID]bool, _ error) {
 	members, err := s.master.Members(ctx, org, bson.ObjectID{}, 0)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	ended = map[bson.ObjectID]bool{}
 	for _, m := range members {
 		if err := s.dropIfAloneBut(ctx, m.AccountID, org); err != nil {
-			return err
+			return nil, err
 		}
 		if err := s.master.DeleteMembership(ctx, m.ID); err != nil {
-			return err
+			return nil, err
 		}
 		s.forgetAdmin(m.AccountID)
+		ended[m.AccountID] = true
 	}
-	return nil
+	return ended, nil
 }
 
 // dropIfAlone deletes an account that belongs to no organization, and
