@@ -245,10 +245,13 @@ func (b *bench) seedBenchOrg(ctx context.Context, n int) error {
 	return nil
 }
 
-// seedLoginAdmins signs up the organizations whose admins the login
-// scenario cycles through; with -target it reads the service's bcrypt
+// seedLoginAdmins signs up, once, the organizations whose admins the
+// login scenario cycles through; with -target it reads the service's bcrypt
 // cost from one of their hashes.
 func (b *bench) seedLoginAdmins(ctx context.Context) error {
+	if b.loginAdmins != nil {
+		return nil // seeded for login, and used by login-one too
+	}
 	n := b.sz.loginAdmins
 	b.logf("signing up %d organizations for login (bcrypt cost %d)", n, b.cost)
 	admins := make([]*account, n)
