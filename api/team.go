@@ -125,9 +125,9 @@ func (s *server) handleMe(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	out := MeResponse{ID: a.ID.Hex(), Email: a.Email, Organizations: []Affiliation{}}
-	for i, o := range a.Organizations {
+	for _, o := range a.Organizations {
 		out.Organizations = append(out.Organizations, Affiliation{
-			OrganizationID: o.OrgID.Hex(), OrganizationName: o.Name, Role: o.Role, JoinedAt: a.JoinedAt[i].UTC(),
+			OrganizationID: o.OrgID.Hex(), OrganizationName: o.Name, Role: o.Role, JoinedAt: o.JoinedAt.UTC(),
 		})
 	}
 	encode(w, http.StatusOK, out)

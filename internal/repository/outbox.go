@@ -45,16 +45,7 @@ func (r *OutboxRepository) Get(ctx context.Context, id bson.ObjectID) (*model.Ou
 func (r *OutboxRepository) Due(ctx context.Context, now time.Time, limit int) ([]model.OutboxEntry, error) {
 	filter := bson.D{{Key: "state", Value: model.DeliveryPending}, {Key: "next_at", Value: bson.D{{Key: "$lte", Value: now}}}}
 	opts := options.Find().SetSort(bson.D{{Key: "next_at", Value: 1}}).SetLimit(int64(limit))
-	var out []model.OutboxEntry
-	err := reread(ctx, func() error {
-		cur, err := r.entries.Find(ctx, filter, opts)
-		if err != nil {
-			return err
-		}
-		out = nil
-		return cur.All(ctx, &out)
-	})
-	return out, wrap(err)
+	return find[model.OutboxEntry](ctx, r.entries, filter, opts)
 }
 
 // ClaimAttempt gives holder the exclusive right to make attempt n of entry
@@ -118,15 +109,11 @@ func (r *OutboxRepository) Delete(ctx context.Context, id bson.ObjectID) error {
 // DeleteForOrg removes the entries of an organization and their attempt
 // marks. The embedded store reads the whole outbox for it.
 func (r *OutboxRepository) DeleteForOrg(ctx context.Context, orgID bson.ObjectID) error {
-	cur, err := r.entries.Find(ctx, bson.D{{Key: "org_id", Value: orgID}}, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
-	if err != nil {
-		return wrap(err)
-	}
-	var docs []struct {
+	docs, err := find[struct {
 		ID bson.ObjectID `bson:"_id"`
-	}
-	if err := cur.All(ctx, &docs); err != nil {
-		return wrap(err)
+	}](ctx, r.entries, bson.D{{Key: "org_id", Value: orgID}}, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
+	if err != nil {
+		return err
 	}
 	ids := make([]bson.ObjectID, len(docs))
 	for i, d := range docs {

@@ -123,9 +123,10 @@ func (s *AuthService) Forget(admin bson.ObjectID) {
 
 // OrgRole is one organization of an account, with its role there.
 type OrgRole struct {
-	OrgID bson.ObjectID
-	Name  string
-	Role  string
+	OrgID    bson.ObjectID
+	Name     string
+	Role     string
+	JoinedAt time.Time
 }
 
 // LoginResult is a login's token, and the account's organizations when it
@@ -177,7 +178,7 @@ func (s *AuthService) Login(ctx context.Context, email, password string, org bso
 	res := &LoginResult{Token: token}
 	if len(orgs) > 1 {
 		for _, o := range orgs {
-			res.Organizations = append(res.Organizations, OrgRole{OrgID: o.org.ID, Name: o.org.Name, Role: o.member.Role})
+			res.Organizations = append(res.Organizations, o.role())
 		}
 	}
 	return res, nil
@@ -187,6 +188,10 @@ func (s *AuthService) Login(ctx context.Context, email, password string, org bso
 type joined struct {
 	member model.Membership
 	org    model.Organization
+}
+
+func (j joined) role() OrgRole {
+	return OrgRole{OrgID: j.org.ID, Name: j.org.Name, Role: j.member.Role, JoinedAt: j.member.JoinedAt}
 }
 
 // Organizations returns the organizations an account belongs to, the first
@@ -229,7 +234,6 @@ type Account struct {
 	ID            bson.ObjectID
 	Email         string
 	Organizations []OrgRole
-	JoinedAt      []time.Time
 }
 
 // Me returns the principal's account and its organizations.
@@ -247,8 +251,7 @@ func (s *AuthService) Me(ctx context.Context, p Principal) (*Account, error) {
 	}
 	a := &Account{ID: admin.ID, Email: admin.Email}
 	for _, o := range orgs {
-		a.Organizations = append(a.Organizations, OrgRole{OrgID: o.org.ID, Name: o.org.Name, Role: o.member.Role})
-		a.JoinedAt = append(a.JoinedAt, o.member.JoinedAt)
+		a.Organizations = append(a.Organizations, o.role())
 	}
 	return a, nil
 }
