@@ -64,19 +64,6 @@ func (s *server) handleLogin(w http.ResponseWriter, r *http.Request) error {
 	// Failures lock an e-mail out for one address, and, far higher, for
 	// all: a stranger's guesses do not lock the owner out.
 	email := model.EmailKey(*req.Email)
-	pair, ok := s.limits.loginFailures.reserve(email + "\x00" + addr)
-	if !ok {
-		w.Header().Set("Retry-After", s.limits.loginFailures.retryAfter())
-		s.countLogin("rate_limited")
-		return s.tooMany("login_email")
-	}
-	total, ok := s.limits.loginFailuresTotal.reserve(email)
-	if !ok {
-		s.limits.loginFailures.refund(pair)
-		w.Header().Set("Retry-After", s.limits.loginFailuresTotal.retryAfter())
-		s.countLogin("rate_limited")
-		return s.tooMany("login_email_total")
-	}
 	var org bson.ObjectID
 	if req.OrganizationName != nil {
 		o, err := s.orgs.Get(r.Context(), *req.OrganizationName)
@@ -89,6 +76,17 @@ func (s *server) handleLogin(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
+	pair, ok := s.limits.loginFailures.reserve(email + "\x00" + addr)
+	if !ok {
+		w.Header().Set("Retry-After", s.limits.loginFailures.retryAfter())
+		return s.loginRefused(r, *req.Email, org, "login_email")
+	}
+	total, ok := s.limits.loginFailuresTotal.reserve(email)
+	if !ok {
+		s.limits.loginFailures.refund(pair)
+		w.Header().Set("Retry-After", s.limits.loginFailuresTotal.retryAfter())
+		return s.loginRefused(r, *req.Email, org, "login_email_total")
+	}
 	res, err := s.auth.Login(r.Context(), *req.Email, *req.Password, org)
 	if !errors.Is(err, service.ErrInvalidCredentials) {
 		s.limits.loginFailures.refund(pair)
@@ -100,6 +98,16 @@ func (s *server) handleLogin(w http.ResponseWriter, r *http.Request) error {
 	}
 	encode(w, http.StatusOK, TokenResponse{AccessToken: res.Token, TokenType: "bearer", Organizations: orgRoles(res.Organizations)})
 	return nil
+}
+
+// loginRefused answers a login over a limit on its e-mail, once the
+// refusal is in the audit log (of an account that exists).
+func (s *server) loginRefused(r *http.Request, email string, org bson.ObjectID, limit string) error {
+	s.countLogin("rate_limited")
+	if err := s.auth.LoginRefused(r.Context(), email, org); err != nil {
+		return err
+	}
+	return s.tooMany(limit)
 }
 
 func orgRoles(orgs []service.OrgRole) []OrgRoleEntry {

@@ -38,7 +38,7 @@ func (s *server) routes() http.Handler {
 	}
 
 	r.Group(func(r chi.Router) {
-		r.Use(s.deadline)
+		r.Use(s.deadline, s.auditContext)
 		r.Post("/admin/login", s.handle(s.handleLogin))
 		r.With(s.authenticate).Post("/admin/logout", s.handle(s.handleLogout))
 		r.With(s.authenticate).Post("/admin/switch", s.handle(s.handleSwitch))
@@ -71,6 +71,9 @@ func (s *server) routes() http.Handler {
 				r.Get("/invitations", s.handle(s.handleListInvitations))
 				r.Delete("/invitations/{id}", s.handle(s.handleRevokeInvitation))
 				r.Post("/invitations/{id}/resend", s.handle(s.handleResendInvitation))
+
+				r.Get("/audit", s.handle(s.handleAudit))
+				r.Get("/audit/export", s.handle(s.handleAuditExport))
 			})
 			r.Group(func(r chi.Router) {
 				r.Use(s.authenticateDeletion)

@@ -519,6 +519,183 @@ const docTemplate = `{
                 }
             }
         },
+        "/org/audit": {
+            "get": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "The organization's audit log, newest first, a page at a time: who did what, when, from where. Owners and admins only. Pass the answer's next as after for the following page. action, actor (an account id), since (inclusive) and until (exclusive, RFC 3339 times) narrow it. Each event's hash chains it to the one before; the README tells how to verify the chain.",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "audit"
+                ],
+                "summary": "List the audit log",
+                "parameters": [
+                    {
+                        "maximum": 500,
+                        "minimum": 1,
+                        "type": "integer",
+                        "default": 50,
+                        "description": "Page size, 1 to 500",
+                        "name": "limit",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "Cursor: the previous page's next",
+                        "name": "after",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "Only this action, e.g. member.role_changed",
+                        "name": "action",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "Only events by this account id",
+                        "name": "actor",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "Only events at or after this time (RFC 3339)",
+                        "name": "since",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "Only events before this time (RFC 3339)",
+                        "name": "until",
+                        "in": "query"
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/AuditPage"
+                        }
+                    },
+                    "401": {
+                        "description": "Missing, invalid or revoked token",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        },
+                        "headers": {
+                            "WWW-Authenticate": {
+                                "type": "string",
+                                "description": "Bearer challenge (RFC 6750)"
+                            }
+                        }
+                    },
+                    "403": {
+                        "description": "Members and viewers may not read the audit log",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "422": {
+                        "description": "Unprocessable Entity",
+                        "schema": {
+                            "$ref": "#/definitions/ValidationError"
+                        }
+                    },
+                    "500": {
+                        "description": "Internal Server Error",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "503": {
+                        "description": "database unavailable (Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    }
+                }
+            }
+        },
+        "/org/audit/export": {
+            "get": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "Streams the organization's audit log as NDJSON, one event a line (AuditEvent), oldest first, in constant memory; since (inclusive) and until (exclusive) narrow it. Owners and admins only. The export is itself recorded, as audit.exported, before the stream starts.",
+                "produces": [
+                    "application/x-ndjson"
+                ],
+                "tags": [
+                    "audit"
+                ],
+                "summary": "Export the audit log",
+                "parameters": [
+                    {
+                        "type": "string",
+                        "description": "Only events at or after this time (RFC 3339)",
+                        "name": "since",
+                        "in": "query"
+                    },
+                    {
+                        "type": "string",
+                        "description": "Only events before this time (RFC 3339)",
+                        "name": "until",
+                        "in": "query"
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "One AuditEvent a line",
+                        "schema": {
+                            "type": "string"
+                        }
+                    },
+                    "401": {
+                        "description": "Missing, invalid or revoked token",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        },
+                        "headers": {
+                            "WWW-Authenticate": {
+                                "type": "string",
+                                "description": "Bearer challenge (RFC 6750)"
+                            }
+                        }
+                    },
+                    "403": {
+                        "description": "Members and viewers may not read the audit log",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "422": {
+                        "description": "Unprocessable Entity",
+                        "schema": {
+                            "$ref": "#/definitions/ValidationError"
+                        }
+                    },
+                    "500": {
+                        "description": "Internal Server Error",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "503": {
+                        "description": "database unavailable (Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    }
+                }
+            }
+        },
         "/org/create": {
             "post": {
                 "description": "Creates an organization, its admin and its tenant collection org_{slug}. The name is NFKC-normalized and trimmed, and is stored so; control, zero-width and bidi characters are refused. Its slug is the name lower-cased with every run of characters outside [a-z0-9_] turned into \"_\"; a name without ASCII letters or digits (and not all ASCII) has instead the Punycode slug \"xn--...\" (runs of ASCII punctuation first become \"_\"). Two names with one slug are the same organization. Admin e-mails are unique without regard to case, their domains compared after IDNA mapping. No token is needed.",
@@ -2198,6 +2375,145 @@ const docTemplate = `{
                         "viewer"
                     ],
                     "example": "owner"
+                }
+            }
+        },
+        "AuditActor": {
+            "type": "object",
+            "properties": {
+                "email": {
+                    "type": "string",
+                    "example": "admin@acme.example.com"
+                },
+                "id": {
+                    "type": "string",
+                    "example": "6650f1c2a1b2c3d4e5f60719"
+                },
+                "type": {
+                    "type": "string",
+                    "enum": [
+                        "account",
+                        "system"
+                    ],
+                    "example": "account"
+                }
+            }
+        },
+        "AuditChange": {
+            "type": "object",
+            "properties": {
+                "from": {
+                    "type": "string",
+                    "example": "member"
+                },
+                "to": {
+                    "type": "string",
+                    "example": "admin"
+                }
+            }
+        },
+        "AuditContext": {
+            "type": "object",
+            "properties": {
+                "client_address": {
+                    "type": "string",
+                    "example": "203.0.113.7"
+                },
+                "request_id": {
+                    "type": "string",
+                    "example": "3f8a0c1e9b7d4a52b6e1c0d9f8a7b6c5"
+                },
+                "user_agent": {
+                    "type": "string",
+                    "example": "curl/8.5.0"
+                }
+            }
+        },
+        "AuditEvent": {
+            "type": "object",
+            "properties": {
+                "action": {
+                    "type": "string",
+                    "example": "member.role_changed"
+                },
+                "actor": {
+                    "$ref": "#/definitions/AuditActor"
+                },
+                "changes": {
+                    "type": "object",
+                    "additionalProperties": {
+                        "$ref": "#/definitions/AuditChange"
+                    }
+                },
+                "context": {
+                    "$ref": "#/definitions/AuditContext"
+                },
+                "hash": {
+                    "type": "string",
+                    "example": "4be1…"
+                },
+                "id": {
+                    "type": "string",
+                    "example": "6650f1c2a1b2c3d4e5f60718:42"
+                },
+                "org_id": {
+                    "type": "string",
+                    "example": "6650f1c2a1b2c3d4e5f60718"
+                },
+                "prev_hash": {
+                    "type": "string",
+                    "example": "9f2c…"
+                },
+                "seq": {
+                    "type": "integer",
+                    "example": 42
+                },
+                "targets": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/AuditTarget"
+                    }
+                },
+                "time": {
+                    "type": "string",
+                    "example": "2026-12-02T09:30:00.123Z"
+                }
+            }
+        },
+        "AuditPage": {
+            "type": "object",
+            "properties": {
+                "items": {
+                    "type": "array",
+                    "items": {
+                        "$ref": "#/definitions/AuditEvent"
+                    }
+                },
+                "next": {
+                    "type": "string"
+                }
+            }
+        },
+        "AuditTarget": {
+            "type": "object",
+            "properties": {
+                "id": {
+                    "type": "string",
+                    "example": "6650f1c2a1b2c3d4e5f6071a"
+                },
+                "name": {
+                    "type": "string",
+                    "example": "bob@acme.example.com"
+                },
+                "type": {
+                    "type": "string",
+                    "enum": [
+                        "organization",
+                        "account",
+                        "invitation",
+                        "document"
+                    ],
+                    "example": "account"
                 }
             }
         },

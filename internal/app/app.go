@@ -17,6 +17,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/orgsvc/orgsvc/api"
+	"github.com/orgsvc/orgsvc/internal/audit"
 	"github.com/orgsvc/orgsvc/internal/buildinfo"
 	"github.com/orgsvc/orgsvc/internal/config"
 	"github.com/orgsvc/orgsvc/internal/mail"
@@ -36,6 +37,12 @@ Usage:
   orgsvc check --repair
                     finish or roll back interrupted operations, fix what
                     can be fixed, report what was done, then check again
+  orgsvc audit verify [--org NAME|ID]
+                    check the hash chains of the audit logs (exit status 1
+                    at a broken link)
+  orgsvc audit export --org NAME|ID [--since TIME] [--until TIME]
+                    write an organization's audit log as NDJSON (a deleted
+                    one's by id)
   orgsvc health     ask the service configured here for /health (a probe for
                     images without curl; exit status 0 when it answers 200)
   orgsvc version    print the version and the commit it was built from
@@ -72,6 +79,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return 2
 		}
 		return check(ctx, repair, getenv, stdout, stderr)
+	case "audit":
+		return auditCommand(ctx, args[2:], getenv, stdout, stderr)
 	case "health":
 		if len(args) > 2 {
 			fmt.Fprintf(stderr, "orgsvc: health takes no arguments, got %q\n\n%s", args[2:], usage)
@@ -181,6 +190,7 @@ func serve(ctx context.Context, getenv func(string) string, logOut io.Writer) er
 		go deliverMissing(watchCtx, sv.Orgs, log)
 	}
 	go sv.Docs.SweepKeys(watchCtx, time.Hour)
+	go keepAudit(watchCtx, sv, cfg.AuditRetention, log)
 	srv := &http.Server{
 		Handler:           api.NewServer(sv.Deps),
 		ReadHeaderTimeout: 5 * time.Second,
@@ -233,26 +243,14 @@ func serve(ctx context.Context, getenv func(string) string, logOut io.Writer) er
 // embedded store, stop the server first, or set MONGO_URI to its
 // EMBEDDED_MONGO_ADDR.
 func check(ctx context.Context, repair bool, getenv func(string) string, stdout, stderr io.Writer) int {
-	cfg, err := config.Load(getenv)
-	if err != nil {
-		fmt.Fprintf(stderr, "orgsvc: configuration: %v\n", err)
-		return 2
+	t, code := openTool(ctx, getenv, stderr)
+	if t == nil {
+		return code
 	}
-	log := NewLogger(stderr, "warn", cfg.LogFormat)
-	st, err := store.Open(ctx, store.Options{
-		URI: cfg.MongoURI, Database: cfg.MongoDB, DataDir: cfg.DataDir,
-		EmbeddedAddr: cfg.EmbeddedMongoAddr, Logger: log, ConnectTimeout: cfg.DBConnectTimeout,
-	})
-	if err != nil {
-		fmt.Fprintf(stderr, "orgsvc: %v\n", err)
-		return 2
-	}
-	defer st.Close(context.Background())
-	// Repositories and the runner: the check serves no requests, so it has
-	// no tokens, passwords or caches.
-	master, tenants, ops := repositories(cfg, Components{DB: st.DB, PrepareCollection: st.IndexCollection, IDFiltersOnly: st.IDFiltersOnly})
-	orgs := service.NewOrgService(master, tenants, ops, nil, nil, log, lifecycle(cfg))
-	orgs.SetInvitations(service.InvitationSettings{Mails: repository.NewOutboxRepository(st.DB)})
+	defer t.close()
+	// The check serves no requests, so it has no tokens, passwords or
+	// caches.
+	orgs := t.orgs()
 	c := service.NewChecker(orgs)
 	if repair {
 		done, err := c.Repair(ctx)
@@ -318,6 +316,8 @@ type Services struct {
 	AllStale bool
 	// Outbox delivers invitation mails; nil without SMTP_URL.
 	Outbox *mail.Outbox
+	// Audit is the organizations' audit logs.
+	Audit *audit.Log
 }
 
 // NewServices builds the repositories and services over c.DB.
@@ -362,10 +362,16 @@ func NewServices(cfg config.Config, c Components) (*Services, error) {
 	if err != nil {
 		return nil, err
 	}
+	auditLog := auditLogs(c)
+	orgs.SetAudit(auditLog)
+	auth.SetAudit(auditLog)
 	docs := service.NewDocumentService(tenants, orgs, int(cfg.MaxDocumentBytes))
+	if cfg.AuditDocuments {
+		docs.RecordWrites(auditLog)
+	}
 	docs.KeepKeys(repository.NewKeyRepository(c.DB))
 	docs.SetLimits(service.DocumentLimits{PageBytes: int(cfg.MaxPageBytes), MaxKeys: cfg.MaxDocumentKeys})
-	return &Services{AllStale: allStale, Outbox: outbox, Deps: api.Deps{
+	return &Services{AllStale: allStale, Outbox: outbox, Audit: auditLog, Deps: api.Deps{
 		Auth: auth, Orgs: orgs, Docs: docs, Logger: c.Logger, Metrics: c.Metrics, Ready: c.Ready,
 		Limits: api.Limits{
 			LoginPerEmail: cfg.LoginRatePerEmail, LoginPerAddress: cfg.LoginRatePerAddress,
@@ -380,6 +386,37 @@ func NewServices(cfg config.Config, c Components) (*Services, error) {
 		RequestTimeout:   cfg.RequestTimeout,
 		MetricsApart:     cfg.MetricsAddr != "",
 	}}, nil
+}
+
+// auditLogs is the audit logs over the store.
+func auditLogs(c Components) *audit.Log {
+	return audit.NewLog(repository.NewAuditRepository(c.DB, c.IDFiltersOnly))
+}
+
+// keepAudit records the expiry of invitations every few minutes, and
+// removes the events older than retention every hour.
+func keepAudit(ctx context.Context, sv *Services, retention time.Duration, log *slog.Logger) {
+	t := time.NewTicker(5 * time.Minute)
+	defer t.Stop()
+	for tick := 0; ; tick++ {
+		if n, err := sv.Orgs.RecordExpired(ctx); err != nil && ctx.Err() == nil {
+			log.Warn("recording expired invitations", "err", err)
+		} else if n > 0 {
+			log.Info("recorded expired invitations", "count", n)
+		}
+		if tick%12 == 0 {
+			if swept, err := sv.Audit.Sweep(ctx, retention, sv.Orgs.Exists); err != nil && ctx.Err() == nil {
+				log.Warn("sweeping audit logs", "err", err)
+			} else if swept.Events > 0 || swept.Logs > 0 {
+				log.Info("swept audit logs", "events", swept.Events, "deleted_organizations", swept.Logs)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // deliverMissing mails, now and every few minutes, the invitations whose

@@ -102,6 +102,11 @@ type Config struct {
 	// MetricsAddr, when set, serves /metrics on a listener of its own
 	// instead of HTTP_ADDR; empty keeps it on HTTP_ADDR.
 	MetricsAddr string `envconfig:"METRICS_ADDR"`
+
+	// AuditRetention is how long audit events are kept (0: for ever);
+	// AuditDocuments records document writes too.
+	AuditRetention time.Duration `envconfig:"AUDIT_RETENTION" default:"8760h"`
+	AuditDocuments bool          `envconfig:"AUDIT_DOCUMENTS" default:"false"`
 }
 
 // MaxMongoDBBytes is the longest MONGO_DB accepted: MongoDB's 63 bytes
@@ -273,6 +278,9 @@ func (c Config) Validate() error {
 	}
 	if c.OrgCacheTTL < 0 || c.OrgCacheTTL > 5*time.Second {
 		errs = append(errs, fmt.Errorf("ORG_CACHE_TTL: %s is outside 0..5s", c.OrgCacheTTL))
+	}
+	if c.AuditRetention != 0 && c.AuditRetention < time.Hour {
+		errs = append(errs, fmt.Errorf("AUDIT_RETENTION: %s is under 1h (0 keeps events for ever)", c.AuditRetention))
 	}
 	if c.JWTIssuer == "" {
 		errs = append(errs, errors.New("JWT_ISSUER: must not be empty"))

@@ -36,6 +36,8 @@ type Invitation struct {
 	CreatedAt  time.Time     `bson:"created_at"`
 	ExpiresAt  time.Time     `bson:"expires_at"`
 	AcceptedBy bson.ObjectID `bson:"accepted_by,omitempty"`
+	// ExpiryRecorded says its expiry is in the audit log.
+	ExpiryRecorded bool `bson:"expiry_recorded,omitempty"`
 }
 
 // State is the invitation's status at now: a pending one past its expiry

@@ -235,6 +235,8 @@ type OperationPlan struct {
 	// accept makes the account (Member) with PasswordHash.
 	Invitation bson.ObjectID `bson:"invitation,omitempty"`
 	NewAccount bool          `bson:"new_account,omitempty"`
+	// Events are recorded in the audit logs once the operation commits.
+	Events []PlannedEvent `bson:"events,omitempty"`
 }
 
 // Tenant is the organization's tenant collection after the operation.

@@ -48,6 +48,13 @@ func (r *MasterRepository) RenewInvitation(ctx context.Context, id bson.ObjectID
 	return wrap(err)
 }
 
+// MarkExpiryRecorded notes that an invitation's expiry is in the audit log.
+func (r *MasterRepository) MarkExpiryRecorded(ctx context.Context, id bson.ObjectID) error {
+	_, err := r.invites.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "expiry_recorded", Value: true}}}})
+	return wrap(err)
+}
+
 // DeleteInvitation removes an invitation.
 func (r *MasterRepository) DeleteInvitation(ctx context.Context, id bson.ObjectID) error {
 	_, err := r.invites.DeleteOne(ctx, bson.D{{Key: "_id", Value: id}})

@@ -8,6 +8,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/orgsvc/orgsvc/internal/audit"
 	"github.com/orgsvc/orgsvc/internal/model"
 	"github.com/orgsvc/orgsvc/internal/repository"
 	"github.com/orgsvc/orgsvc/internal/security"
@@ -16,7 +17,9 @@ import (
 // Principal is the admin a verified token speaks for.
 type Principal struct {
 	AdminID bson.ObjectID
-	OrgID   bson.ObjectID
+	// Email is the account's address, as checked (for audit events).
+	Email string
+	OrgID bson.ObjectID
 	// Tenant is the organization's tenant collection, as it was when the
 	// token was checked.
 	Tenant model.Tenant
@@ -49,7 +52,12 @@ type AuthService struct {
 	orgs      *orgCache
 	checks    flights[tokenCheckKey, checked]
 	orgReads  flights[orgReadKey, model.Organization]
+	audit     *audit.Log // nil: no audit log
+	refusals  refusals
 }
+
+// SetAudit makes the service record logins, switches and logouts in log.
+func (s *AuthService) SetAudit(log *audit.Log) { s.audit = log }
 
 // tokenCheckKey and checked are a token check's shared database reads.
 type tokenCheckKey struct {
@@ -155,6 +163,11 @@ func (s *AuthService) Login(ctx context.Context, email, password string, org bso
 		return nil, err
 	}
 	if !ok {
+		if admin != nil {
+			if err := s.loginFailed(ctx, admin, org, "invalid_password"); err != nil {
+				return nil, err
+			}
+		}
 		return nil, ErrInvalidCredentials
 	}
 	orgs, err := s.Organizations(ctx, admin.ID)
@@ -169,7 +182,16 @@ func (s *AuthService) Login(ctx context.Context, email, password string, org bso
 		}
 	}
 	if pick < 0 {
-		return nil, ErrInvalidCredentials // a sign-up not finished yet, or not a member
+		// A sign-up not finished yet, or not a member.
+		if err := s.loginFailed(ctx, admin, org, "not_a_member"); err != nil {
+			return nil, err
+		}
+		return nil, ErrInvalidCredentials
+	}
+	ev := model.Event{Action: ActLoginSucceeded, Actor: accountActor(admin.ID, admin.Email),
+		Targets: []model.Target{orgTarget(orgs[pick].org.ID, orgs[pick].org.Name)}}
+	if err := record(ctx, s.audit, orgs[pick].org.ID, ev); err != nil {
+		return nil, err
 	}
 	token, err := s.issue(admin, &orgs[pick].org, &orgs[pick].member, time.Time{})
 	if err != nil {
@@ -223,6 +245,12 @@ func (s *AuthService) Switch(ctx context.Context, p Principal, org *model.Organi
 		return "", ErrNotMember
 	}
 	if err != nil {
+		return "", err
+	}
+	ev := model.Event{Action: ActSwitch, Actor: p.actor(), Targets: []model.Target{
+		orgTarget(org.ID, org.Name), {Type: model.TargetOrganization, ID: p.OrgID.Hex()},
+	}}
+	if err := record(ctx, s.audit, org.ID, ev); err != nil {
 		return "", err
 	}
 	admin := &model.Admin{ID: p.AdminID, TokenVersion: p.TokenVersion}
@@ -347,7 +375,7 @@ func (s *AuthService) Authenticate(ctx context.Context, raw string) (Principal, 
 	if err != nil {
 		return Principal{}, err
 	}
-	p := Principal{AdminID: adminID, OrgID: orgID, Tenant: c.org.Tenant(), Role: c.member.Role, Grant: c.member.Grant}
+	p := Principal{AdminID: adminID, Email: c.admin.Email, OrgID: orgID, Tenant: c.org.Tenant(), Role: c.member.Role, Grant: c.member.Grant}
 	s.cache.put(p, c.admin.TokenVersion, gen, c.notAfter)
 	p.SessionStart, p.TokenVersion = claims.SessionStart(), claims.Version
 	return p, nil
@@ -361,7 +389,11 @@ func (s *AuthService) Logout(ctx context.Context, p Principal) error {
 	if errors.Is(err, repository.ErrNotFound) {
 		return ErrAdminNotFound
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return record(ctx, s.audit, p.OrgID, model.Event{Action: ActLogout, Actor: p.actor(),
+		Targets: []model.Target{{Type: model.TargetOrganization, ID: p.OrgID.Hex()}}})
 }
 
 // Claims verifies a token's signature and lifetime only, and returns the

@@ -10,6 +10,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/orgsvc/orgsvc/internal/audit"
 	"github.com/orgsvc/orgsvc/internal/model"
 	"github.com/orgsvc/orgsvc/internal/repository"
 )
@@ -353,6 +354,21 @@ func (c *Checker) Check(ctx context.Context) ([]Finding, error) {
 	// Leases and outcomes whose operation is over are not findings: an
 	// operation's record goes first when it ends, so they are what every
 	// kill during that clean-up leaves, and inert (RecoverAll removes them).
+	if c.orgs.audit != nil {
+		logs, err := c.orgs.audit.Repository().Logs(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, org := range logs {
+			if _, err := c.orgs.audit.Verify(ctx, org); err != nil {
+				var broken *audit.Broken
+				if !errors.As(err, &broken) {
+					return nil, err
+				}
+				add("broken-audit-chain", "audit log of organization "+org.Hex(), nil, "event %d: %s", broken.Seq, broken.Reason)
+			}
+		}
+	}
 	return out, nil
 }
 

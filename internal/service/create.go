@@ -43,9 +43,12 @@ func (s *OrgService) Create(ctx context.Context, in CreateOrg) (*model.Organizat
 		return nil, err
 	}
 	orgID := bson.NewObjectID()
+	adminID := bson.NewObjectID()
 	r, ctx, cancel, err := s.run.Begin(ctx, model.OpCreate, orgID, model.OperationPlan{
-		AdminID: bson.NewObjectID(), Name: name, Slug: slug, Email: email, PasswordHash: hash, TenantDB: tenantDB,
+		AdminID: adminID, Name: name, Slug: slug, Email: email, PasswordHash: hash, TenantDB: tenantDB,
 		Grant: bson.NewObjectID(),
+		Events: []model.PlannedEvent{planned(ctx, orgID, "created", ActOrgCreated, accountActor(adminID, email),
+			[]model.Target{orgTarget(orgID, name)}, nil)},
 	})
 	if err != nil {
 		return nil, err

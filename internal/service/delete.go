@@ -45,6 +45,8 @@ func (s *OrgService) Delete(ctx context.Context, p Principal, name string) error
 	r, ctx, cancel, err := s.run.Begin(ctx, model.OpDelete, org.ID, model.OperationPlan{
 		AdminID: admin.ID, OldName: org.Name, OldSlug: org.Slug, OldEmail: admin.Email, TenantDB: org.TenantDB,
 		TokenVersion: admin.TokenVersion, CollectionUUID: org.CollectionUUID,
+		Events: []model.PlannedEvent{planned(ctx, org.ID, "deleted", ActOrgDeleted, p.actor(),
+			[]model.Target{orgTarget(org.ID, org.Name)}, nil)},
 	})
 	if err != nil {
 		return err

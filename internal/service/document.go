@@ -3,12 +3,14 @@ package service
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/orgsvc/orgsvc/internal/audit"
 	"github.com/orgsvc/orgsvc/internal/jsondoc"
 	"github.com/orgsvc/orgsvc/internal/model"
 	"github.com/orgsvc/orgsvc/internal/repository"
@@ -61,6 +63,17 @@ type DocumentService struct {
 	keys *repository.KeyRepository
 	// afterInsert, when set (by tests), runs after each document insert.
 	afterInsert func(context.Context)
+	// audit, when set (AUDIT_DOCUMENTS), records every document write.
+	audit *audit.Log
+}
+
+// RecordWrites makes the service record every document write in log.
+func (s *DocumentService) RecordWrites(log *audit.Log) { s.audit = log }
+
+// recordWrite records a document write; source, when set, makes it once.
+func (s *DocumentService) recordWrite(ctx context.Context, p Principal, action string, id bson.ObjectID, source string) error {
+	return record(ctx, s.audit, p.OrgID, model.Event{Action: action, Actor: p.actor(), Source: source,
+		Targets: []model.Target{{Type: model.TargetDocument, ID: id.Hex()}}})
 }
 
 // NewDocumentService builds a DocumentService; maxBytes bounds a stored
@@ -247,6 +260,9 @@ func (s *DocumentService) create(ctx context.Context, p Principal, d *model.Docu
 		s.withdraw(ctx, p, d.ID)
 		return nil, err
 	}
+	if err := s.recordWrite(ctx, p, ActDocumentCreated, d.ID, "doc:"+d.ID.Hex()+":created"); err != nil {
+		return nil, err
+	}
 	return d, nil
 }
 
@@ -324,13 +340,13 @@ func (s *DocumentService) get(ctx context.Context, p Principal, id string) (*mod
 
 // Replace sets a document's data; created_at stays.
 func (s *DocumentService) Replace(ctx context.Context, p Principal, id string, doc jsondoc.Doc) (*model.Document, error) {
-	return s.change(ctx, p, id, false, func(*model.Document) (jsondoc.Doc, error) { return doc, nil })
+	return s.change(ctx, p, id, false, ActDocumentReplaced, func(*model.Document) (jsondoc.Doc, error) { return doc, nil })
 }
 
 // Patch applies a JSON Merge Patch (RFC 7396) to a document's data. The
 // change applies only if the document did not change since it was read.
 func (s *DocumentService) Patch(ctx context.Context, p Principal, id string, patch []byte) (*model.Document, error) {
-	return s.change(ctx, p, id, true, func(cur *model.Document) (jsondoc.Doc, error) {
+	return s.change(ctx, p, id, true, ActDocumentPatched, func(cur *model.Document) (jsondoc.Doc, error) {
 		doc, problems := jsondoc.Limits{MaxKeys: s.maxKeys()}.Merge([]byte(cur.JSON), patch)
 		if len(problems) > 0 {
 			return doc, &ProblemsError{Where: []any{"body"}, Problems: problems}
@@ -345,7 +361,7 @@ func (s *DocumentService) Patch(ctx context.Context, p Principal, id string, pat
 // change gives a document the data next makes of it as found, and confirms
 // that the change stands; with ifUnchanged, only if the document was not
 // changed since it was read (else ErrDocumentChanged).
-func (s *DocumentService) change(ctx context.Context, p Principal, id string, ifUnchanged bool, next func(cur *model.Document) (jsondoc.Doc, error)) (*model.Document, error) {
+func (s *DocumentService) change(ctx context.Context, p Principal, id string, ifUnchanged bool, action string, next func(cur *model.Document) (jsondoc.Doc, error)) (*model.Document, error) {
 	var cur, out *model.Document
 	var setErr error
 	var when time.Time // the changed document's updated_at
@@ -381,6 +397,10 @@ func (s *DocumentService) change(ctx context.Context, p Principal, id string, if
 	if err != nil {
 		return nil, err
 	}
+	source := fmt.Sprintf("doc:%s:%d", out.ID.Hex(), out.UpdatedAt.UnixMilli())
+	if err := s.recordWrite(ctx, p, action, out.ID, source); err != nil {
+		return nil, err
+	}
 	return out, nil
 }
 
@@ -392,7 +412,7 @@ func (s *DocumentService) Delete(ctx context.Context, p Principal, id string) er
 	}
 	var removed error
 	var unsure bool
-	return s.follow(ctx, &p, func(p *Principal) (bool, error) {
+	err = s.follow(ctx, &p, func(p *Principal) (bool, error) {
 		removed = s.remove(ctx, *p, oid)
 		unsure = errors.Is(removed, errUnconfirmed)
 		return removed != nil && !unsure && !errors.Is(removed, repository.ErrNotFound), removed
@@ -415,6 +435,10 @@ func (s *DocumentService) Delete(ctx context.Context, p Principal, id string) er
 		}
 		return true, err
 	})
+	if err != nil {
+		return err
+	}
+	return s.recordWrite(ctx, p, ActDocumentDeleted, oid, "")
 }
 
 // remove deletes p's document id from p.Tenant: one of p's, or one without

@@ -98,6 +98,9 @@ func (s *OrgService) Invite(ctx context.Context, p Principal, email, role string
 	if err := s.master.InsertInvitation(ctx, inv); err != nil {
 		return nil, "", err
 	}
+	if err := s.recordInvitation(ctx, inv, p.actor(), ActInvitationCreated, "created"); err != nil {
+		return nil, "", err // the mail goes with DeliverMissing, after the event
+	}
 	delivery, err := s.mailInvitation(ctx, inv, token)
 	if err != nil {
 		s.log.Warn("mail an invitation", "invitation_id", inv.ID.Hex(), "err", err)
@@ -242,6 +245,9 @@ func (s *OrgService) Revoke(ctx context.Context, p Principal, id bson.ObjectID) 
 	if err := s.master.SetInvitationStatus(ctx, id, model.InviteRevoked, bson.ObjectID{}); err != nil {
 		return err
 	}
+	if err := s.recordInvitation(ctx, inv, p.actor(), ActInvitationRevoked, "revoked"); err != nil {
+		return err
+	}
 	return s.endInvitation(ctx, inv)
 }
 
@@ -264,6 +270,9 @@ func (s *OrgService) Resend(ctx context.Context, p Principal, id bson.ObjectID) 
 	}
 	token, err := s.renew(ctx, inv)
 	if err != nil {
+		return nil, "", err
+	}
+	if err := s.recordInvitation(ctx, inv, p.actor(), ActInvitationResent, ""); err != nil {
 		return nil, "", err
 	}
 	view := &InvitationView{Invitation: *inv, State: model.InvitePending, Delivery: s.delivery(ctx, inv.ID)}
@@ -312,6 +321,15 @@ func (s *OrgService) DeliverMissing(ctx context.Context) (int, error) {
 		}
 		if _, err := s.invites.Mails.Get(ctx, inv.ID); !errors.Is(err, repository.ErrNotFound) {
 			continue
+		}
+		// The event, if its instance died before it: the source is the
+		// invitation's, so it is recorded once.
+		inviter := model.Actor{Type: model.ActorAccount, ID: inv.InvitedBy.Hex()}
+		if a, err := s.master.Admin(ctx, inv.InvitedBy); err == nil {
+			inviter.Email = a.Email
+		}
+		if err := s.recordInvitation(ctx, &inv, inviter, ActInvitationCreated, "created"); err != nil {
+			return n, err
 		}
 		if _, err := s.renew(ctx, &inv); err != nil {
 			return n, err
@@ -384,6 +402,9 @@ func (s *OrgService) Accept(ctx context.Context, token, password string) (string
 	default:
 		return "", err
 	}
+	plan.Events = []model.PlannedEvent{planned(ctx, inv.OrgID, "accepted", ActInvitationAccepted, accountActor(plan.Member, inv.Email),
+		[]model.Target{invitationTarget(inv.ID, inv.Email), accountTarget(plan.Member, inv.Email)},
+		map[string]model.Change{"role": {To: &plan.Role}})}
 	r, ctx, cancel, err := s.run.Begin(ctx, model.OpAccept, inv.OrgID, plan)
 	if err != nil {
 		return "", err

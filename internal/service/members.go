@@ -76,8 +76,12 @@ func (s *OrgService) changeMember(ctx context.Context, p Principal, account bson
 	if role == target.Role {
 		return nil
 	}
+	ev, err := s.memberEvent(ctx, p, account, target.Role, role)
+	if err != nil {
+		return err
+	}
 	r, ctx, cancel, err := s.run.Begin(ctx, model.OpMember, p.OrgID, model.OperationPlan{
-		Member: account, Role: role, OldRole: target.Role, Grant: bson.NewObjectID(),
+		Member: account, Role: role, OldRole: target.Role, Grant: bson.NewObjectID(), Events: []model.PlannedEvent{ev},
 	})
 	if err != nil {
 		return err
@@ -220,6 +224,9 @@ func (s *OrgService) ChangeAccount(ctx context.Context, p Principal, in AccountC
 	}
 	if plan.Email == plan.OldEmail && in.Password == nil {
 		return s.auth.issue(admin, org, p.member(), p.SessionStart)
+	}
+	if plan.Events, err = s.accountEvents(ctx, p, plan, in.Password != nil); err != nil {
+		return "", err
 	}
 	r, ctx, cancel, err := s.run.Begin(ctx, model.OpUpdate, admin.ID, plan)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/orgsvc/orgsvc/internal/audit"
 	"github.com/orgsvc/orgsvc/internal/model"
 	"github.com/orgsvc/orgsvc/internal/repository"
 	"github.com/orgsvc/orgsvc/internal/security"
@@ -25,6 +26,13 @@ type OrgService struct {
 	log       *slog.Logger
 	run       *Runner
 	invites   InvitationSettings
+	audit     *audit.Log // nil: no audit log
+}
+
+// SetAudit makes the service, and its runner, record events in log.
+func (s *OrgService) SetAudit(log *audit.Log) {
+	s.audit = log
+	s.run.SetAudit(log)
 }
 
 // NewOrgService builds an OrgService. Without passwords and auth (nil) it

@@ -11,6 +11,8 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/orgsvc/orgsvc/internal/audit"
+	"github.com/orgsvc/orgsvc/internal/failpoint"
 	"github.com/orgsvc/orgsvc/internal/model"
 	"github.com/orgsvc/orgsvc/internal/repository"
 )
@@ -84,7 +86,8 @@ type Runner struct {
 	log        *slog.Logger
 	life       Lifecycle
 	kinds      map[string]Kind
-	recovering sync.Map // organization id -> recovery running here
+	audit      *audit.Log // nil: no audit log
+	recovering sync.Map   // organization id -> recovery running here
 }
 
 // NewRunner returns a runner of the given kinds.
@@ -177,8 +180,42 @@ func (rn *Runner) complete(ctx context.Context, r *Run) error {
 	if err := rn.kinds[r.Op.Kind].Complete(ctx, r); err != nil {
 		return err
 	}
+	if err := rn.record(ctx, r); err != nil {
+		return err
+	}
 	return rn.finish(ctx, r)
 }
+
+// record writes the operation's planned events to the audit logs, after
+// phase two and before the record goes: a step like the others, run again
+// after a takeover, which adds each event once (its source is the
+// operation's).
+func (rn *Runner) record(ctx context.Context, r *Run) error {
+	step := failpointKind(r.Op.Kind)
+	failpoint.Reach(step + ":before-events")
+	if rn.audit == nil {
+		return nil
+	}
+	for _, p := range r.Op.Plan.Events {
+		ev := p.Event(r.Op.ID)
+		if err := rn.audit.Append(ctx, p.Org, &ev); err != nil {
+			return err
+		}
+	}
+	failpoint.Reach(step + ":after-events")
+	return nil
+}
+
+// failpointKind is the word failpoints use for an operation kind.
+func failpointKind(kind string) string {
+	if kind == model.OpUpdate {
+		return "rename"
+	}
+	return kind
+}
+
+// SetAudit makes the runner record operations' events in log.
+func (rn *Runner) SetAudit(log *audit.Log) { rn.audit = log }
 
 func (rn *Runner) undo(ctx context.Context, r *Run) error {
 	if err := rn.kinds[r.Op.Kind].Undo(ctx, r); err != nil {

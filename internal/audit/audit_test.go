@@ -1,0 +1,295 @@
+package audit_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/orgsvc/orgsvc/internal/audit"
+	"github.com/orgsvc/orgsvc/internal/model"
+	"github.com/orgsvc/orgsvc/internal/repository"
+	"github.com/orgsvc/orgsvc/internal/storetest"
+)
+
+func TestMain(m *testing.M) { storetest.Main(m) }
+
+func newLog(db *mongo.Database) *audit.Log {
+	return audit.NewLog(repository.NewAuditRepository(db, true))
+}
+
+func event(action string) *model.Event {
+	return &model.Event{Action: action, Actor: model.Actor{Type: model.ActorAccount, ID: "a1", Email: "ä@example.com"}}
+}
+
+// TestCanonicalIsPythons: the canonical form is what Python's json.dumps
+// writes with sorted keys, compact separators and ASCII escapes, for
+// every kind of character an event may hold.
+func TestCanonicalIsPythons(t *testing.T) {
+	python, err := exec.LookPath("python3")
+	if err != nil {
+		t.Fatalf("python3 is needed to compare with the README's verification: %v", err)
+	}
+	from := "quote \" backslash \\ tab \t nl \n cr \r bs \b ff \f nul \x00 del \x7f"
+	to := "é ü 中文 😀 \u2028 <>& end"
+	ev := model.Event{
+		Seq: 7, ID: "x:7", OrgID: "x", Time: "2026-12-02T10:00:00.000Z", Action: "org.renamed",
+		Actor:    model.Actor{Type: "account", ID: "id", Email: "ünï@example.com"},
+		Targets:  []model.Target{{Type: "organization", ID: "x", Name: to}},
+		Changes:  map[string]model.Change{"b": {From: &from, To: &to}, "a": {To: &to}},
+		Context:  model.EventContext{RequestID: "r", ClientAddress: "::1", UserAgent: "ua/1"},
+		PrevHash: audit.ZeroHash, Hash: "ignored",
+	}
+	got := string(audit.Canonical(ev))
+	if strings.Contains(got, `"hash"`) || strings.Contains(got, "source") {
+		t.Fatalf("the canonical form holds the hash or the source: %s", got)
+	}
+	script := `import json,sys
+ev = json.load(sys.stdin)
+ev.pop("hash")
+sys.stdout.write(json.dumps(ev, sort_keys=True, separators=(",", ":"), ensure_ascii=True))`
+	cmd := exec.Command(python, "-c", script)
+	plain, _ := json.Marshal(audit.Normal(ev))
+	cmd.Stdin = strings.NewReader(string(plain))
+	want, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("python3: %v", err)
+	}
+	if got != string(want) {
+		t.Fatalf("canonical form differs from Python's:\n got %s\nwant %s", got, want)
+	}
+}
+
+// TestAppendChains: events get seq 1, 2, 3, each linked to the one
+// before, and the chain verifies.
+func TestAppendChains(t *testing.T) {
+	ctx := context.Background()
+	l := newLog(storetest.Database(t))
+	org := bson.NewObjectID()
+	for i := range 5 {
+		ev := event(fmt.Sprint("a", i))
+		if err := l.Append(ctx, org, ev); err != nil {
+			t.Fatal(err)
+		}
+		if ev.Seq != int64(i+1) || ev.ID != model.EventID(org, ev.Seq) || ev.OrgID != org.Hex() {
+			t.Fatalf("event %d: seq %d id %s org %s", i, ev.Seq, ev.ID, ev.OrgID)
+		}
+		if i == 0 && ev.PrevHash != audit.ZeroHash {
+			t.Fatalf("first prev_hash %s", ev.PrevHash)
+		}
+	}
+	if n, err := l.Verify(ctx, org); err != nil || n != 5 {
+		t.Fatalf("verify: %d events, %v", n, err)
+	}
+}
+
+// TestSourceIsRecordedOnce: an event whose source is in the log already
+// (a step running again, here on another instance) is not added again.
+func TestSourceIsRecordedOnce(t *testing.T) {
+	ctx := context.Background()
+	db := storetest.Database(t)
+	a, b := newLog(db), newLog(db)
+	org := bson.NewObjectID()
+	first := event("org.created")
+	first.Source = "op:1:created"
+	if err := a.Append(ctx, org, first); err != nil || first.Seq != 1 {
+		t.Fatalf("first: seq %d, %v", first.Seq, err)
+	}
+	if err := b.Append(ctx, org, event("auth.login_succeeded")); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []*audit.Log{a, b} {
+		again := event("org.created")
+		again.Source = "op:1:created"
+		if err := l.Append(ctx, org, again); err != nil {
+			t.Fatal(err)
+		}
+	}
+	evs, _, err := a.Page(ctx, org, repository.AuditFilter{}, 0, 10)
+	if err != nil || len(evs) != 2 || evs[0].Action != "auth.login_succeeded" || evs[1].Action != "org.created" {
+		t.Fatalf("log: %+v, %v", evs, err)
+	}
+}
+
+// TestConcurrentAppendersKeepOneChain: two instances (two clients, two
+// logs) appending to one organization's log at once give one gapless
+// chain holding every event.
+func TestConcurrentAppendersKeepOneChain(t *testing.T) {
+	ctx := context.Background()
+	db := storetest.Database(t)
+	other, err := mongo.Connect(options.Client().ApplyURI(storetest.URI()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Disconnect(ctx)
+	logs := []*audit.Log{newLog(db), newLog(other.Database(db.Name()))}
+	org := bson.NewObjectID()
+	const each = 40
+	var wg sync.WaitGroup
+	errs := make(chan error, 4*each)
+	for i := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := range each {
+				if err := logs[i%2].Append(ctx, org, event(fmt.Sprintf("w%d.%d", i, n))); err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	n, err := logs[0].Verify(ctx, org)
+	if err != nil || n != 4*each {
+		t.Fatalf("verify: %d events, want %d; %v", n, 4*each, err)
+	}
+	seen := map[string]bool{}
+	err = logs[1].Scan(ctx, org, repository.AuditFilter{}, func(ev *model.Event) error {
+		seen[ev.Action] = true
+		return nil
+	})
+	if err != nil || len(seen) != 4*each {
+		t.Fatalf("%d distinct events, want %d; %v", len(seen), 4*each, err)
+	}
+}
+
+// TestVerifyFindsAnEdit: one field edited in the database breaks the
+// chain at that event.
+func TestVerifyFindsAnEdit(t *testing.T) {
+	ctx := context.Background()
+	db := storetest.Database(t)
+	l := newLog(db)
+	org := bson.NewObjectID()
+	for i := range 4 {
+		if err := l.Append(ctx, org, event(fmt.Sprint("a", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := db.Collection(model.AuditCollection(org)).UpdateOne(ctx, bson.D{{Key: "_id", Value: int64(3)}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "actor.email", Value: "someone.else@example.com"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = l.Verify(ctx, org)
+	var broken *audit.Broken
+	if !errors.As(err, &broken) || broken.Seq != 3 {
+		t.Fatalf("verify after an edit of event 3: %v", err)
+	}
+}
+
+// TestPageNewestFirst: pages run from the newest event down, with the
+// cursor, and filters narrow them.
+func TestPageNewestFirst(t *testing.T) {
+	ctx := context.Background()
+	org := bson.NewObjectID()
+	for _, idOnly := range []bool{true, false} {
+		t.Run(fmt.Sprint("id filters only ", idOnly), func(t *testing.T) {
+			l := audit.NewLog(repository.NewAuditRepository(storetest.Database(t), idOnly))
+			for i := range 7 {
+				action := "auth.login_succeeded"
+				if i%3 == 0 {
+					action = "auth.logout"
+				}
+				if err := l.Append(ctx, org, event(action)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var seqs []int64
+			before := int64(0)
+			for {
+				evs, more, err := l.Page(ctx, org, repository.AuditFilter{}, before, 3)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, ev := range evs {
+					seqs = append(seqs, ev.Seq)
+				}
+				if !more {
+					break
+				}
+				before = evs[len(evs)-1].Seq
+			}
+			if fmt.Sprint(seqs) != "[7 6 5 4 3 2 1]" {
+				t.Fatalf("pages: %v", seqs)
+			}
+			evs, more, err := l.Page(ctx, org, repository.AuditFilter{Action: "auth.logout"}, 0, 10)
+			if err != nil || more || len(evs) != 3 || evs[0].Seq != 7 || evs[2].Seq != 1 {
+				t.Fatalf("filtered: %+v more %v, %v", evs, more, err)
+			}
+		})
+	}
+}
+
+// TestSweepKeepsTheChainVerifiable: events past the retention go from the
+// start; the first kept one keeps its prev_hash, so the rest verifies; a
+// live organization's newest event stays; a deleted one's log goes whole.
+func TestSweepKeepsTheChainVerifiable(t *testing.T) {
+	ctx := context.Background()
+	db := storetest.Database(t)
+	clock := time.Now().Add(-48 * time.Hour)
+	l := audit.NewLogAt(repository.NewAuditRepository(db, true), func() time.Time { return clock })
+	live, gone, quiet := bson.NewObjectID(), bson.NewObjectID(), bson.NewObjectID()
+	for i := range 6 {
+		if i == 3 {
+			clock = time.Now().Add(-time.Hour)
+		}
+		for _, org := range []bson.ObjectID{live, gone} {
+			if err := l.Append(ctx, org, event(fmt.Sprint("a", i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if i < 3 {
+			if err := l.Append(ctx, quiet, event(fmt.Sprint("a", i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	clock = time.Now()
+	swept, err := l.Sweep(ctx, 24*time.Hour, func(_ context.Context, org bson.ObjectID) (bool, error) { return org != gone, nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	// live: 3 old events go; gone: 3 old go (its newest is recent);
+	// quiet: all old, live, so its newest stays.
+	if swept.Events != 3+3+2 || swept.Logs != 0 {
+		t.Fatalf("swept %+v", swept)
+	}
+	for org, want := range map[bson.ObjectID]int64{live: 3, gone: 3, quiet: 1} {
+		if n, err := l.Verify(ctx, org); err != nil || n != want {
+			t.Fatalf("after the sweep: %d events (want %d), %v", n, want, err)
+		}
+	}
+	if err := l.Append(ctx, quiet, event("after")); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := l.Verify(ctx, quiet); err != nil || n != 2 {
+		t.Fatalf("the chain goes on from the kept event: %d, %v", n, err)
+	}
+	clock = time.Now().Add(48 * time.Hour)
+	swept, err = l.Sweep(ctx, 24*time.Hour, func(_ context.Context, org bson.ObjectID) (bool, error) { return org != gone, nil })
+	if err != nil || swept.Logs != 1 {
+		t.Fatalf("second sweep: %+v, %v", swept, err)
+	}
+	logs, err := l.Repository().Logs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, org := range logs {
+		if org == gone {
+			t.Fatal("the deleted organization's log is still there")
+		}
+	}
+}

@@ -1,0 +1,176 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/orgsvc/orgsvc/internal/model"
+	"github.com/orgsvc/orgsvc/internal/repository"
+)
+
+// TimeFormat is an event's time: UTC, milliseconds, fixed width, so that
+// times compare as strings.
+const TimeFormat = "2006-01-02T15:04:05.000Z"
+
+// Time formats t as an event time.
+func Time(t time.Time) string { return t.UTC().Format(TimeFormat) }
+
+// headTTL bounds how long a known head is trusted without reading: well
+// inside the shortest AUDIT_RETENTION (1h), so that a stale head can never
+// point into the part of a log the sweeper removed (which never removes a
+// live organization's newest event).
+const headTTL = time.Minute
+
+// Log appends to and reads the organizations' audit logs. Appends to one
+// organization's log are gapless across instances: the next event's seq
+// is inserted as _id, and an instance that loses the race reads the
+// winner's event and tries the next seq.
+type Log struct {
+	repo  *repository.AuditRepository
+	now   func() time.Time
+	mu    sync.Mutex
+	heads map[bson.ObjectID]*head
+}
+
+// head is what this instance knows of one organization's log.
+type head struct {
+	mu       sync.Mutex // serializes this instance's appends to the log
+	prepared bool
+	seq      int64
+	hash     string
+	read     time.Time // when seq was learned; zero: unknown
+}
+
+// NewLog returns the audit logs over repo.
+func NewLog(repo *repository.AuditRepository) *Log { return NewLogAt(repo, time.Now) }
+
+// NewLogAt is NewLog with a clock of its own (for tests of retention).
+func NewLogAt(repo *repository.AuditRepository, now func() time.Time) *Log {
+	return &Log{repo: repo, now: now, heads: map[bson.ObjectID]*head{}}
+}
+
+// Repository is the logs' storage, for the check and the CLI.
+func (l *Log) Repository() *repository.AuditRepository { return l.repo }
+
+func (l *Log) head(org bson.ObjectID) *head {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	h := l.heads[org]
+	if h == nil {
+		h = &head{}
+		l.heads[org] = h
+	}
+	return h
+}
+
+// Append adds ev to org's log, filling in its seq, id, org, time, chain and
+// source (a new one unless ev names its own). An event whose source is in
+// the log already is not added again: Append then returns nil and leaves
+// ev's seq zero.
+func (l *Log) Append(ctx context.Context, org bson.ObjectID, ev *model.Event) error {
+	if ev.Source == "" {
+		ev.Source = "r:" + bson.NewObjectID().Hex()
+	}
+	ev.OrgID = org.Hex()
+	h := l.head(org)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.prepared {
+		if err := l.repo.Prepare(ctx, org); err != nil {
+			return fmt.Errorf("prepare the audit log: %w", err)
+		}
+		h.prepared = true
+	}
+	// A log this instance has not written to yet is taken to be new: true
+	// of a sign-up's, and one insert finds out otherwise.
+	guess := h.read.IsZero()
+	if guess {
+		h.seq, h.hash = 0, ZeroHash
+	} else if l.now().Sub(h.read) > headTTL {
+		if err := l.learnHead(ctx, org, h); err != nil {
+			return err
+		}
+	}
+	for {
+		ev.Seq, ev.PrevHash = h.seq+1, h.hash
+		ev.ID = model.EventID(org, ev.Seq)
+		ev.Time = Time(l.now())
+		ev.Hash = Hash(*ev)
+		err := l.repo.Insert(ctx, org, ev)
+		if err == nil {
+			h.seq, h.hash = ev.Seq, ev.Hash
+			if guess {
+				h.read = l.now()
+			}
+			return nil
+		}
+		if !errors.Is(err, repository.ErrDuplicate) {
+			h.read = time.Time{}
+			return fmt.Errorf("append to the audit log: %w", err)
+		}
+		// Either another instance took this seq, or the source is in the
+		// log already (a step running again).
+		there, err := l.repo.Event(ctx, org, ev.Seq)
+		if errors.Is(err, repository.ErrNotFound) {
+			ev.Seq = 0 // the seq was free: the source was taken
+			return nil
+		}
+		if err != nil {
+			h.read = time.Time{}
+			return fmt.Errorf("append to the audit log: %w", err)
+		}
+		if there.Source == ev.Source {
+			*ev = *there
+			return nil
+		}
+		if guess {
+			guess = false
+			if err := l.learnHead(ctx, org, h); err != nil {
+				return err
+			}
+			continue
+		}
+		h.seq, h.hash, h.read = there.Seq, there.Hash, l.now()
+	}
+}
+
+// learnHead reads org's newest event into h.
+func (l *Log) learnHead(ctx context.Context, org bson.ObjectID, h *head) error {
+	last, err := l.repo.Last(ctx, org)
+	switch {
+	case errors.Is(err, repository.ErrNotFound):
+		h.seq, h.hash = 0, ZeroHash
+	case err != nil:
+		return fmt.Errorf("read the audit log's head: %w", err)
+	default:
+		h.seq, h.hash = last.Seq, last.Hash
+	}
+	h.read = l.now()
+	return nil
+}
+
+// Page is a page of org's events, newest first (see
+// repository.AuditRepository.Page); before 0 starts at the newest.
+func (l *Log) Page(ctx context.Context, org bson.ObjectID, f repository.AuditFilter, before int64, limit int) ([]model.Event, bool, error) {
+	return l.repo.Page(ctx, org, f, before, limit)
+}
+
+var emptyFilter repository.AuditFilter
+
+// Scan calls fn with org's events that match f, in sequence order.
+func (l *Log) Scan(ctx context.Context, org bson.ObjectID, f repository.AuditFilter, fn func(*model.Event) error) error {
+	return l.repo.Scan(ctx, org, f, 1000, fn)
+}
+
+// Forget drops what this instance knows of org's log (after the log is
+// removed).
+func (l *Log) Forget(org bson.ObjectID) {
+	l.mu.Lock()
+	delete(l.heads, org)
+	l.mu.Unlock()
+}
