@@ -58,6 +58,7 @@ var problems = []problem{
 	{target: service.ErrForbidden, status: http.StatusForbidden, detail: "Your role in this organization does not allow this"},
 	{target: service.ErrNotMember, status: http.StatusForbidden, detail: "Not a member of that organization"},
 	{target: service.ErrMemberNotFound, status: http.StatusNotFound, detail: "Member not found"},
+	{target: service.ErrAuditOff, status: http.StatusNotFound, detail: "No audit log is kept by this server"},
 	{target: service.ErrWrongCurrentPassword, status: http.StatusForbidden, detail: "Current password is incorrect"},
 	{target: service.ErrAlreadyMember, status: http.StatusConflict, detail: "Already a member of this organization"},
 	{target: service.ErrInvitePending, status: http.StatusConflict, detail: "An invitation to this address is pending"},

@@ -161,6 +161,8 @@ func serve(ctx context.Context, getenv func(string) string, logOut io.Writer) er
 	sv, err := NewServices(cfg, Components{
 		DB: st.DB, Secret: secret, Logger: log, Passwords: passwords, Metrics: m, Ready: st.Ping,
 		PrepareCollection: st.IndexCollection, IDFiltersOnly: st.IDFiltersOnly,
+		// For make bench alone, which measures what the log costs.
+		NoAudit: getenv("ORGSVC_AUDIT_OFF") == "1",
 	})
 	if err != nil {
 		return err
@@ -190,7 +192,9 @@ func serve(ctx context.Context, getenv func(string) string, logOut io.Writer) er
 		go deliverMissing(watchCtx, sv.Orgs, log)
 	}
 	go sv.Docs.SweepKeys(watchCtx, time.Hour)
-	go keepAudit(watchCtx, sv, cfg.AuditRetention, log)
+	if sv.Audit != nil {
+		go keepAudit(watchCtx, sv, cfg.AuditRetention, log)
+	}
 	srv := &http.Server{
 		Handler:           api.NewServer(sv.Deps),
 		ReadHeaderTimeout: 5 * time.Second,
@@ -305,6 +309,8 @@ type Components struct {
 	// IDFiltersOnly: the database evaluates only a lone _id equality
 	// filter itself (see store.Store.IDFiltersOnly).
 	IDFiltersOnly bool
+	// NoAudit keeps no audit log (ORGSVC_AUDIT_OFF=1, for make bench).
+	NoAudit bool
 }
 
 // Services are the business layer with everything the HTTP layer is
@@ -362,11 +368,14 @@ func NewServices(cfg config.Config, c Components) (*Services, error) {
 	if err != nil {
 		return nil, err
 	}
-	auditLog := auditLogs(c)
-	orgs.SetAudit(auditLog)
-	auth.SetAudit(auditLog)
+	var auditLog *audit.Log
+	if !c.NoAudit {
+		auditLog = auditLogs(c)
+		orgs.SetAudit(auditLog)
+		auth.SetAudit(auditLog)
+	}
 	docs := service.NewDocumentService(tenants, orgs, int(cfg.MaxDocumentBytes))
-	if cfg.AuditDocuments {
+	if cfg.AuditDocuments && auditLog != nil {
 		docs.RecordWrites(auditLog)
 	}
 	docs.KeepKeys(repository.NewKeyRepository(c.DB))
