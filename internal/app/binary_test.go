@@ -3,6 +3,7 @@ package app_test
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"os/exec"
 	"sync"
@@ -111,17 +112,32 @@ func (s *server) call(t *testing.T, method, path, token string, body any) respon
 }
 
 // runCheck runs `orgsvc check` (with args) in dir with env and returns its
-// exit status and output.
+// exit status and output (stdout and stderr as they came).
 func runCheck(t *testing.T, dir string, env []string, args ...string) (int, string) {
 	t.Helper()
-	cmd := exec.Command(binary(t), append([]string{"check"}, args...)...)
+	var out bytes.Buffer
+	code := runTo(t, dir, env, &out, &out, append([]string{"check"}, args...)...)
+	return code, out.String()
+}
+
+// runOrgsvc runs the binary with args in dir with env and returns its exit
+// status, stdout and stderr.
+func runOrgsvc(t *testing.T, dir string, env []string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := runTo(t, dir, env, &out, &errOut, args...)
+	return code, out.String(), errOut.String()
+}
+
+func runTo(t *testing.T, dir string, env []string, stdout, stderr io.Writer, args ...string) int {
+	t.Helper()
+	cmd := exec.Command(binary(t), args...)
 	cmd.Dir = dir
 	cmd.Env = env
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Stdout, cmd.Stderr = stdout, stderr
 	err := cmd.Run()
 	if _, ok := err.(*exec.ExitError); err != nil && !ok {
 		t.Fatal(err)
 	}
-	return cmd.ProcessState.ExitCode(), out.String()
+	return cmd.ProcessState.ExitCode()
 }

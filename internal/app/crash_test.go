@@ -67,6 +67,9 @@ func TestCrashMatrix(t *testing.T) {
 			switch kind {
 			case "create":
 				method, path, body, ok = "POST", "/org/create", create, http.StatusCreated
+				if fp == "create:after-events" {
+					ok = http.StatusBadRequest // committed: the sign-up stands, and a second one is the original's 400
+				}
 			case "rename":
 				method, path, ok = "PUT", "/org/update", http.StatusOK
 				body = map[string]any{"organization_name": "Alpha Co", "new_organization_name": "Beta Co"}
@@ -152,6 +155,20 @@ func TestCrashMatrix(t *testing.T) {
 			s.stop(t)
 			if code, out := runCheck(t, dir, env); code != 0 || strings.TrimSpace(out) != "consistent" {
 				t.Fatalf("check after the retry: exit %d:\n%s", code, out)
+			}
+
+			// The audit logs verify, and hold the operation's event once.
+			want := map[string]int{
+				"create": 1, "rename": 1, "delete": 1, // the deletion's, in the deleted organization's log
+				"member": 2, // the change asked for, and the test's own change back to owner
+				"accept": 1,
+			}[kind]
+			action := map[string]string{
+				"create": "org.created", "rename": "org.renamed", "delete": "org.deleted",
+				"member": "member.role_changed", "accept": "invitation.accepted",
+			}[kind]
+			if got := actions(auditLogs(t, dir, env)); got[action] != want {
+				t.Fatalf("audit events after the crash at %s: %v, want %s %d times", fp, got, action, want)
 			}
 		})
 	}

@@ -79,6 +79,9 @@ func (r *runner) verify(ctx context.Context, cs []*client, cli *mongo.Client) er
 		return fmt.Errorf("read the store: %w", err)
 	}
 	r.verifyStore(cs, view)
+	if err := r.verifyAudit(ctx, cs, cli); err != nil {
+		return fmt.Errorf("read the audit logs: %w", err)
+	}
 
 	// Names: each name ever sent that nobody owns now can be signed up.
 	v := r.newClient(ctx, len(cs))

@@ -27,6 +27,12 @@ var Names = []string{
 	"member:after-change",
 	"accept:after-membership",
 	"accept:before-settle",
+	// The runner's, around the audit events of any operation.
+	"create:after-events",
+	"rename:before-events",
+	"rename:after-events",
+	"member:after-events",
+	"delete:after-events",
 }
 
 // armed is read once; without the variable, Reach is a comparison with the

@@ -14,6 +14,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
+	"github.com/orgsvc/orgsvc/internal/audit"
 	"github.com/orgsvc/orgsvc/internal/model"
 	"github.com/orgsvc/orgsvc/internal/repository"
 	"github.com/orgsvc/orgsvc/internal/service"
@@ -90,10 +91,41 @@ func newRunnerEnv(t *testing.T) *runnerEnv {
 	return &runnerEnv{t: t, db: db, ops: repository.NewOperationRepository(db, true), mark: &markKind{things: db.Collection("things")}}
 }
 
-// runner is one instance's runner of the test kind, with the given lease.
+// runner is one instance's runner of the test kind, with the given lease,
+// and an audit log of its own (as another process would have).
 func (e *runnerEnv) runner(lease time.Duration) *service.Runner {
-	return service.NewRunner(e.ops, slog.New(slog.NewTextHandler(io.Discard, nil)),
+	rn := service.NewRunner(e.ops, slog.New(slog.NewTextHandler(io.Discard, nil)),
 		service.Lifecycle{Lease: lease}, map[string]service.Kind{kindMark: e.mark.kind()})
+	rn.SetAudit(audit.NewLog(repository.NewAuditRepository(e.db, true)))
+	return rn
+}
+
+// markPlan is the test kind's plan: one event, recorded on commit.
+func markPlan(orgID bson.ObjectID) model.OperationPlan {
+	return model.OperationPlan{Events: []model.PlannedEvent{{
+		Org: orgID, Key: "marked", Action: "test.marked", Actor: model.Actor{Type: model.ActorSystem, ID: "test"},
+	}}}
+}
+
+// events is how many times the test kind's event is in orgID's log, which
+// must verify.
+func (e *runnerEnv) events(orgID bson.ObjectID) int {
+	e.t.Helper()
+	l := audit.NewLog(repository.NewAuditRepository(e.db, true))
+	if _, err := l.Verify(context.Background(), orgID); err != nil {
+		e.t.Fatal(err)
+	}
+	n := 0
+	err := l.Scan(context.Background(), orgID, repository.AuditFilter{}, func(ev *model.Event) error {
+		if ev.Action == "test.marked" {
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return n
 }
 
 // thing reports whether the test kind's thing exists, and if it is done.
@@ -150,7 +182,7 @@ func (e *runnerEnv) driveDying(rn *service.Runner, orgID bson.ObjectID, point st
 	done := make(chan error, 1)
 	go func() {
 		defer close(done)
-		r, ctx, cancel, err := rn.Begin(context.Background(), kindMark, orgID, model.OperationPlan{})
+		r, ctx, cancel, err := rn.Begin(context.Background(), kindMark, orgID, markPlan(orgID))
 		if err != nil {
 			done <- err
 			return
@@ -203,6 +235,10 @@ func TestRunnerCrashAtEveryPoint(t *testing.T) {
 			if undos := e.mark.undos.Load(); (undos == 1) == committed {
 				t.Fatalf("%d undos, committed %v", undos, committed)
 			}
+			// The event is the taker's to record: once if committed, else never.
+			if n := e.events(orgID); (n == 1) != committed || n > 1 {
+				t.Fatalf("the operation's event is in the log %d times; committed %v", n, committed)
+			}
 			e.over()
 		})
 	}
@@ -238,6 +274,9 @@ func TestRunnerOneTakerAmongMany(t *testing.T) {
 	}
 	if _, done := e.thing(orgID); !done {
 		t.Fatal("the operation was not completed")
+	}
+	if n := e.events(orgID); n != 1 {
+		t.Fatalf("the operation's event is in the log %d times, want 1", n)
 	}
 	e.over()
 }
@@ -289,7 +328,7 @@ func TestRunnerSlowOldDriver(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() {
-		r, _, cancel, err := a.Begin(context.Background(), kindMark, orgID, model.OperationPlan{})
+		r, _, cancel, err := a.Begin(context.Background(), kindMark, orgID, markPlan(orgID))
 		if err != nil {
 			done <- err
 			return
@@ -304,7 +343,7 @@ func TestRunnerSlowOldDriver(t *testing.T) {
 	if err := b.Recover(context.Background(), orgID, false); err != nil {
 		t.Fatal(err)
 	}
-	next, _, cancel, err := b.Begin(context.Background(), kindMark, orgID, model.OperationPlan{})
+	next, _, cancel, err := b.Begin(context.Background(), kindMark, orgID, markPlan(orgID))
 	if err != nil {
 		t.Fatalf("a new operation after the takeover: %v", err)
 	}
@@ -323,5 +362,9 @@ func TestRunnerSlowOldDriver(t *testing.T) {
 	got, err := e.ops.Get(context.Background(), orgID)
 	if err != nil || got.ID != next.Op.ID {
 		t.Fatalf("the new operation's record after the old driver's clean-up: %v %v", got, err)
+	}
+	// The old driver recorded the event again, with a cold head: once.
+	if n := e.events(orgID); n != 1 {
+		t.Fatalf("the operation's event is in the log %d times, want 1", n)
 	}
 }
