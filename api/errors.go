@@ -35,9 +35,11 @@ var problems = []problem{
 	{fields: as(invalidFields), status: http.StatusUnprocessableEntity},
 	{fields: as(func(e *service.ProblemsError) []FieldError { return docProblems(e.Where, e.Problems) }), status: http.StatusUnprocessableEntity},
 	{fields: as(func(e fieldErrors) []FieldError { return e }), status: http.StatusUnprocessableEntity},
+	{fields: as(importProblems), status: http.StatusUnprocessableEntity},
 	{target: service.ErrPasswordTooLong, fields: passwordTooLong, status: http.StatusUnprocessableEntity},
 
 	{target: errUnsupportedMediaType, status: http.StatusUnsupportedMediaType, detail: "Unsupported Media Type: send application/json"},
+	{target: errNotNDJSON, status: http.StatusUnsupportedMediaType, detail: "Unsupported Media Type: send application/x-ndjson"},
 	{target: errBodyTooLarge, status: http.StatusRequestEntityTooLarge, detail: "Request body too large"},
 	{target: errUnreadableBody, status: http.StatusBadRequest, detail: "Could not read request body"},
 	// Retry-After is the limiter's, set before.
@@ -91,6 +93,7 @@ var (
 	errNotFound             = errors.New("no such route")
 	errMethodNotAllowed     = errors.New("method not allowed")
 	errUnsupportedMediaType = errors.New("body is not JSON")
+	errNotNDJSON            = errors.New("body is not NDJSON")
 	errBodyTooLarge         = errors.New("body over its limit")
 	errUnreadableBody       = errors.New("body could not be read")
 	errTooManyRequests      = errors.New("over a rate limit")

@@ -118,11 +118,27 @@ func (s *server) deadline(next http.Handler) http.Handler {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), s.requestTimeout)
+		timeout := s.requestTimeout
+		if streams[r.URL.Path] {
+			// Its size is the organization's: the server's write timeout
+			// and the request timeout give way to streamTimeout.
+			timeout = streamTimeout
+			rc := http.NewResponseController(w)
+			_ = rc.SetWriteDeadline(time.Now().Add(streamTimeout))
+			_ = rc.SetReadDeadline(time.Now().Add(streamTimeout))
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), timeout)
 		defer cancel()
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
+
+// streams are the routes whose bodies grow with an organization's data:
+// exports and imports.
+var streams = map[string]bool{"/org/export": true, "/org/import": true, "/org/audit/export": true}
+
+// streamTimeout bounds a stream instead of REQUEST_TIMEOUT.
+const streamTimeout = time.Hour
 
 // header is one response header: its key in canonical form and a shared
 // value, so that setting it costs no allocation.

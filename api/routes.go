@@ -72,6 +72,9 @@ func (s *server) routes() http.Handler {
 				r.Delete("/invitations/{id}", s.handle(s.handleRevokeInvitation))
 				r.Post("/invitations/{id}/resend", s.handle(s.handleResendInvitation))
 
+				r.Get("/export", s.handle(s.handleExport))
+				r.Post("/import", s.handle(s.handleImport))
+
 				r.Get("/audit", s.handle(s.handleAudit))
 				r.Get("/audit/export", s.handle(s.handleAuditExport))
 			})

@@ -44,6 +44,8 @@ type Deps struct {
 	// MaxBodyBytes bounds a JSON request body; MaxDocumentBytes a document.
 	MaxBodyBytes     int64
 	MaxDocumentBytes int64
+	// ImportMaxBytes bounds an import's body (0: 1 GiB).
+	ImportMaxBytes int64
 	// MaxDocumentKeys bounds the keys of a document or merge patch, nested
 	// ones included; 0 is jsondoc.DefaultMaxKeys.
 	MaxDocumentKeys int
@@ -65,6 +67,7 @@ type server struct {
 	corsOrigins      []string
 	maxBodyBytes     int64
 	maxDocumentBytes int64
+	importMaxBytes   int64
 	maxDocumentKeys  int
 	requestTimeout   time.Duration
 	// metricsApart: /metrics is not this handler's (see Deps).
@@ -94,6 +97,7 @@ func newServer(d Deps) *server {
 		corsOrigins:      d.CORSOrigins,
 		maxBodyBytes:     d.MaxBodyBytes,
 		maxDocumentBytes: d.MaxDocumentBytes,
+		importMaxBytes:   d.ImportMaxBytes,
 		maxDocumentKeys:  d.MaxDocumentKeys,
 		requestTimeout:   d.RequestTimeout,
 		metricsApart:     d.MetricsApart,
@@ -106,6 +110,9 @@ func newServer(d Deps) *server {
 	}
 	if s.maxDocumentBytes <= 0 {
 		s.maxDocumentBytes = 1 << 20
+	}
+	if s.importMaxBytes <= 0 {
+		s.importMaxBytes = 1 << 30
 	}
 	return s
 }

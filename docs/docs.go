@@ -630,7 +630,8 @@ const docTemplate = `{
                 ],
                 "description": "Streams the organization's audit log as NDJSON, one event a line (AuditEvent), oldest first, in constant memory; since (inclusive) and until (exclusive) narrow it. Owners and admins only. The export is itself recorded, as audit.exported, before the stream starts.",
                 "produces": [
-                    "application/x-ndjson"
+                    "application/x-ndjson",
+                    "application/json"
                 ],
                 "tags": [
                     "audit"
@@ -652,9 +653,12 @@ const docTemplate = `{
                 ],
                 "responses": {
                     "200": {
-                        "description": "One AuditEvent a line",
+                        "description": "NDJSON (application/x-ndjson): one AuditEvent a line, not a JSON array; error answers are JSON",
                         "schema": {
-                            "type": "string"
+                            "type": "array",
+                            "items": {
+                                "$ref": "#/definitions/AuditEvent"
+                            }
                         }
                     },
                     "401": {
@@ -1501,6 +1505,67 @@ const docTemplate = `{
                 }
             }
         },
+        "/org/export": {
+            "get": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "Streams every document of the organization as NDJSON, in constant memory: first a header line (ExportHeader), then one line per document, {id, data, created_at, updated_at}, in id order, with data exactly as stored (numbers, key order and nested arrays byte for byte). POST /org/import takes it back. Owners and admins only; recorded in the audit log as tenant.exported.",
+                "produces": [
+                    "application/x-ndjson"
+                ],
+                "tags": [
+                    "tenant data"
+                ],
+                "summary": "Export the organization's documents",
+                "responses": {
+                    "200": {
+                        "description": "The header line, then one document a line",
+                        "schema": {
+                            "type": "string"
+                        }
+                    },
+                    "401": {
+                        "description": "Missing, invalid or revoked token",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        },
+                        "headers": {
+                            "WWW-Authenticate": {
+                                "type": "string",
+                                "description": "Bearer challenge (RFC 6750)"
+                            }
+                        }
+                    },
+                    "403": {
+                        "description": "Members and viewers may not export",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "409": {
+                        "description": "Organization is being renamed or deleted (Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "500": {
+                        "description": "Internal Server Error",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "503": {
+                        "description": "database unavailable (Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    }
+                }
+            }
+        },
         "/org/get": {
             "get": {
                 "description": "Returns the metadata of the organization whose name is exactly organization_name once NFKC-normalized (case and spaces matter; fullwidth letters are the letters). Open, as in the original service.",
@@ -1535,6 +1600,110 @@ const docTemplate = `{
                     },
                     "422": {
                         "description": "Unprocessable Entity",
+                        "schema": {
+                            "$ref": "#/definitions/ValidationError"
+                        }
+                    },
+                    "500": {
+                        "description": "Internal Server Error",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "503": {
+                        "description": "database unavailable (Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    }
+                }
+            }
+        },
+        "/org/import": {
+            "post": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "Loads an export (GET /org/export's NDJSON: the header line, then one document a line) into the organization. mode=replace puts it in place of every document, at once: readers see the old or the new set, never a mix. mode=merge upserts its documents by id; running the same import twice gives the same state. Ids, created_at and updated_at are kept. Every line is checked as the document API checks a document; any bad line, or an id twice, is a 422 listing each problem with its line number (the header is line 1; the first 100 problems), and nothing changes. The body may hold IMPORT_MAX_BYTES (1 GiB by default). Owners only; recorded in the audit log as tenant.imported.",
+                "consumes": [
+                    "application/x-ndjson"
+                ],
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "tenant data"
+                ],
+                "summary": "Import documents",
+                "parameters": [
+                    {
+                        "enum": [
+                            "replace",
+                            "merge"
+                        ],
+                        "type": "string",
+                        "default": "merge",
+                        "description": "replace or merge",
+                        "name": "mode",
+                        "in": "query"
+                    },
+                    {
+                        "description": "The export: a header line, then one {id, data, created_at, updated_at} a line",
+                        "name": "body",
+                        "in": "body",
+                        "required": true,
+                        "schema": {
+                            "type": "string"
+                        }
+                    }
+                ],
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/ImportResponse"
+                        }
+                    },
+                    "401": {
+                        "description": "Missing, invalid or revoked token",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        },
+                        "headers": {
+                            "WWW-Authenticate": {
+                                "type": "string",
+                                "description": "Bearer challenge (RFC 6750)"
+                            }
+                        }
+                    },
+                    "403": {
+                        "description": "Only owners import",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "409": {
+                        "description": "Organization is being changed (Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "413": {
+                        "description": "Body over IMPORT_MAX_BYTES",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "415": {
+                        "description": "Content-Type is not application/x-ndjson",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "422": {
+                        "description": "Bad lines, with loc [\u0026quot;body\u0026quot;, \u0026quot;line\u0026quot;, n, ...]",
                         "schema": {
                             "$ref": "#/definitions/ValidationError"
                         }
@@ -2404,10 +2573,12 @@ const docTemplate = `{
             "properties": {
                 "from": {
                     "type": "string",
+                    "x-nullable": true,
                     "example": "member"
                 },
                 "to": {
                     "type": "string",
+                    "x-nullable": true,
                     "example": "admin"
                 }
             }
@@ -2490,7 +2661,9 @@ const docTemplate = `{
                     }
                 },
                 "next": {
-                    "type": "string"
+                    "type": "string",
+                    "x-nullable": true,
+                    "example": "42"
                 }
             }
         },
@@ -2650,6 +2823,23 @@ const docTemplate = `{
                 "status": {
                     "type": "string",
                     "example": "ok"
+                }
+            }
+        },
+        "ImportResponse": {
+            "type": "object",
+            "properties": {
+                "documents": {
+                    "type": "integer",
+                    "example": 1200
+                },
+                "mode": {
+                    "type": "string",
+                    "enum": [
+                        "replace",
+                        "merge"
+                    ],
+                    "example": "replace"
                 }
             }
         },

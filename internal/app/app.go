@@ -391,6 +391,7 @@ func NewServices(cfg config.Config, c Components) (*Services, error) {
 		CORSOrigins:      cfg.CORSOrigins,
 		MaxBodyBytes:     cfg.MaxBodyBytes,
 		MaxDocumentBytes: cfg.MaxDocumentBytes,
+		ImportMaxBytes:   cfg.ImportMaxBytes,
 		MaxDocumentKeys:  cfg.MaxDocumentKeys,
 		RequestTimeout:   cfg.RequestTimeout,
 		MetricsApart:     cfg.MetricsAddr != "",

@@ -107,6 +107,9 @@ type Config struct {
 	// AuditDocuments records document writes too.
 	AuditRetention time.Duration `envconfig:"AUDIT_RETENTION" default:"8760h"`
 	AuditDocuments bool          `envconfig:"AUDIT_DOCUMENTS" default:"false"`
+
+	// ImportMaxBytes bounds the body of POST /org/import.
+	ImportMaxBytes int64 `envconfig:"IMPORT_MAX_BYTES" default:"1073741824"`
 }
 
 // MaxMongoDBBytes is the longest MONGO_DB accepted: MongoDB's 63 bytes
@@ -278,6 +281,9 @@ func (c Config) Validate() error {
 	}
 	if c.OrgCacheTTL < 0 || c.OrgCacheTTL > 5*time.Second {
 		errs = append(errs, fmt.Errorf("ORG_CACHE_TTL: %s is outside 0..5s", c.OrgCacheTTL))
+	}
+	if c.ImportMaxBytes < 1<<10 || c.ImportMaxBytes > 1<<40 {
+		errs = append(errs, fmt.Errorf("IMPORT_MAX_BYTES: %d is outside 1024..1099511627776 (1 TiB)", c.ImportMaxBytes))
 	}
 	if c.AuditRetention != 0 && c.AuditRetention < time.Hour {
 		errs = append(errs, fmt.Errorf("AUDIT_RETENTION: %s is under 1h (0 keeps events for ever)", c.AuditRetention))

@@ -33,6 +33,11 @@ var Names = []string{
 	"rename:after-events",
 	"member:after-events",
 	"delete:after-events",
+	"import:before-swap",
+	"import:between-renames",
+	"import:after-swap",
+	"import:before-merge",
+	"import:after-merge",
 }
 
 // armed is read once; without the variable, Reach is a comparison with the

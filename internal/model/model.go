@@ -84,6 +84,8 @@ const (
 	StateCreating = "creating"
 	StateRenaming = "renaming"
 	StateDeleting = "deleting"
+	// StateImporting: an import is swapping or merging data in.
+	StateImporting = "importing"
 )
 
 // Admin is a document of the master collection "admins".
@@ -200,6 +202,9 @@ const (
 	// OpAccept accepts an invitation: the account, if new, and the
 	// membership.
 	OpAccept = "accept"
+	// OpImport puts an import's staged documents in the tenant collection:
+	// in its place, or merged into it.
+	OpImport = "import"
 )
 
 // OperationPlan is everything an operation will do, fixed when it starts.
@@ -235,6 +240,11 @@ type OperationPlan struct {
 	// accept makes the account (Member) with PasswordHash.
 	Invitation bson.ObjectID `bson:"invitation,omitempty"`
 	NewAccount bool          `bson:"new_account,omitempty"`
+	// Staging is the collection an import loaded (StagingUUID its UUID),
+	// and Mode how it goes in: "replace" or "merge".
+	Staging     string `bson:"staging,omitempty"`
+	StagingUUID string `bson:"staging_uuid,omitempty"`
+	Mode        string `bson:"mode,omitempty"`
 	// Events are recorded in the audit logs once the operation commits.
 	Events []PlannedEvent `bson:"events,omitempty"`
 }

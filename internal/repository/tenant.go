@@ -233,7 +233,12 @@ func (r *TenantRepository) uuids(ctx context.Context, db string, slugs ...string
 	for i, slug := range slugs {
 		names[i] = CollectionName(slug)
 	}
-	out := make([]string, len(slugs))
+	return r.uuidsOf(ctx, db, names)
+}
+
+// uuidsOf is uuids for collection names.
+func (r *TenantRepository) uuidsOf(ctx context.Context, db string, names []string) ([]string, error) {
+	out := make([]string, len(names))
 	specs, err := r.database(db).ListCollectionSpecifications(ctx, bson.D{{Key: "name", Value: bson.D{{Key: "$in", Value: names}}}})
 	if err != nil {
 		return out, wrap(err)
@@ -311,15 +316,12 @@ func (r *TenantRepository) Drop(ctx context.Context, t model.Tenant) error {
 // (DB "") and of every tenant database, whether or not new organizations
 // are still placed there.
 func (r *TenantRepository) Tenants(ctx context.Context) ([]model.Tenant, error) {
-	dbs, err := r.master.Client().ListDatabaseNames(ctx, bson.D{})
+	dbs, err := r.databases(ctx)
 	if err != nil {
-		return nil, wrap(err)
+		return nil, err
 	}
 	var out []model.Tenant
-	for _, db := range append([]string{""}, dbs...) {
-		if db != "" && !model.IsTenantDatabase(r.master.Name(), db) {
-			continue
-		}
+	for _, db := range dbs {
 		names, err := r.database(db).ListCollectionNames(ctx, bson.D{})
 		if err != nil {
 			return nil, wrap(err)
@@ -328,6 +330,22 @@ func (r *TenantRepository) Tenants(ctx context.Context) ([]model.Tenant, error) 
 			if slug, ok := strings.CutPrefix(n, TenantPrefix); ok {
 				out = append(out, model.Tenant{DB: db, Slug: slug})
 			}
+		}
+	}
+	return out, nil
+}
+
+// databases are the databases that may hold tenant collections: "" (the
+// master database) and every tenant database.
+func (r *TenantRepository) databases(ctx context.Context) ([]string, error) {
+	dbs, err := r.master.Client().ListDatabaseNames(ctx, bson.D{})
+	if err != nil {
+		return nil, wrap(err)
+	}
+	out := []string{""}
+	for _, db := range dbs {
+		if model.IsTenantDatabase(r.master.Name(), db) {
+			out = append(out, db)
 		}
 	}
 	return out, nil

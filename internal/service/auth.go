@@ -21,8 +21,9 @@ type Principal struct {
 	Email string
 	OrgID bson.ObjectID
 	// Tenant is the organization's tenant collection, as it was when the
-	// token was checked.
-	Tenant model.Tenant
+	// token was checked, and CollectionUUID its identity then.
+	Tenant         model.Tenant
+	CollectionUUID string
 	// SessionStart is when the token's session began (its login); a
 	// refreshed token keeps it.
 	SessionStart time.Time
@@ -375,7 +376,8 @@ func (s *AuthService) Authenticate(ctx context.Context, raw string) (Principal, 
 	if err != nil {
 		return Principal{}, err
 	}
-	p := Principal{AdminID: adminID, Email: c.admin.Email, OrgID: orgID, Tenant: c.org.Tenant(), Role: c.member.Role, Grant: c.member.Grant}
+	p := Principal{AdminID: adminID, Email: c.admin.Email, OrgID: orgID, Tenant: c.org.Tenant(), CollectionUUID: c.org.CollectionUUID,
+		Role: c.member.Role, Grant: c.member.Grant}
 	s.cache.put(p, c.admin.TokenVersion, gen, c.notAfter)
 	p.SessionStart, p.TokenVersion = claims.SessionStart(), claims.Version
 	return p, nil

@@ -105,8 +105,9 @@ const settleWait = 2 * time.Second
 
 // where returns the tenant collection the organization has now, waiting
 // for an operation under way to end; stable is true when the organization
-// was at rest in p.Tenant all along (no wait, same collection).
-func (s *DocumentService) where(ctx context.Context, p Principal) (now model.Tenant, stable bool, err error) {
+// was at rest in p.Tenant all along (no wait, same collection: same name,
+// and the same collection under it, which an import's swap changes).
+func (s *DocumentService) where(ctx context.Context, p *Principal) (now model.Tenant, stable bool, err error) {
 	deadline := time.Now().Add(settleWait)
 	waited := false
 	for {
@@ -117,7 +118,9 @@ func (s *DocumentService) where(ctx context.Context, p Principal) (now model.Ten
 		case err != nil:
 			return model.Tenant{}, false, err
 		case org.State == "":
-			return org.Tenant(), !waited && org.Tenant() == p.Tenant, nil
+			same := p.CollectionUUID == org.CollectionUUID || p.CollectionUUID == ""
+			p.CollectionUUID = org.CollectionUUID
+			return org.Tenant(), !waited && same && org.Tenant() == p.Tenant, nil
 		case time.Now().After(deadline):
 			s.orgs.nudge(p.OrgID)
 			return model.Tenant{}, false, ErrOrgBusy
@@ -142,7 +145,7 @@ func (s *DocumentService) follow(ctx context.Context, p *Principal, act func(p *
 		if final, err := act(p); final {
 			return err
 		}
-		now, stable, err := s.where(ctx, *p)
+		now, stable, err := s.where(ctx, p)
 		if err != nil {
 			return err
 		}

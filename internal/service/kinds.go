@@ -11,5 +11,6 @@ func (s *OrgService) kinds() map[string]Kind {
 		model.OpDelete: {Prepare: s.prepareDelete, Complete: s.completeDelete, Undo: s.undoDelete, Receipt: true},
 		model.OpMember: {Prepare: s.prepareMember, Complete: s.completeMember, Undo: s.undoMember},
 		model.OpAccept: {Prepare: s.prepareAccept, Complete: s.completeAccept, Undo: s.undoAccept},
+		model.OpImport: {Prepare: s.prepareImport, Complete: s.completeImport, Undo: s.undoImport, Lease: importLease},
 	}
 }

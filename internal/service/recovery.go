@@ -44,13 +44,14 @@ func (rn *Runner) Recover(ctx context.Context, orgID bson.ObjectID, ignoreLease 
 		return ErrOrgBusy
 	}
 	epoch++
-	if err := rn.ops.InsertLease(ctx, op.ID, epoch, holder, start.Add(rn.life.Lease)); err != nil {
+	lease := rn.lease(op.Kind)
+	if err := rn.ops.InsertLease(ctx, op.ID, epoch, holder, start.Add(lease)); err != nil {
 		if errors.Is(err, repository.ErrDuplicate) {
 			return ErrOrgBusy
 		}
 		return err
 	}
-	dctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), start.Add(rn.life.Lease/2))
+	dctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), start.Add(lease/2))
 	defer cancel()
 	// The record may have gone, or been finished, while the lease was taken.
 	again, err := rn.ops.Get(dctx, orgID)

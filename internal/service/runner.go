@@ -78,6 +78,17 @@ type Kind struct {
 	Undo func(context.Context, *Run) error
 	// Receipt keeps the record, marked done, for Lifecycle.ReceiptTTL.
 	Receipt bool
+	// Lease, when set, is this kind's lease instead of Lifecycle.Lease:
+	// for operations whose steps take as long as the data they move.
+	Lease time.Duration
+}
+
+// lease is how long a driver of kind holds its operation.
+func (rn *Runner) lease(kind string) time.Duration {
+	if l := rn.kinds[kind].Lease; l > 0 {
+		return l
+	}
+	return rn.life.Lease
 }
 
 // Runner runs operations of the kinds it was given.
@@ -119,9 +130,10 @@ func (rn *Runner) Begin(ctx context.Context, kind string, orgID bson.ObjectID, p
 		return nil, nil, nil, fmt.Errorf("operation kind %q is not registered", kind)
 	}
 	start := time.Now()
+	lease := rn.lease(kind)
 	op := &model.Operation{
 		OrgID: orgID, ID: bson.NewObjectID(), Kind: kind, Plan: plan,
-		ExpiresAt: model.At(start.Add(rn.life.Lease)), Holder: holder, StartedAt: model.At(start),
+		ExpiresAt: model.At(start.Add(lease)), Holder: holder, StartedAt: model.At(start),
 	}
 	if err := rn.ops.Insert(ctx, op); err != nil {
 		if errors.Is(err, repository.ErrDuplicate) {
@@ -130,7 +142,7 @@ func (rn *Runner) Begin(ctx context.Context, kind string, orgID bson.ObjectID, p
 		}
 		return nil, nil, nil, err
 	}
-	dctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), start.Add(rn.life.Lease/2))
+	dctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), start.Add(lease/2))
 	return &Run{Op: op}, dctx, cancel, nil
 }
 
