@@ -43,6 +43,10 @@ Usage:
   orgsvc audit export --org NAME|ID [--since TIME] [--until TIME]
                     write an organization's audit log as NDJSON (a deleted
                     one's by id)
+  orgsvc export --org NAME|ID [--out FILE]
+                    write an organization's documents as NDJSON
+  orgsvc import --org NAME|ID [--mode merge|replace] FILE
+                    load an export into an organization
   orgsvc health     ask the service configured here for /health (a probe for
                     images without curl; exit status 0 when it answers 200)
   orgsvc version    print the version and the commit it was built from
@@ -81,6 +85,10 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return check(ctx, repair, getenv, stdout, stderr)
 	case "audit":
 		return auditCommand(ctx, args[2:], getenv, stdout, stderr)
+	case "export":
+		return exportCommand(ctx, args[2:], getenv, stdout, stderr)
+	case "import":
+		return importCommand(ctx, args[2:], getenv, stdout, stderr)
 	case "health":
 		if len(args) > 2 {
 			fmt.Fprintf(stderr, "orgsvc: health takes no arguments, got %q\n\n%s", args[2:], usage)

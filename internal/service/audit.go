@@ -53,7 +53,18 @@ func accountActor(id bson.ObjectID, email string) model.Actor {
 	return model.Actor{Type: model.ActorAccount, ID: id.Hex(), Email: email}
 }
 
-func (p Principal) actor() model.Actor { return accountActor(p.AdminID, p.Email) }
+func (p Principal) actor() model.Actor {
+	if p.Operator != "" {
+		return model.Actor{Type: model.ActorSystem, ID: p.Operator}
+	}
+	return accountActor(p.AdminID, p.Email)
+}
+
+// OperatorPrincipal is the principal of an operator's command acting on
+// org with an owner's rights.
+func OperatorPrincipal(org *model.Organization, command string) Principal {
+	return Principal{OrgID: org.ID, Tenant: org.Tenant(), CollectionUUID: org.CollectionUUID, Role: model.RoleOwner, Operator: command}
+}
 
 var systemActor = model.Actor{Type: model.ActorSystem, ID: "orgsvc"}
 

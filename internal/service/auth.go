@@ -19,6 +19,9 @@ type Principal struct {
 	AdminID bson.ObjectID
 	// Email is the account's address, as checked (for audit events).
 	Email string
+	// Operator, when set, names the operator's command acting for the
+	// organization (orgsvc import, ...): the events' actor is the system.
+	Operator string
 	OrgID bson.ObjectID
 	// Tenant is the organization's tenant collection, as it was when the
 	// token was checked, and CollectionUUID its identity then.

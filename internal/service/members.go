@@ -158,7 +158,7 @@ func (s *OrgService) followOwners(ctx context.Context, orgID bson.ObjectID) erro
 	if err != nil || len(owners) == 0 {
 		return err
 	}
-	defer s.auth.orgs.forget(orgID, org.Slug)
+	defer s.forgetOrg(orgID, org.Slug)
 	return s.master.SetOrganizationAdmin(ctx, orgID, owners[0].AccountID)
 }
 

@@ -44,6 +44,14 @@ func NewOrgService(master *repository.MasterRepository, tenants *repository.Tena
 	return s
 }
 
+// forgetOrg drops what this instance caches of an organization (nothing
+// without auth: orgsvc check and the operators' commands cache nothing).
+func (s *OrgService) forgetOrg(id bson.ObjectID, slugs ...string) {
+	if s.auth != nil {
+		s.auth.orgs.forget(id, slugs...)
+	}
+}
+
 // forgetAdmin drops what this instance caches of an admin.
 func (s *OrgService) forgetAdmin(id bson.ObjectID) {
 	if s.auth != nil {

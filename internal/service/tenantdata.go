@@ -239,7 +239,7 @@ func (s *OrgService) prepareImport(ctx context.Context, r *Run) error {
 // documents (merge), then puts the organization at rest.
 func (s *OrgService) completeImport(ctx context.Context, r *Run) error {
 	p := r.Op.Plan
-	defer s.auth.orgs.forget(r.Op.OrgID, p.Slug)
+	defer s.forgetOrg(r.Op.OrgID, p.Slug)
 	if p.Mode == ImportMerge {
 		failpoint.Reach("import:before-merge")
 		if _, err := s.tenants.Merge(ctx, p.Tenant(), p.Staging, r.Op.OrgID); err != nil {
