@@ -22,7 +22,7 @@ type Principal struct {
 	// Operator, when set, names the operator's command acting for the
 	// organization (orgsvc import, ...): the events' actor is the system.
 	Operator string
-	OrgID bson.ObjectID
+	OrgID    bson.ObjectID
 	// Tenant is the organization's tenant collection, as it was when the
 	// token was checked, and CollectionUUID its identity then.
 	Tenant         model.Tenant
