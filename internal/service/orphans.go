@@ -53,7 +53,10 @@ func (s *OrgService) SweepOrphans(ctx context.Context) (int, error) {
 	for _, o := range orgs {
 		named[o.Tenant()] = true
 	}
-	dropped := 0
+	dropped, err := s.sweepStagings(ctx)
+	if err != nil {
+		return dropped, err
+	}
 	for _, t := range tenants {
 		if named[t] {
 			continue

@@ -275,3 +275,44 @@ func (s *OrgService) undoImport(ctx context.Context, r *Run) error {
 	}
 	return s.atRest(ctx, r)
 }
+
+// stagingAge is how old a staging collection no operation names must be
+// before the sweep drops it: its import may still be loading it.
+const stagingAge = 2 * importLease
+
+// sweepStagings drops the staging collections a crash left: an import's
+// that no operation names, once older than stagingAge, and the parked data
+// of a swap whose operation is over.
+func (s *OrgService) sweepStagings(ctx context.Context) (int, error) {
+	found, err := s.tenants.Stagings(ctx)
+	if err != nil || len(found) == 0 {
+		return 0, err
+	}
+	ops, err := s.ops.All(ctx)
+	if err != nil {
+		return 0, err
+	}
+	held := map[string]bool{}
+	for _, op := range ops {
+		if op.Kind == model.OpImport && op.DoneAt.IsZero() {
+			held[op.Plan.Staging] = true
+			held[repository.ParkedName(op.ID)] = true
+		}
+	}
+	dropped := 0
+	for _, f := range found {
+		db, name := f[0], f[1]
+		if held[name] {
+			continue
+		}
+		if id, err := bson.ObjectIDFromHex(name[len(repository.StagingPrefix):]); err == nil && time.Since(id.Timestamp()) < stagingAge {
+			continue // an import may be loading it
+		}
+		if err := s.tenants.DropStaging(ctx, db, name); err != nil {
+			return dropped, err
+		}
+		s.log.Info("dropped a staging collection left by an import", "collection", name)
+		dropped++
+	}
+	return dropped, nil
+}
