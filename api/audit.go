@@ -49,8 +49,8 @@ type AuditTarget struct {
 
 // AuditChange is a field's value before and after (null: none).
 type AuditChange struct {
-	From *string `json:"from" example:"member"`
-	To   *string `json:"to" example:"admin"`
+	From *string `json:"from" example:"member" extensions:"x-nullable"`
+	To   *string `json:"to" example:"admin" extensions:"x-nullable"`
 } //	@name	AuditChange
 
 // AuditContext is the request it came from; empty strings for the system.
@@ -64,7 +64,7 @@ type AuditContext struct {
 // of the following page (pass it as after), null on the last one.
 type AuditPage struct {
 	Items []AuditEvent `json:"items"`
-	Next  *string      `json:"next"`
+	Next  *string      `json:"next" example:"42" extensions:"x-nullable"`
 } //	@name	AuditPage
 
 func auditEvent(ev model.Event) AuditEvent {
@@ -123,6 +123,11 @@ func auditFilter(r *http.Request, withListing bool) (repository.AuditFilter, err
 		if err != nil {
 			problems = append(problems, FieldError{Loc: []any{"query", name}, Msg: "not an RFC 3339 time, e.g. 2026-12-01T00:00:00Z", Type: "value_error.datetime"})
 			continue
+		}
+		// Event times are whole milliseconds: a bound within one is
+		// rounded up, so that since stays inclusive and until exclusive.
+		if ms := t.Truncate(time.Millisecond); !ms.Equal(t) {
+			t = ms.Add(time.Millisecond)
 		}
 		if name == "since" {
 			f.Since = audit.Time(t)
@@ -207,11 +212,11 @@ func (s *server) handleAudit(w http.ResponseWriter, r *http.Request) error {
 //	@Summary		Export the audit log
 //	@Description	Streams the organization's audit log as NDJSON, one event a line (AuditEvent), oldest first, in constant memory; since (inclusive) and until (exclusive) narrow it. Owners and admins only. The export is itself recorded, as audit.exported, before the stream starts.
 //	@Tags			audit
-//	@Produce		application/x-ndjson
+//	@Produce		application/x-ndjson,json
 //	@Security		BearerAuth
 //	@Param			since	query		string	false	"Only events at or after this time (RFC 3339)"
 //	@Param			until	query		string	false	"Only events before this time (RFC 3339)"
-//	@Success		200		{string}	string	"One AuditEvent a line"
+//	@Success		200		{array}		AuditEvent	"NDJSON (application/x-ndjson): one AuditEvent a line, not a JSON array; error answers are JSON"
 //	@Failure		401		{object}	ErrorResponse	"Missing, invalid or revoked token"
 //	@Header			401		{string}	WWW-Authenticate	"Bearer challenge (RFC 6750)"
 //	@Failure		403		{object}	ErrorResponse	"Members and viewers may not read the audit log"

@@ -328,7 +328,9 @@ func protectedPath(path string) bool {
 	return path == "/org/update" || path == "/org/delete" || path == "/admin/logout" || path == "/admin/switch" || path == "/me" ||
 		path == "/org/documents" || strings.HasPrefix(path, "/org/documents/") ||
 		path == "/org/members" || strings.HasPrefix(path, "/org/members/") ||
-		path == "/org/invitations" || strings.HasPrefix(path, "/org/invitations/")
+		path == "/org/invitations" || strings.HasPrefix(path, "/org/invitations/") ||
+		path == "/org/audit" || path == "/org/audit/export" ||
+		path == "/org/export" || path == "/org/import"
 }
 
 // isJSONMedia reports whether a media type is JSON, whose schemas swag gives

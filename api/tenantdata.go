@@ -12,22 +12,25 @@ import (
 	"github.com/orgsvc/orgsvc/internal/service"
 )
 
-// ExportHeader is the first line of an export (exportfmt.Header).
-type ExportHeader struct {
-	Format           string `json:"format" example:"orgsvc-export"`
-	Version          int    `json:"version" example:"1"`
-	OrganizationName string `json:"organization_name" example:"Acme Inc"`
-	ExportedAt       string `json:"exported_at" example:"2026-12-02T09:30:00.123Z"`
-} //	@name	ExportHeader
+// ExportHeader is the first line of an export.
+type ExportHeader = exportfmt.Header
+
+// ExportLine is a document's line of an export.
+type ExportLine struct {
+	ID        string         `json:"id" example:"665f1b2c9d3e4a0012345678"`
+	Data      map[string]any `json:"data" swaggertype:"object"`
+	CreatedAt string         `json:"created_at" example:"2026-12-02T09:30:00.123Z"`
+	UpdatedAt string         `json:"updated_at" example:"2026-12-02T09:31:00.456Z"`
+} //	@name	ExportLine
 
 // handleExport godoc
 //
 //	@Summary		Export the organization's documents
 //	@Description	Streams every document of the organization as NDJSON, in constant memory: first a header line (ExportHeader), then one line per document, {id, data, created_at, updated_at}, in id order, with data exactly as stored (numbers, key order and nested arrays byte for byte). POST /org/import takes it back. Owners and admins only; recorded in the audit log as tenant.exported.
 //	@Tags			tenant data
-//	@Produce		application/x-ndjson
+//	@Produce		application/x-ndjson,json
 //	@Security		BearerAuth
-//	@Success		200	{string}	string	"The header line, then one document a line"
+//	@Success		200	{array}		ExportLine	"NDJSON (application/x-ndjson), not a JSON array: a header line {format: "orgsvc-export", version: 1, organization_name, exported_at}, then one ExportLine per document; error answers are JSON"
 //	@Failure		401	{object}	ErrorResponse	"Missing, invalid or revoked token"
 //	@Header			401	{string}	WWW-Authenticate	"Bearer challenge (RFC 6750)"
 //	@Failure		403	{object}	ErrorResponse	"Members and viewers may not export"

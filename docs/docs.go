@@ -1514,7 +1514,8 @@ const docTemplate = `{
                 ],
                 "description": "Streams every document of the organization as NDJSON, in constant memory: first a header line (ExportHeader), then one line per document, {id, data, created_at, updated_at}, in id order, with data exactly as stored (numbers, key order and nested arrays byte for byte). POST /org/import takes it back. Owners and admins only; recorded in the audit log as tenant.exported.",
                 "produces": [
-                    "application/x-ndjson"
+                    "application/x-ndjson",
+                    "application/json"
                 ],
                 "tags": [
                     "tenant data"
@@ -1522,9 +1523,12 @@ const docTemplate = `{
                 "summary": "Export the organization's documents",
                 "responses": {
                     "200": {
-                        "description": "The header line, then one document a line",
+                        "description": "NDJSON (application/x-ndjson), not a JSON array: a header line {format: \"orgsvc-export\", version: 1, organization_name, exported_at}, then one ExportLine per document; error answers are JSON",
                         "schema": {
-                            "type": "string"
+                            "type": "array",
+                            "items": {
+                                "$ref": "#/definitions/ExportLine"
+                            }
                         }
                     },
                     "401": {
@@ -2794,6 +2798,26 @@ const docTemplate = `{
                 "detail": {
                     "type": "string",
                     "example": "Organization not found"
+                }
+            }
+        },
+        "ExportLine": {
+            "type": "object",
+            "properties": {
+                "created_at": {
+                    "type": "string",
+                    "example": "2026-12-02T09:30:00.123Z"
+                },
+                "data": {
+                    "type": "object"
+                },
+                "id": {
+                    "type": "string",
+                    "example": "665f1b2c9d3e4a0012345678"
+                },
+                "updated_at": {
+                    "type": "string",
+                    "example": "2026-12-02T09:31:00.456Z"
                 }
             }
         },
