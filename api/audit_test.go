@@ -514,13 +514,18 @@ func TestAuditEventsOfEveryKind(t *testing.T) {
 	} {
 		checkEvent(t, betaLog, w)
 	}
-	// PATCH /me: in each of the account's organizations.
+	// PATCH /me: in each of the account's organizations; the one of the
+	// token by its name, the others by id alone.
 	for org, log := range map[string][]api.AuditEvent{alphaID: alphaLog, betaID: betaLog} {
+		target := auOrg(org, "")
+		if org == alphaID {
+			target = alpha2
+		}
 		checkEvent(t, log, wantEvent{req: "me-email", action: "org.email_changed", actor: a1,
-			targets: []api.AuditTarget{auOrg(org, ""), auAccount(aliceID, aliceEmail2)},
+			targets: []api.AuditTarget{target, auAccount(aliceID, aliceEmail2)},
 			changes: map[string]api.AuditChange{"email": auChange(aliceEmail, aliceEmail2)}})
 		checkEvent(t, log, wantEvent{req: "me-password", action: "org.password_changed", actor: a2,
-			targets: []api.AuditTarget{auOrg(org, ""), auAccount(aliceID, aliceEmail2)}})
+			targets: []api.AuditTarget{target, auAccount(aliceID, aliceEmail2)}})
 	}
 	// Each request's events are in its organization's log only.
 	for _, req := range []string{"invite-alice", "accept-existing", "switch", "update-email", "update-password"} {

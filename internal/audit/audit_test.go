@@ -225,7 +225,12 @@ func TestPageNewestFirst(t *testing.T) {
 			if fmt.Sprint(seqs) != "[7 6 5 4 3 2 1]" {
 				t.Fatalf("pages: %v", seqs)
 			}
-			evs, more, err := l.Page(ctx, org, repository.AuditFilter{Action: "auth.logout"}, 0, 10)
+			// A cursor past the newest event starts from the newest.
+			evs, more, err := l.Page(ctx, org, repository.AuditFilter{}, 100, 3)
+			if err != nil || !more || len(evs) != 3 || evs[0].Seq != 7 {
+				t.Fatalf("past the newest: %+v more %v, %v", evs, more, err)
+			}
+			evs, more, err = l.Page(ctx, org, repository.AuditFilter{Action: "auth.logout"}, 0, 10)
 			if err != nil || more || len(evs) != 3 || evs[0].Seq != 7 || evs[2].Seq != 1 {
 				t.Fatalf("filtered: %+v more %v, %v", evs, more, err)
 			}

@@ -145,6 +145,14 @@ func (r *AuditRepository) Page(ctx context.Context, org bson.ObjectID, f AuditFi
 	var evs []model.Event
 	for ; seq > 0 && len(evs) <= limit; seq-- {
 		ev, err := r.Event(ctx, org, seq)
+		if errors.Is(err, ErrNotFound) && len(evs) == 0 && before > 0 {
+			// A cursor past the newest event: start from the newest.
+			last, err := r.Last(ctx, org)
+			if err == nil && last.Seq < seq {
+				seq = last.Seq + 1
+				continue
+			}
+		}
 		if errors.Is(err, ErrNotFound) {
 			break // before the first kept event
 		}

@@ -99,15 +99,22 @@ func record(ctx context.Context, log *audit.Log, org bson.ObjectID, ev model.Eve
 }
 
 // orgUpdateEvents are the events of an /org/update: a rename, a new
-// e-mail, a new password, each its own.
-func orgUpdateEvents(ctx context.Context, p Principal, org bson.ObjectID, plan model.OperationPlan, password bool) []model.PlannedEvent {
+// e-mail, a new password, each its own. The e-mail and the password are
+// the account's: they are recorded in each of its organizations' logs, as
+// a change through PATCH /me is.
+func (s *OrgService) orgUpdateEvents(ctx context.Context, p Principal, org *model.Organization, plan model.OperationPlan, password bool) ([]model.PlannedEvent, error) {
 	var evs []model.PlannedEvent
-	target := orgTarget(org, plan.Name)
 	if plan.Name != plan.OldName {
-		evs = append(evs, planned(ctx, org, "renamed", ActOrgRenamed, p.actor(), []model.Target{target},
+		evs = append(evs, planned(ctx, org.ID, "renamed", ActOrgRenamed, p.actor(), []model.Target{orgTarget(org.ID, plan.Name)},
 			map[string]model.Change{"organization_name": change(plan.OldName, plan.Name)}))
 	}
-	return append(evs, credentialEvents(ctx, p, org, target, plan, password)...)
+	if plan.Email == plan.OldEmail && !password {
+		return evs, nil
+	}
+	named := *org
+	named.Name = plan.Name
+	more, err := s.accountEvents(ctx, p, &named, plan, password)
+	return append(evs, more...), err
 }
 
 // credentialEvents are the events of an account's new e-mail or password,
@@ -127,7 +134,7 @@ func credentialEvents(ctx context.Context, p Principal, org bson.ObjectID, targe
 
 // accountEvents are the events of a change of an account's own e-mail or
 // password (PATCH /me): in the log of each of its organizations.
-func (s *OrgService) accountEvents(ctx context.Context, p Principal, plan model.OperationPlan, password bool) ([]model.PlannedEvent, error) {
+func (s *OrgService) accountEvents(ctx context.Context, p Principal, current *model.Organization, plan model.OperationPlan, password bool) ([]model.PlannedEvent, error) {
 	if s.audit == nil {
 		return nil, nil
 	}
@@ -137,7 +144,11 @@ func (s *OrgService) accountEvents(ctx context.Context, p Principal, plan model.
 	}
 	var evs []model.PlannedEvent
 	for _, m := range members {
-		evs = append(evs, credentialEvents(ctx, p, m.OrgID, model.Target{Type: model.TargetOrganization, ID: m.OrgID.Hex()}, plan, password)...)
+		target := model.Target{Type: model.TargetOrganization, ID: m.OrgID.Hex()}
+		if m.OrgID == current.ID {
+			target.Name = current.Name // the others' names are not read for this
+		}
+		evs = append(evs, credentialEvents(ctx, p, m.OrgID, target, plan, password)...)
 	}
 	return evs, nil
 }

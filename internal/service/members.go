@@ -225,7 +225,7 @@ func (s *OrgService) ChangeAccount(ctx context.Context, p Principal, in AccountC
 	if plan.Email == plan.OldEmail && in.Password == nil {
 		return s.auth.issue(admin, org, p.member(), p.SessionStart)
 	}
-	if plan.Events, err = s.accountEvents(ctx, p, plan, in.Password != nil); err != nil {
+	if plan.Events, err = s.accountEvents(ctx, p, org, plan, in.Password != nil); err != nil {
 		return "", err
 	}
 	r, ctx, cancel, err := s.run.Begin(ctx, model.OpUpdate, admin.ID, plan)

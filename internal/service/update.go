@@ -84,7 +84,9 @@ func (s *OrgService) Update(ctx context.Context, p Principal, in UpdateOrg) (str
 	if plan.Name == plan.OldName && plan.Email == plan.OldEmail && in.Password == nil {
 		return s.auth.issue(admin, org, p.member(), p.SessionStart)
 	}
-	plan.Events = orgUpdateEvents(ctx, p, org.ID, plan, in.Password != nil)
+	if plan.Events, err = s.orgUpdateEvents(ctx, p, org, plan, in.Password != nil); err != nil {
+		return "", err
+	}
 	if plan.Slug != plan.OldSlug && plan.CollectionUUID == "" {
 		// Organizations made before collections were identified.
 		if plan.CollectionUUID, err = s.tenants.UUID(ctx, org.Tenant()); err != nil {
