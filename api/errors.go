@@ -58,6 +58,8 @@ var problems = []problem{
 	{target: service.ErrTokenRevoked, status: http.StatusUnauthorized, detail: "Token has been revoked"},
 	{target: service.ErrOrgGone, status: http.StatusUnauthorized, detail: "Token's organization not found"},
 	{target: service.ErrForbidden, status: http.StatusForbidden, detail: "Your role in this organization does not allow this"},
+	{target: service.ErrOrgSuspended, status: http.StatusForbidden, detail: "Organization suspended"},
+	{target: service.ErrQuotaExceeded, status: http.StatusForbidden, detail: "Organization storage quota exceeded"},
 	{target: service.ErrNotMember, status: http.StatusForbidden, detail: "Not a member of that organization"},
 	{target: service.ErrMemberNotFound, status: http.StatusNotFound, detail: "Member not found"},
 	{target: service.ErrAuditOff, status: http.StatusNotFound, detail: "No audit log is kept by this server"},

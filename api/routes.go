@@ -50,7 +50,7 @@ func (s *server) routes() http.Handler {
 			r.Post("/create", s.handle(s.handleCreateOrg))
 			r.Get("/get", s.handle(s.handleGetOrg))
 			r.Group(func(r chi.Router) {
-				r.Use(s.authenticate)
+				r.Use(s.authenticate, s.orgRate)
 				// POST too: the original's README documents POST for both.
 				r.Put("/update", s.handle(s.handleUpdateOrg))
 				r.Post("/update", s.handle(s.handleUpdateOrg))
@@ -72,6 +72,7 @@ func (s *server) routes() http.Handler {
 				r.Delete("/invitations/{id}", s.handle(s.handleRevokeInvitation))
 				r.Post("/invitations/{id}/resend", s.handle(s.handleResendInvitation))
 
+				r.Get("/usage", s.handle(s.handleUsage))
 				r.Get("/export", s.handle(s.handleExport))
 				r.Post("/import", s.handle(s.handleImport))
 

@@ -62,6 +62,7 @@ type server struct {
 	ready    func(context.Context) error
 	validate *validator.Validate
 	limits   limiters
+	rates    orgRates
 
 	trustProxy       int
 	corsOrigins      []string

@@ -330,7 +330,7 @@ func protectedPath(path string) bool {
 		path == "/org/members" || strings.HasPrefix(path, "/org/members/") ||
 		path == "/org/invitations" || strings.HasPrefix(path, "/org/invitations/") ||
 		path == "/org/audit" || path == "/org/audit/export" ||
-		path == "/org/export" || path == "/org/import"
+		path == "/org/export" || path == "/org/import" || path == "/org/usage"
 }
 
 // isJSONMedia reports whether a media type is JSON, whose schemas swag gives

@@ -2469,6 +2469,67 @@ const docTemplate = `{
                 }
             }
         },
+        "/org/usage": {
+            "get": {
+                "security": [
+                    {
+                        "BearerAuth": []
+                    }
+                ],
+                "description": "What the organization stores (documents, and bytes as the store counts them), its requests per second over the last ten seconds on the instance that answers, and the limits in force (0: none). Any member.",
+                "produces": [
+                    "application/json"
+                ],
+                "tags": [
+                    "tenant data"
+                ],
+                "summary": "The organization's usage and limits",
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "schema": {
+                            "$ref": "#/definitions/UsageResponse"
+                        }
+                    },
+                    "401": {
+                        "description": "Missing, invalid or revoked token",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        },
+                        "headers": {
+                            "WWW-Authenticate": {
+                                "type": "string",
+                                "description": "Bearer challenge (RFC 6750)"
+                            }
+                        }
+                    },
+                    "403": {
+                        "description": "Organization suspended",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "429": {
+                        "description": "Past the organization's request rate (Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "500": {
+                        "description": "Internal Server Error",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "503": {
+                        "description": "database unavailable (Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    }
+                }
+            }
+        },
         "/ready": {
             "get": {
                 "description": "Answers 200 while the database answers a ping, 503 while it does not: take the instance out of rotation, it recovers by itself. HEAD answers the same without a body.",
@@ -3216,6 +3277,47 @@ const docTemplate = `{
                 "token_type": {
                     "type": "string",
                     "example": "bearer"
+                }
+            }
+        },
+        "UsageLimits": {
+            "type": "object",
+            "properties": {
+                "max_bytes": {
+                    "type": "integer",
+                    "example": 0
+                },
+                "max_documents": {
+                    "type": "integer",
+                    "example": 0
+                },
+                "rate_burst": {
+                    "type": "integer",
+                    "example": 400
+                },
+                "rate_per_second": {
+                    "type": "number",
+                    "example": 200
+                }
+            }
+        },
+        "UsageResponse": {
+            "type": "object",
+            "properties": {
+                "bytes": {
+                    "type": "integer",
+                    "example": 483200
+                },
+                "documents": {
+                    "type": "integer",
+                    "example": 1200
+                },
+                "limits": {
+                    "$ref": "#/definitions/UsageLimits"
+                },
+                "requests_per_second": {
+                    "type": "number",
+                    "example": 3.4
                 }
             }
         },

@@ -47,6 +47,9 @@ Usage:
                     write an organization's documents as NDJSON
   orgsvc import --org NAME|ID [--mode merge|replace] FILE
                     load an export into an organization
+  orgsvc org list|suspend|resume|limits ...
+                    list organizations, suspend or resume one, set its
+                    limits (orgsvc org --help)
   orgsvc health     ask the service configured here for /health (a probe for
                     images without curl; exit status 0 when it answers 200)
   orgsvc version    print the version and the commit it was built from
@@ -85,6 +88,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return check(ctx, repair, getenv, stdout, stderr)
 	case "audit":
 		return auditCommand(ctx, args[2:], getenv, stdout, stderr)
+	case "org":
+		return orgCommand(ctx, args[2:], getenv, stdout, stderr)
 	case "export":
 		return exportCommand(ctx, args[2:], getenv, stdout, stderr)
 	case "import":
@@ -383,6 +388,9 @@ func NewServices(cfg config.Config, c Components) (*Services, error) {
 		auth.SetAudit(auditLog)
 	}
 	docs := service.NewDocumentService(tenants, orgs, int(cfg.MaxDocumentBytes))
+	limits := tenantLimits(cfg)
+	orgs.SetTenantLimits(limits)
+	docs.SetTenantLimits(limits)
 	if cfg.AuditDocuments && auditLog != nil {
 		docs.RecordWrites(auditLog)
 	}
@@ -404,6 +412,12 @@ func NewServices(cfg config.Config, c Components) (*Services, error) {
 		RequestTimeout:   cfg.RequestTimeout,
 		MetricsApart:     cfg.MetricsAddr != "",
 	}}, nil
+}
+
+// tenantLimits are the server's per-organization limits.
+func tenantLimits(cfg config.Config) service.Limits {
+	return service.Limits{MaxDocuments: cfg.TenantMaxDocuments, MaxBytes: cfg.TenantMaxBytes,
+		RatePerSecond: cfg.OrgRatePerSecond, RateBurst: cfg.OrgRateBurst}
 }
 
 // auditLogs is the audit logs over the store.

@@ -110,6 +110,14 @@ type Config struct {
 
 	// ImportMaxBytes bounds the body of POST /org/import.
 	ImportMaxBytes int64 `envconfig:"IMPORT_MAX_BYTES" default:"1073741824"`
+
+	// Per-organization limits (0: none), which an operator may override
+	// for one organization (orgsvc org limits): storage quotas, and a
+	// request rate with a burst over all the organization's members.
+	TenantMaxDocuments int64   `envconfig:"TENANT_MAX_DOCUMENTS" default:"0"`
+	TenantMaxBytes     int64   `envconfig:"TENANT_MAX_BYTES" default:"0"`
+	OrgRatePerSecond   float64 `envconfig:"ORG_RATE_PER_SECOND" default:"200"`
+	OrgRateBurst       int     `envconfig:"ORG_RATE_BURST" default:"400"`
 }
 
 // MaxMongoDBBytes is the longest MONGO_DB accepted: MongoDB's 63 bytes
@@ -281,6 +289,9 @@ func (c Config) Validate() error {
 	}
 	if c.OrgCacheTTL < 0 || c.OrgCacheTTL > 5*time.Second {
 		errs = append(errs, fmt.Errorf("ORG_CACHE_TTL: %s is outside 0..5s", c.OrgCacheTTL))
+	}
+	if c.TenantMaxDocuments < 0 || c.TenantMaxBytes < 0 || c.OrgRatePerSecond < 0 || c.OrgRateBurst < 0 {
+		errs = append(errs, errors.New("TENANT_MAX_DOCUMENTS, TENANT_MAX_BYTES, ORG_RATE_PER_SECOND, ORG_RATE_BURST: none may be negative (0 is no limit)"))
 	}
 	if c.ImportMaxBytes < 1<<10 || c.ImportMaxBytes > 1<<40 {
 		errs = append(errs, fmt.Errorf("IMPORT_MAX_BYTES: %d is outside 1024..1099511627776 (1 TiB)", c.ImportMaxBytes))

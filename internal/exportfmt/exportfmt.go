@@ -113,14 +113,16 @@ func Reader(r io.Reader, limits jsondoc.Limits, maxBytes int64) func() (*service
 			}
 			n++
 			text := sc.Bytes()
-			if len(bytes.TrimSpace(text)) == 0 {
-				continue
-			}
 			if n == 1 {
+				// Line 1 is the header, even blank: a body without one
+				// is no export.
 				var h Header
 				if err := json.Unmarshal(text, &h); err != nil || h.Format != Format || h.Version != Version {
 					problem(service.LineProblem{Line: 1, Msg: `not an export header: {"format": "orgsvc-export", "version": 1, ...}`, Type: "value_error.import.header"})
 				}
+				continue
+			}
+			if len(bytes.TrimSpace(text)) == 0 {
 				continue
 			}
 			d, problems := parse(text, limits, maxBytes)

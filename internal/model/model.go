@@ -57,6 +57,21 @@ type Organization struct {
 	// the organization is made and kept for its life; empty is the master
 	// database (where the original service kept every tenant collection).
 	TenantDB string `bson:"tenant_db,omitempty"`
+	// Suspended organizations answer 403 to their members (orgsvc org
+	// suspend); their data and members are kept.
+	Suspended bool `bson:"suspended,omitempty"`
+	// Limits are an operator's overrides of the organization's limits
+	// (orgsvc org limits); nil fields take the server's settings.
+	Limits *OrgLimits `bson:"limits,omitempty"`
+}
+
+// OrgLimits are one organization's limits; a nil field is the server's
+// setting, and 0 is no limit.
+type OrgLimits struct {
+	MaxDocuments  *int64   `bson:"max_documents,omitempty" json:"max_documents,omitempty"`
+	MaxBytes      *int64   `bson:"max_bytes,omitempty" json:"max_bytes,omitempty"`
+	RatePerSecond *float64 `bson:"rate_per_second,omitempty" json:"rate_per_second,omitempty"`
+	RateBurst     *int     `bson:"rate_burst,omitempty" json:"rate_burst,omitempty"`
 }
 
 // Tenant is where the organization's documents are.

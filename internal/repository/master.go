@@ -232,6 +232,24 @@ func (r *MasterRepository) SetOrganizationState(ctx context.Context, id bson.Obj
 	return r.updateOrganization(ctx, id, update)
 }
 
+// SetSuspended suspends or resumes an organization.
+func (r *MasterRepository) SetSuspended(ctx context.Context, id bson.ObjectID, suspended bool) error {
+	update := bson.D{{Key: "$unset", Value: bson.D{{Key: "suspended", Value: ""}}}}
+	if suspended {
+		update = bson.D{{Key: "$set", Value: bson.D{{Key: "suspended", Value: true}}}}
+	}
+	return r.updateOrganization(ctx, id, update)
+}
+
+// SetLimits records an organization's own limits (nil: the server's).
+func (r *MasterRepository) SetLimits(ctx context.Context, id bson.ObjectID, l *model.OrgLimits) error {
+	update := bson.D{{Key: "$unset", Value: bson.D{{Key: "limits", Value: ""}}}}
+	if l != nil {
+		update = bson.D{{Key: "$set", Value: bson.D{{Key: "limits", Value: l}}}}
+	}
+	return r.updateOrganization(ctx, id, update)
+}
+
 // SetOrganizationAdmin records the account an organization's answers
 // name as its admin.
 func (r *MasterRepository) SetOrganizationAdmin(ctx context.Context, id, admin bson.ObjectID) error {

@@ -306,6 +306,32 @@ func (r *TenantRepository) Rename(ctx context.Context, t model.Tenant, to, uuid 
 	}
 }
 
+// Stats are a tenant collection's documents and the bytes they take, as
+// the store counts them (collStats).
+type Stats struct {
+	Documents int64
+	Bytes     int64
+}
+
+// Stats counts the tenant collection t: one command. A missing collection
+// holds nothing.
+func (r *TenantRepository) Stats(ctx context.Context, t model.Tenant) (Stats, error) {
+	var out struct {
+		Count int64 `bson:"count"`
+		Size  int64 `bson:"size"`
+	}
+	err := r.database(t.DB).RunCommand(ctx, bson.D{{Key: "collStats", Value: CollectionName(t.Slug)}}).Decode(&out)
+	if isCode(err, codeNamespaceNotFound) {
+		return Stats{}, nil
+	}
+	if err != nil {
+		return Stats{}, wrap(err)
+	}
+	return Stats{Documents: out.Count, Bytes: out.Size}, nil
+}
+
+const codeNamespaceNotFound = 26
+
 // Drop removes the tenant collection t; dropping a missing one is no
 // error.
 func (r *TenantRepository) Drop(ctx context.Context, t model.Tenant) error {

@@ -22,6 +22,8 @@ type Principal struct {
 	// Operator, when set, names the operator's command acting for the
 	// organization (orgsvc import, ...): the events' actor is the system.
 	Operator string
+	// Limits are the organization's own limits, as checked.
+	Limits *model.OrgLimits
 	OrgID    bson.ObjectID
 	// Tenant is the organization's tenant collection, as it was when the
 	// token was checked, and CollectionUUID its identity then.
@@ -191,6 +193,9 @@ func (s *AuthService) Login(ctx context.Context, email, password string, org bso
 			return nil, err
 		}
 		return nil, ErrInvalidCredentials
+	}
+	if orgs[pick].org.Suspended {
+		return nil, ErrOrgSuspended
 	}
 	ev := model.Event{Action: ActLoginSucceeded, Actor: accountActor(admin.ID, admin.Email),
 		Targets: []model.Target{orgTarget(orgs[pick].org.ID, orgs[pick].org.Name)}}
@@ -379,8 +384,11 @@ func (s *AuthService) Authenticate(ctx context.Context, raw string) (Principal, 
 	if err != nil {
 		return Principal{}, err
 	}
+	if c.org.Suspended {
+		return Principal{}, ErrOrgSuspended
+	}
 	p := Principal{AdminID: adminID, Email: c.admin.Email, OrgID: orgID, Tenant: c.org.Tenant(), CollectionUUID: c.org.CollectionUUID,
-		Role: c.member.Role, Grant: c.member.Grant}
+		Role: c.member.Role, Grant: c.member.Grant, Limits: c.org.Limits}
 	s.cache.put(p, c.admin.TokenVersion, gen, c.notAfter)
 	p.SessionStart, p.TokenVersion = claims.SessionStart(), claims.Version
 	return p, nil

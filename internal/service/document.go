@@ -65,6 +65,10 @@ type DocumentService struct {
 	afterInsert func(context.Context)
 	// audit, when set (AUDIT_DOCUMENTS), records every document write.
 	audit *audit.Log
+	// tenantLimits are the server's limits; usage counts what
+	// organizations with a storage quota store.
+	tenantLimits Limits
+	usage        usage
 }
 
 // RecordWrites makes the service record every document write in log.
@@ -221,6 +225,9 @@ func (s *DocumentService) unowned(ctx context.Context, p Principal, id bson.Obje
 
 // Create stores a new document.
 func (s *DocumentService) Create(ctx context.Context, p Principal, doc jsondoc.Doc) (*model.Document, error) {
+	if err := s.fits(ctx, p, 1, int64(len(doc.JSON))); err != nil {
+		return nil, err
+	}
 	now := model.Now()
 	d := &model.Document{ID: bson.NewObjectID(), Org: p.OrgID, JSON: string(doc.JSON), Fields: doc.Fields, CreatedAt: now, UpdatedAt: now}
 	return s.create(ctx, p, d, false)
@@ -263,6 +270,7 @@ func (s *DocumentService) create(ctx context.Context, p Principal, d *model.Docu
 		s.withdraw(ctx, p, d.ID)
 		return nil, err
 	}
+	s.wrote(p, 1, int64(len(d.JSON)))
 	if err := s.recordWrite(ctx, p, ActDocumentCreated, d.ID, "doc:"+d.ID.Hex()+":created"); err != nil {
 		return nil, err
 	}
@@ -377,6 +385,11 @@ func (s *DocumentService) change(ctx context.Context, p Principal, id string, if
 		if err != nil {
 			return true, err
 		}
+		if grows := int64(len(doc.JSON) - len(cur.JSON)); grows > 0 {
+			if err := s.fits(ctx, *p, 0, grows); err != nil {
+				return true, err
+			}
+		}
 		if when = model.Now(); !when.After(cur.UpdatedAt) {
 			when = cur.UpdatedAt.Add(time.Millisecond) // updated_at always moves
 		}
@@ -400,6 +413,7 @@ func (s *DocumentService) change(ctx context.Context, p Principal, id string, if
 	if err != nil {
 		return nil, err
 	}
+	s.wrote(p, 0, int64(len(out.JSON)-len(cur.JSON)))
 	source := fmt.Sprintf("doc:%s:%d", out.ID.Hex(), out.UpdatedAt.UnixMilli())
 	if err := s.recordWrite(ctx, p, action, out.ID, source); err != nil {
 		return nil, err
@@ -441,6 +455,7 @@ func (s *DocumentService) Delete(ctx context.Context, p Principal, id string) er
 	if err != nil {
 		return err
 	}
+	s.wrote(p, -1, 0) // its bytes are counted again at the next collStats
 	return s.recordWrite(ctx, p, ActDocumentDeleted, oid, "")
 }
 

@@ -55,6 +55,9 @@ func (s *DocumentService) CreateOnce(ctx context.Context, p Principal, key strin
 	if k.Done {
 		return d, nil // the first answer, made again: same id, data and times
 	}
+	if err := s.fits(ctx, p, 1, int64(len(doc.JSON))); err != nil {
+		return nil, err
+	}
 	failpoint.Reach("keyed-create:after-claim")
 	out, err := s.create(ctx, p, d, true)
 	if err != nil {

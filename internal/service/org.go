@@ -27,7 +27,12 @@ type OrgService struct {
 	run       *Runner
 	invites   InvitationSettings
 	audit     *audit.Log // nil: no audit log
+	limits    Limits     // the server's tenant limits
 }
+
+// SetTenantLimits sets the server's limits, which organizations' own
+// override.
+func (s *OrgService) SetTenantLimits(l Limits) { s.limits = l }
 
 // SetAudit makes the service, and its runner, record events in log.
 func (s *OrgService) SetAudit(log *audit.Log) {

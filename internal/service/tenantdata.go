@@ -129,8 +129,11 @@ func (s *OrgService) Import(ctx context.Context, p Principal, mode string, next 
 			}
 		}
 	}()
-	n, err := s.stage(ctx, org, staging, next)
+	n, bytes, err := s.stage(ctx, org, staging, next)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.importFits(ctx, org, mode, n, bytes); err != nil {
 		return nil, err
 	}
 	count := strconv.FormatInt(n, 10)
@@ -160,12 +163,11 @@ func (s *OrgService) Import(ctx context.Context, p Principal, mode string, next 
 // stage writes next's documents to the staging collection, as org's, and
 // returns how many; an *ImportProblemsError when lines were bad or ids
 // repeated.
-func (s *OrgService) stage(ctx context.Context, org *model.Organization, staging string, next func() (*ImportDoc, error)) (int64, error) {
+func (s *OrgService) stage(ctx context.Context, org *model.Organization, staging string, next func() (*ImportDoc, error)) (n, bytes int64, err error) {
 	var problems []LineProblem
 	total := 0
 	batch := make([]*model.Document, 0, stageBatch)
 	lines := make([]int, 0, stageBatch)
-	var n int64
 	flush := func() error {
 		dups, err := s.tenants.InsertStaged(ctx, org.TenantDB, staging, batch)
 		if err != nil {
@@ -190,7 +192,7 @@ func (s *OrgService) stage(ctx context.Context, org *model.Organization, staging
 		if errors.As(err, &bad) {
 			// Every line read: merge what the store found with the rest.
 			if err := flush(); err != nil {
-				return 0, err
+				return 0, 0, err
 			}
 			bad.Problems = append(bad.Problems, problems...)
 			sort.SliceStable(bad.Problems, func(i, j int) bool { return bad.Problems[i].Line < bad.Problems[j].Line })
@@ -198,27 +200,28 @@ func (s *OrgService) stage(ctx context.Context, org *model.Organization, staging
 				bad.Problems = bad.Problems[:MaxLineProblems]
 			}
 			bad.Total += total
-			return 0, bad
+			return 0, 0, bad
 		}
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		doc := d.Doc
 		doc.Org = org.ID
+		bytes += int64(len(doc.JSON))
 		batch, lines = append(batch, &doc), append(lines, d.Line)
 		if len(batch) == stageBatch {
 			if err := flush(); err != nil {
-				return 0, err
+				return 0, 0, err
 			}
 		}
 	}
 	if err := flush(); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if total > 0 {
-		return 0, &ImportProblemsError{Problems: problems, Total: total}
+		return 0, 0, &ImportProblemsError{Problems: problems, Total: total}
 	}
-	return n, nil
+	return n, bytes, nil
 }
 
 // prepareImport marks the organization importing, if it is still as the
@@ -315,4 +318,25 @@ func (s *OrgService) sweepStagings(ctx context.Context) (int, error) {
 		dropped++
 	}
 	return dropped, nil
+}
+
+// importFits refuses an import that would take the organization past a
+// storage quota: a replace by what it holds, a merge by that and what is
+// there now (ids in both counted twice: an upper bound).
+func (s *OrgService) importFits(ctx context.Context, org *model.Organization, mode string, docs, bytes int64) error {
+	l := s.limits.With(org.Limits)
+	if l.MaxDocuments <= 0 && l.MaxBytes <= 0 {
+		return nil
+	}
+	if mode == ImportMerge {
+		now, err := s.tenants.Stats(ctx, org.Tenant())
+		if err != nil {
+			return err
+		}
+		docs, bytes = docs+now.Documents, bytes+now.Bytes
+	}
+	if (l.MaxDocuments > 0 && docs > l.MaxDocuments) || (l.MaxBytes > 0 && bytes > l.MaxBytes) {
+		return ErrQuotaExceeded
+	}
+	return nil
 }

@@ -1,0 +1,166 @@
+package api
+
+import (
+	"math"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"golang.org/x/time/rate"
+
+	"github.com/orgsvc/orgsvc/internal/service"
+)
+
+// orgRates limit each organization's requests, over all its members, on
+// this instance: a token bucket per organization (golang.org/x/time/rate),
+// and a count of the last ten seconds' requests for GET /org/usage.
+type orgRates struct {
+	mu   sync.Mutex
+	orgs map[bson.ObjectID]*orgRate
+}
+
+type orgRate struct {
+	limiter *rate.Limiter
+	used    time.Time
+	// counts are the requests of the last ten whole seconds, by second.
+	counts [10]int
+	second int64
+}
+
+// rateWindow is how many seconds requests_per_second averages over.
+const rateWindow = 10
+
+// take counts a request of org at now against l; the wait before the next
+// one would be allowed when it is refused.
+func (o *orgRates) take(org bson.ObjectID, l service.Limits, now time.Time) (bool, time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.orgs == nil {
+		o.orgs = map[bson.ObjectID]*orgRate{}
+	}
+	e := o.orgs[org]
+	if e == nil {
+		if len(o.orgs) >= 100_000 {
+			o.forgetIdle(now)
+		}
+		e = &orgRate{limiter: rate.NewLimiter(rate.Limit(l.RatePerSecond), max(l.RateBurst, 1))}
+		o.orgs[org] = e
+	}
+	e.used = now
+	e.advance(now)
+	e.counts[now.Unix()%rateWindow]++
+	if l.RatePerSecond <= 0 {
+		return true, 0
+	}
+	if e.limiter.Limit() != rate.Limit(l.RatePerSecond) || e.limiter.Burst() != max(l.RateBurst, 1) {
+		e.limiter.SetLimitAt(now, rate.Limit(l.RatePerSecond))
+		e.limiter.SetBurstAt(now, max(l.RateBurst, 1))
+	}
+	if e.limiter.AllowN(now, 1) {
+		return true, 0
+	}
+	r := e.limiter.ReserveN(now, 1)
+	wait := r.DelayFrom(now)
+	r.CancelAt(now)
+	return false, wait
+}
+
+// advance moves the per-second counts on to now, clearing the seconds
+// passed since.
+func (e *orgRate) advance(now time.Time) {
+	sec := now.Unix()
+	if sec-e.second > rateWindow {
+		clear(e.counts[:])
+		e.second = sec
+	}
+	for e.second < sec {
+		e.second++
+		e.counts[e.second%rateWindow] = 0
+	}
+}
+
+// perSecond is org's requests per second over the last ten seconds here.
+func (o *orgRates) perSecond(org bson.ObjectID, now time.Time) float64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	e := o.orgs[org]
+	if e == nil {
+		return 0
+	}
+	e.advance(now)
+	total := 0
+	for _, n := range e.counts {
+		total += n
+	}
+	return float64(total) / rateWindow
+}
+
+// forgetIdle drops the organizations idle for a minute.
+func (o *orgRates) forgetIdle(now time.Time) {
+	for id, e := range o.orgs {
+		if now.Sub(e.used) > time.Minute {
+			delete(o.orgs, id)
+		}
+	}
+}
+
+// orgRate refuses, with 429 and Retry-After, a request of an organization
+// past its ORG_RATE_PER_SECOND (or its own rate).
+func (s *server) orgRate(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := principal(r)
+		ok, wait := s.rates.take(p.OrgID, s.docs.TenantLimits().With(p.Limits), time.Now())
+		if !ok {
+			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(max(wait.Seconds(), 1)))))
+			s.writeError(w, r, s.tooMany("org_rate"))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// UsageResponse is an organization's usage and limits.
+type UsageResponse struct {
+	Documents         int64       `json:"documents" example:"1200"`
+	Bytes             int64       `json:"bytes" example:"483200"`
+	RequestsPerSecond float64     `json:"requests_per_second" example:"3.4"`
+	Limits            UsageLimits `json:"limits"`
+} //	@name	UsageResponse
+
+// UsageLimits are the limits in force; 0 is none.
+type UsageLimits struct {
+	MaxDocuments  int64   `json:"max_documents" example:"0"`
+	MaxBytes      int64   `json:"max_bytes" example:"0"`
+	RatePerSecond float64 `json:"rate_per_second" example:"200"`
+	RateBurst     int     `json:"rate_burst" example:"400"`
+} //	@name	UsageLimits
+
+// handleUsage godoc
+//
+//	@Summary		The organization's usage and limits
+//	@Description	What the organization stores (documents, and bytes as the store counts them), its requests per second over the last ten seconds on the instance that answers, and the limits in force (0: none). Any member.
+//	@Tags			tenant data
+//	@Produce		json
+//	@Security		BearerAuth
+//	@Success		200	{object}	UsageResponse
+//	@Failure		401	{object}	ErrorResponse	"Missing, invalid or revoked token"
+//	@Header			401	{string}	WWW-Authenticate	"Bearer challenge (RFC 6750)"
+//	@Failure		403	{object}	ErrorResponse	"Organization suspended"
+//	@Failure		429	{object}	ErrorResponse	"Past the organization's request rate (Retry-After)"
+//	@Failure		500	{object}	ErrorResponse
+//	@Failure		503	{object}	ErrorResponse	"database unavailable (Retry-After)"
+//	@Router			/org/usage [get]
+func (s *server) handleUsage(w http.ResponseWriter, r *http.Request) error {
+	p := principal(r)
+	u, err := s.docs.Usage(r.Context(), p)
+	if err != nil {
+		return err
+	}
+	encode(w, http.StatusOK, UsageResponse{
+		Documents: u.Documents, Bytes: u.Bytes, RequestsPerSecond: s.rates.perSecond(p.OrgID, time.Now()),
+		Limits: UsageLimits(u.Limits),
+	})
+	return nil
+}
