@@ -192,4 +192,3 @@ func orNone(v float64) string {
 	}
 	return strconv.FormatFloat(v, 'f', -1, 64)
 }
-

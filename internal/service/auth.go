@@ -24,7 +24,7 @@ type Principal struct {
 	Operator string
 	// Limits are the organization's own limits, as checked.
 	Limits *model.OrgLimits
-	OrgID    bson.ObjectID
+	OrgID  bson.ObjectID
 	// Tenant is the organization's tenant collection, as it was when the
 	// token was checked, and CollectionUUID its identity then.
 	Tenant         model.Tenant
