@@ -50,6 +50,7 @@ type OrgRoleEntry struct {
 //	@Failure		429		{object}	ErrorResponse	"Too many attempts from this address, or too many failed ones for this e-mail from this address or from everywhere (Retry-After says when to retry)"
 //	@Failure		500		{object}	ErrorResponse
 //	@Failure		503		{object}	ErrorResponse	"Password checks saturated or database unavailable (Retry-After)"
+//	@Failure		403	{object}	ErrorResponse	"Organization suspended"
 //	@Router			/admin/login [post]
 func (s *server) handleLogin(w http.ResponseWriter, r *http.Request) error {
 	addr := s.clientAddr(r)
@@ -150,6 +151,7 @@ func loginOutcome(err error) string {
 //	@Header			401	{string}	WWW-Authenticate	"Bearer challenge (RFC 6750): without a token the realm alone, with a refused one error=invalid_token and an error_description saying why (expired, session over, malformed or badly signed, revoked, organization or admin gone)"
 //	@Failure		500	{object}	ErrorResponse
 //	@Failure		503	{object}	ErrorResponse	"database unavailable"
+//	@Failure		403	{object}	ErrorResponse	"Organization suspended"
 //	@Router			/admin/logout [post]
 func (s *server) handleLogout(w http.ResponseWriter, r *http.Request) error {
 	if err := s.auth.Logout(r.Context(), principal(r)); err != nil {

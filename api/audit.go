@@ -171,10 +171,11 @@ func auditFilter(r *http.Request, withListing bool) (repository.AuditFilter, err
 //	@Success		200		{object}	AuditPage
 //	@Failure		401		{object}	ErrorResponse	"Missing, invalid or revoked token"
 //	@Header			401		{string}	WWW-Authenticate	"Bearer challenge (RFC 6750)"
-//	@Failure		403		{object}	ErrorResponse	"Members and viewers may not read the audit log"
+//	@Failure		403		{object}	ErrorResponse	"Members and viewers may not read the audit log; or Organization suspended"
 //	@Failure		422		{object}	ValidationError
 //	@Failure		500		{object}	ErrorResponse
 //	@Failure		503		{object}	ErrorResponse	"database unavailable (Retry-After)"
+//	@Failure		429	{object}	ErrorResponse	"Past the organization's request rate (Retry-After)"
 //	@Router			/org/audit [get]
 func (s *server) handleAudit(w http.ResponseWriter, r *http.Request) error {
 	limit, err := pageLimit(r.URL.Query().Get("limit"))
@@ -219,10 +220,11 @@ func (s *server) handleAudit(w http.ResponseWriter, r *http.Request) error {
 //	@Success		200		{array}		AuditEvent	"NDJSON (application/x-ndjson): one AuditEvent a line, not a JSON array; error answers are JSON"
 //	@Failure		401		{object}	ErrorResponse	"Missing, invalid or revoked token"
 //	@Header			401		{string}	WWW-Authenticate	"Bearer challenge (RFC 6750)"
-//	@Failure		403		{object}	ErrorResponse	"Members and viewers may not read the audit log"
+//	@Failure		403		{object}	ErrorResponse	"Members and viewers may not read the audit log; or Organization suspended"
 //	@Failure		422		{object}	ValidationError
 //	@Failure		500		{object}	ErrorResponse
 //	@Failure		503		{object}	ErrorResponse	"database unavailable (Retry-After)"
+//	@Failure		429	{object}	ErrorResponse	"Past the organization's request rate (Retry-After)"
 //	@Router			/org/audit/export [get]
 func (s *server) handleAuditExport(w http.ResponseWriter, r *http.Request) error {
 	f, err := auditFilter(r, false)

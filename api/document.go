@@ -105,7 +105,8 @@ func refused(where []any, problems []jsondoc.Problem) error {
 //	@Failure		415		{object}	ErrorResponse	"Content-Type is not JSON"
 //	@Failure		409		{object}	ErrorResponse	"Organization is being renamed or deleted (Retry-After)"
 //	@Failure		503		{object}	ErrorResponse	"database unavailable (Retry-After)"
-//	@Failure		403		{object}	ErrorResponse	"A viewer cannot write documents"
+//	@Failure		403		{object}	ErrorResponse	"A viewer cannot write documents; or Organization suspended"
+//	@Failure		429	{object}	ErrorResponse	"Past the organization's request rate (Retry-After)"
 //	@Router			/org/documents [post]
 func (s *server) handleCreateDocument(w http.ResponseWriter, r *http.Request) error {
 	doc, err := s.readDocument(w, r)
@@ -154,6 +155,8 @@ func pageLimit(v string) (int, error) {
 //	@Failure		500	{object}	ErrorResponse
 //	@Failure		409		{object}	ErrorResponse	"Organization is being renamed or deleted (Retry-After)"
 //	@Failure		503		{object}	ErrorResponse	"database unavailable (Retry-After)"
+//	@Failure		403	{object}	ErrorResponse	"Organization suspended"
+//	@Failure		429	{object}	ErrorResponse	"Past the organization's request rate (Retry-After)"
 //	@Router			/org/documents/{id} [get]
 func (s *server) handleGetDocument(w http.ResponseWriter, r *http.Request) error {
 	d, err := s.docs.Get(r.Context(), principal(r), chi.URLParam(r, "id"))
@@ -181,7 +184,8 @@ func (s *server) handleGetDocument(w http.ResponseWriter, r *http.Request) error
 //	@Failure		415		{object}	ErrorResponse	"Content-Type is not JSON"
 //	@Failure		409		{object}	ErrorResponse	"Organization is being renamed or deleted (Retry-After)"
 //	@Failure		503		{object}	ErrorResponse	"database unavailable (Retry-After)"
-//	@Failure		403		{object}	ErrorResponse	"A viewer cannot write documents"
+//	@Failure		403		{object}	ErrorResponse	"A viewer cannot write documents; or Organization suspended"
+//	@Failure		429	{object}	ErrorResponse	"Past the organization's request rate (Retry-After)"
 //	@Router			/org/documents/{id} [put]
 func (s *server) handleReplaceDocument(w http.ResponseWriter, r *http.Request) error {
 	doc, err := s.readDocument(w, r)
@@ -213,7 +217,8 @@ func (s *server) handleReplaceDocument(w http.ResponseWriter, r *http.Request) e
 //	@Failure		500		{object}	ErrorResponse
 //	@Failure		415		{object}	ErrorResponse	"Content-Type is not JSON"
 //	@Failure		503		{object}	ErrorResponse	"database unavailable (Retry-After)"
-//	@Failure		403		{object}	ErrorResponse	"A viewer cannot write documents"
+//	@Failure		403		{object}	ErrorResponse	"A viewer cannot write documents; or Organization suspended"
+//	@Failure		429	{object}	ErrorResponse	"Past the organization's request rate (Retry-After)"
 //	@Router			/org/documents/{id} [patch]
 func (s *server) handlePatchDocument(w http.ResponseWriter, r *http.Request) error {
 	body, err := s.readDocumentBody(w, r)
@@ -243,7 +248,8 @@ func (s *server) handlePatchDocument(w http.ResponseWriter, r *http.Request) err
 //	@Failure		500	{object}	ErrorResponse
 //	@Failure		409		{object}	ErrorResponse	"Organization is being renamed or deleted (Retry-After)"
 //	@Failure		503		{object}	ErrorResponse	"database unavailable (Retry-After)"
-//	@Failure		403		{object}	ErrorResponse	"A viewer cannot write documents"
+//	@Failure		403		{object}	ErrorResponse	"A viewer cannot write documents; or Organization suspended"
+//	@Failure		429	{object}	ErrorResponse	"Past the organization's request rate (Retry-After)"
 //	@Router			/org/documents/{id} [delete]
 func (s *server) handleDeleteDocument(w http.ResponseWriter, r *http.Request) error {
 	if err := s.docs.Delete(r.Context(), principal(r), chi.URLParam(r, "id")); err != nil {
@@ -270,6 +276,8 @@ func (s *server) handleDeleteDocument(w http.ResponseWriter, r *http.Request) er
 //	@Failure		500		{object}	ErrorResponse
 //	@Failure		409		{object}	ErrorResponse	"Organization is being renamed or deleted (Retry-After)"
 //	@Failure		503		{object}	ErrorResponse	"database unavailable (Retry-After)"
+//	@Failure		403	{object}	ErrorResponse	"Organization suspended"
+//	@Failure		429	{object}	ErrorResponse	"Past the organization's request rate (Retry-After)"
 //	@Router			/org/documents [get]
 func (s *server) handleListDocuments(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()

@@ -71,13 +71,14 @@ func invitationID(r *http.Request) (bson.ObjectID, error) {
 //	@Param			body	body		InviteRequest	true	"Who, and with which role"
 //	@Success		201		{object}	InvitationResponse
 //	@Failure		401		{object}	ErrorResponse	"Missing, invalid or revoked token"
-//	@Failure		403		{object}	ErrorResponse	"The caller's role does not allow it"
+//	@Failure		403		{object}	ErrorResponse	"The caller's role does not allow it; or Organization suspended"
 //	@Failure		409		{object}	ErrorResponse	"Already a member, or already invited"
 //	@Failure		413		{object}	ErrorResponse	"Body over MAX_BODY_BYTES"
 //	@Failure		415		{object}	ErrorResponse	"Content-Type is not JSON"
 //	@Failure		422		{object}	ValidationError
 //	@Failure		500		{object}	ErrorResponse
 //	@Failure		503		{object}	ErrorResponse	"database unavailable (Retry-After)"
+//	@Failure		429	{object}	ErrorResponse	"Past the organization's request rate (Retry-After)"
 //	@Router			/org/invitations [post]
 func (s *server) handleInvite(w http.ResponseWriter, r *http.Request) error {
 	var req InviteRequest
@@ -102,10 +103,11 @@ func (s *server) handleInvite(w http.ResponseWriter, r *http.Request) error {
 //	@Param			status	query		string	false	"Only invitations in this state"	Enums(pending, accepted, revoked, expired)
 //	@Success		200		{object}	InvitationList
 //	@Failure		401		{object}	ErrorResponse	"Missing, invalid or revoked token"
-//	@Failure		403		{object}	ErrorResponse	"The caller's role does not allow it"
+//	@Failure		403		{object}	ErrorResponse	"The caller's role does not allow it; or Organization suspended"
 //	@Failure		422		{object}	ValidationError
 //	@Failure		500		{object}	ErrorResponse
 //	@Failure		503		{object}	ErrorResponse	"database unavailable (Retry-After)"
+//	@Failure		429	{object}	ErrorResponse	"Past the organization's request rate (Retry-After)"
 //	@Router			/org/invitations [get]
 func (s *server) handleListInvitations(w http.ResponseWriter, r *http.Request) error {
 	status := r.URL.Query().Get("status")
@@ -136,11 +138,12 @@ func (s *server) handleListInvitations(w http.ResponseWriter, r *http.Request) e
 //	@Param			id	path	string	true	"Invitation id"
 //	@Success		204	"Revoked"
 //	@Failure		401	{object}	ErrorResponse	"Missing, invalid or revoked token"
-//	@Failure		403	{object}	ErrorResponse	"The caller's role does not allow it"
+//	@Failure		403	{object}	ErrorResponse	"The caller's role does not allow it; or Organization suspended"
 //	@Failure		404	{object}	ErrorResponse	"Invitation not found"
 //	@Failure		410	{object}	ErrorResponse	"Accepted, revoked or expired already"
 //	@Failure		500	{object}	ErrorResponse
 //	@Failure		503	{object}	ErrorResponse	"database unavailable (Retry-After)"
+//	@Failure		429	{object}	ErrorResponse	"Past the organization's request rate (Retry-After)"
 //	@Router			/org/invitations/{id} [delete]
 func (s *server) handleRevokeInvitation(w http.ResponseWriter, r *http.Request) error {
 	id, err := invitationID(r)
@@ -164,11 +167,12 @@ func (s *server) handleRevokeInvitation(w http.ResponseWriter, r *http.Request) 
 //	@Param			id	path		string	true	"Invitation id"
 //	@Success		200	{object}	InvitationResponse
 //	@Failure		401	{object}	ErrorResponse	"Missing, invalid or revoked token"
-//	@Failure		403	{object}	ErrorResponse	"The caller's role does not allow it"
+//	@Failure		403	{object}	ErrorResponse	"The caller's role does not allow it; or Organization suspended"
 //	@Failure		404	{object}	ErrorResponse	"Invitation not found"
 //	@Failure		410	{object}	ErrorResponse	"Accepted, revoked or expired already"
 //	@Failure		500	{object}	ErrorResponse
 //	@Failure		503	{object}	ErrorResponse	"database unavailable (Retry-After)"
+//	@Failure		429	{object}	ErrorResponse	"Past the organization's request rate (Retry-After)"
 //	@Router			/org/invitations/{id}/resend [post]
 func (s *server) handleResendInvitation(w http.ResponseWriter, r *http.Request) error {
 	id, err := invitationID(r)

@@ -146,7 +146,7 @@ func (s *server) handleGetOrg(w http.ResponseWriter, r *http.Request) error {
 //	@Failure		400		{object}	ErrorResponse	"Email already registered"
 //	@Failure		401		{object}	ErrorResponse	"Missing, invalid or revoked token"
 //	@Header			401		{string}	WWW-Authenticate	"Bearer challenge (RFC 6750): without a token the realm alone, with a refused one error=invalid_token and an error_description saying why (expired, session over, malformed or badly signed, revoked, organization or admin gone)"
-//	@Failure		403		{object}	ErrorResponse	"Not authorized to update"
+//	@Failure		403		{object}	ErrorResponse	"Not authorized to update; or Organization suspended"
 //	@Failure		404		{object}	ErrorResponse	"Organization not found"
 //	@Failure		409		{object}	ErrorResponse	"Organization name conflict, or another change of the organization under way (Retry-After)"
 //	@Failure		413		{object}	ErrorResponse	"Body over MAX_BODY_BYTES"
@@ -195,7 +195,7 @@ func (s *server) handleUpdateOrg(w http.ResponseWriter, r *http.Request) error {
 //	@Success		200		{object}	MessageResponse
 //	@Failure		401		{object}	ErrorResponse	"Missing, invalid or revoked token"
 //	@Header			401		{string}	WWW-Authenticate	"Bearer challenge (RFC 6750): without a token the realm alone, with a refused one error=invalid_token and an error_description saying why (expired, session over, malformed or badly signed, revoked, organization or admin gone)"
-//	@Failure		403		{object}	ErrorResponse	"Not authorized to delete"
+//	@Failure		403		{object}	ErrorResponse	"Not authorized to delete; or Organization suspended"
 //	@Failure		404		{object}	ErrorResponse	"Organization not found"
 //	@Failure		409		{object}	ErrorResponse	"Another change of the organization under way (Retry-After)"
 //	@Failure		413		{object}	ErrorResponse	"Body over MAX_BODY_BYTES"
@@ -203,6 +203,7 @@ func (s *server) handleUpdateOrg(w http.ResponseWriter, r *http.Request) error {
 //	@Failure		500		{object}	ErrorResponse
 //	@Failure		415		{object}	ErrorResponse	"Content-Type is not JSON"
 //	@Failure		503		{object}	ErrorResponse	"database unavailable (Retry-After)"
+//	@Failure		429	{object}	ErrorResponse	"Past the organization's request rate (Retry-After)"
 //	@Router			/org/delete [delete]
 //	@Router			/org/delete [post]
 func (s *server) handleDeleteOrg(w http.ResponseWriter, r *http.Request) error {

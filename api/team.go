@@ -82,7 +82,7 @@ func (s *server) atLeast(role string) func(http.Handler) http.Handler {
 //	@Param			body	body		SwitchRequest	true	"The organization"
 //	@Success		200		{object}	TokenResponse
 //	@Failure		401		{object}	ErrorResponse	"Missing, invalid or revoked token"
-//	@Failure		403		{object}	ErrorResponse	"Not a member of that organization"
+//	@Failure		403		{object}	ErrorResponse	"Not a member of that organization; or Organization suspended"
 //	@Failure		404		{object}	ErrorResponse	"Organization not found"
 //	@Failure		413		{object}	ErrorResponse	"Body over MAX_BODY_BYTES"
 //	@Failure		415		{object}	ErrorResponse	"Content-Type is not JSON"
@@ -118,6 +118,7 @@ func (s *server) handleSwitch(w http.ResponseWriter, r *http.Request) error {
 //	@Failure		401	{object}	ErrorResponse	"Missing, invalid or revoked token"
 //	@Failure		500	{object}	ErrorResponse
 //	@Failure		503	{object}	ErrorResponse	"database unavailable (Retry-After)"
+//	@Failure		403	{object}	ErrorResponse	"Organization suspended"
 //	@Router			/me [get]
 func (s *server) handleMe(w http.ResponseWriter, r *http.Request) error {
 	a, err := s.auth.Me(r.Context(), principal(r))
@@ -146,7 +147,7 @@ func (s *server) handleMe(w http.ResponseWriter, r *http.Request) error {
 //	@Success		200		{object}	TokenResponse
 //	@Failure		400		{object}	ErrorResponse	"Email already registered"
 //	@Failure		401		{object}	ErrorResponse	"Missing, invalid or revoked token"
-//	@Failure		403		{object}	ErrorResponse	"Current password is incorrect"
+//	@Failure		403		{object}	ErrorResponse	"Current password is incorrect; or Organization suspended"
 //	@Failure		409		{object}	ErrorResponse	"Another change of the account under way (Retry-After)"
 //	@Failure		413		{object}	ErrorResponse	"Body over MAX_BODY_BYTES"
 //	@Failure		415		{object}	ErrorResponse	"Content-Type is not JSON"
@@ -190,6 +191,8 @@ func (s *server) handleUpdateMe(w http.ResponseWriter, r *http.Request) error {
 //	@Failure		422		{object}	ValidationError
 //	@Failure		500		{object}	ErrorResponse
 //	@Failure		503		{object}	ErrorResponse	"database unavailable (Retry-After)"
+//	@Failure		403	{object}	ErrorResponse	"Organization suspended"
+//	@Failure		429	{object}	ErrorResponse	"Past the organization's request rate (Retry-After)"
 //	@Router			/org/members [get]
 func (s *server) handleListMembers(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
@@ -241,7 +244,7 @@ func memberID(r *http.Request) (bson.ObjectID, error) {
 //	@Param			body		body		RoleRequest	true	"The new role"
 //	@Success		200			{object}	MemberResponse
 //	@Failure		401			{object}	ErrorResponse	"Missing, invalid or revoked token"
-//	@Failure		403			{object}	ErrorResponse	"The caller's role does not allow it"
+//	@Failure		403			{object}	ErrorResponse	"The caller's role does not allow it; or Organization suspended"
 //	@Failure		404			{object}	ErrorResponse	"Member not found"
 //	@Failure		409			{object}	ErrorResponse	"An organization needs at least one owner; or another change of the organization is under way (Retry-After)"
 //	@Failure		413			{object}	ErrorResponse	"Body over MAX_BODY_BYTES"
@@ -249,6 +252,7 @@ func memberID(r *http.Request) (bson.ObjectID, error) {
 //	@Failure		422			{object}	ValidationError
 //	@Failure		500			{object}	ErrorResponse
 //	@Failure		503			{object}	ErrorResponse	"database unavailable (Retry-After)"
+//	@Failure		429	{object}	ErrorResponse	"Past the organization's request rate (Retry-After)"
 //	@Router			/org/members/{account_id} [patch]
 func (s *server) handleChangeRole(w http.ResponseWriter, r *http.Request) error {
 	id, err := memberID(r)
@@ -281,11 +285,12 @@ func (s *server) handleChangeRole(w http.ResponseWriter, r *http.Request) error 
 //	@Param			account_id	path	string	true	"The member's account id"
 //	@Success		204			"Removed"
 //	@Failure		401			{object}	ErrorResponse	"Missing, invalid or revoked token"
-//	@Failure		403			{object}	ErrorResponse	"The caller's role does not allow it"
+//	@Failure		403			{object}	ErrorResponse	"The caller's role does not allow it; or Organization suspended"
 //	@Failure		404			{object}	ErrorResponse	"Member not found"
 //	@Failure		409			{object}	ErrorResponse	"An organization needs at least one owner; or another change of the organization is under way (Retry-After)"
 //	@Failure		500			{object}	ErrorResponse
 //	@Failure		503			{object}	ErrorResponse	"database unavailable (Retry-After)"
+//	@Failure		429	{object}	ErrorResponse	"Past the organization's request rate (Retry-After)"
 //	@Router			/org/members/{account_id} [delete]
 func (s *server) handleRemoveMember(w http.ResponseWriter, r *http.Request) error {
 	id, err := memberID(r)

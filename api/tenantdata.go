@@ -33,10 +33,11 @@ type ExportLine struct {
 //	@Success		200	{array}		ExportLine	"NDJSON (application/x-ndjson), not a JSON array: a header line {format: "orgsvc-export", version: 1, organization_name, exported_at}, then one ExportLine per document; error answers are JSON"
 //	@Failure		401	{object}	ErrorResponse	"Missing, invalid or revoked token"
 //	@Header			401	{string}	WWW-Authenticate	"Bearer challenge (RFC 6750)"
-//	@Failure		403	{object}	ErrorResponse	"Members and viewers may not export"
+//	@Failure		403	{object}	ErrorResponse	"Members and viewers may not export; or Organization suspended"
 //	@Failure		409	{object}	ErrorResponse	"Organization is being renamed or deleted (Retry-After)"
 //	@Failure		500	{object}	ErrorResponse
 //	@Failure		503	{object}	ErrorResponse	"database unavailable (Retry-After)"
+//	@Failure		429	{object}	ErrorResponse	"Past the organization's request rate (Retry-After)"
 //	@Router			/org/export [get]
 func (s *server) handleExport(w http.ResponseWriter, r *http.Request) error {
 	var out *exportfmt.Writer
@@ -79,13 +80,14 @@ type ImportResponse struct {
 //	@Success		200		{object}	ImportResponse
 //	@Failure		401		{object}	ErrorResponse	"Missing, invalid or revoked token"
 //	@Header			401		{string}	WWW-Authenticate	"Bearer challenge (RFC 6750)"
-//	@Failure		403		{object}	ErrorResponse	"Only owners import"
+//	@Failure		403		{object}	ErrorResponse	"Only owners import; or Organization suspended"
 //	@Failure		409		{object}	ErrorResponse	"Organization is being changed (Retry-After)"
 //	@Failure		413		{object}	ErrorResponse	"Body over IMPORT_MAX_BYTES"
 //	@Failure		415		{object}	ErrorResponse	"Content-Type is not application/x-ndjson"
 //	@Failure		422		{object}	ValidationError	"Bad lines, with loc [&quot;body&quot;, &quot;line&quot;, n, ...]"
 //	@Failure		500		{object}	ErrorResponse
 //	@Failure		503		{object}	ErrorResponse	"database unavailable (Retry-After)"
+//	@Failure		429	{object}	ErrorResponse	"Past the organization's request rate (Retry-After)"
 //	@Router			/org/import [post]
 func (s *server) handleImport(w http.ResponseWriter, r *http.Request) error {
 	mode := r.URL.Query().Get("mode")

@@ -58,6 +58,12 @@ const docTemplate = `{
                             }
                         }
                     },
+                    "403": {
+                        "description": "Organization suspended",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
                     "413": {
                         "description": "Body over MAX_BODY_BYTES",
                         "schema": {
@@ -131,6 +137,12 @@ const docTemplate = `{
                             }
                         }
                     },
+                    "403": {
+                        "description": "Organization suspended",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
                     "500": {
                         "description": "Internal Server Error",
                         "schema": {
@@ -189,7 +201,7 @@ const docTemplate = `{
                         }
                     },
                     "403": {
-                        "description": "Not a member of that organization",
+                        "description": "Not a member of that organization; or Organization suspended",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
                         }
@@ -381,6 +393,12 @@ const docTemplate = `{
                             "$ref": "#/definitions/ErrorResponse"
                         }
                     },
+                    "403": {
+                        "description": "Organization suspended",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
                     "500": {
                         "description": "Internal Server Error",
                         "schema": {
@@ -443,7 +461,7 @@ const docTemplate = `{
                         }
                     },
                     "403": {
-                        "description": "Current password is incorrect",
+                        "description": "Current password is incorrect; or Organization suspended",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
                         }
@@ -595,7 +613,7 @@ const docTemplate = `{
                         }
                     },
                     "403": {
-                        "description": "Members and viewers may not read the audit log",
+                        "description": "Members and viewers may not read the audit log; or Organization suspended",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
                         }
@@ -604,6 +622,12 @@ const docTemplate = `{
                         "description": "Unprocessable Entity",
                         "schema": {
                             "$ref": "#/definitions/ValidationError"
+                        }
+                    },
+                    "429": {
+                        "description": "Past the organization's request rate (Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "500": {
@@ -674,7 +698,7 @@ const docTemplate = `{
                         }
                     },
                     "403": {
-                        "description": "Members and viewers may not read the audit log",
+                        "description": "Members and viewers may not read the audit log; or Organization suspended",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
                         }
@@ -683,6 +707,12 @@ const docTemplate = `{
                         "description": "Unprocessable Entity",
                         "schema": {
                             "$ref": "#/definitions/ValidationError"
+                        }
+                    },
+                    "429": {
+                        "description": "Past the organization's request rate (Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "500": {
@@ -825,7 +855,7 @@ const docTemplate = `{
                         }
                     },
                     "403": {
-                        "description": "Not authorized to delete",
+                        "description": "Not authorized to delete; or Organization suspended",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
                         }
@@ -858,6 +888,12 @@ const docTemplate = `{
                         "description": "Unprocessable Entity",
                         "schema": {
                             "$ref": "#/definitions/ValidationError"
+                        }
+                    },
+                    "429": {
+                        "description": "Past the organization's request rate (Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "500": {
@@ -922,7 +958,7 @@ const docTemplate = `{
                         }
                     },
                     "403": {
-                        "description": "Not authorized to delete",
+                        "description": "Not authorized to delete; or Organization suspended",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
                         }
@@ -955,6 +991,12 @@ const docTemplate = `{
                         "description": "Unprocessable Entity",
                         "schema": {
                             "$ref": "#/definitions/ValidationError"
+                        }
+                    },
+                    "429": {
+                        "description": "Past the organization's request rate (Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "500": {
@@ -1029,6 +1071,12 @@ const docTemplate = `{
                             }
                         }
                     },
+                    "403": {
+                        "description": "Organization suspended",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
                     "409": {
                         "description": "Organization is being renamed or deleted (Retry-After)",
                         "schema": {
@@ -1039,6 +1087,12 @@ const docTemplate = `{
                         "description": "Unprocessable Entity",
                         "schema": {
                             "$ref": "#/definitions/ValidationError"
+                        }
+                    },
+                    "429": {
+                        "description": "Past the organization's request rate (Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "500": {
@@ -1110,7 +1164,7 @@ const docTemplate = `{
                         }
                     },
                     "403": {
-                        "description": "A viewer cannot write documents",
+                        "description": "A viewer cannot write documents; or Organization suspended",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
                         }
@@ -1137,6 +1191,12 @@ const docTemplate = `{
                         "description": "Unprocessable Entity",
                         "schema": {
                             "$ref": "#/definitions/ValidationError"
+                        }
+                    },
+                    "429": {
+                        "description": "Past the organization's request rate (Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "500": {
@@ -1197,6 +1257,12 @@ const docTemplate = `{
                             }
                         }
                     },
+                    "403": {
+                        "description": "Organization suspended",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
                     "404": {
                         "description": "Document not found",
                         "schema": {
@@ -1205,6 +1271,12 @@ const docTemplate = `{
                     },
                     "409": {
                         "description": "Organization is being renamed or deleted (Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "429": {
+                        "description": "Past the organization's request rate (Retry-After)",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
                         }
@@ -1279,7 +1351,7 @@ const docTemplate = `{
                         }
                     },
                     "403": {
-                        "description": "A viewer cannot write documents",
+                        "description": "A viewer cannot write documents; or Organization suspended",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
                         }
@@ -1312,6 +1384,12 @@ const docTemplate = `{
                         "description": "Unprocessable Entity",
                         "schema": {
                             "$ref": "#/definitions/ValidationError"
+                        }
+                    },
+                    "429": {
+                        "description": "Past the organization's request rate (Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "500": {
@@ -1368,7 +1446,7 @@ const docTemplate = `{
                         }
                     },
                     "403": {
-                        "description": "A viewer cannot write documents",
+                        "description": "A viewer cannot write documents; or Organization suspended",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
                         }
@@ -1381,6 +1459,12 @@ const docTemplate = `{
                     },
                     "409": {
                         "description": "Organization is being renamed or deleted (Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "429": {
+                        "description": "Past the organization's request rate (Retry-After)",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
                         }
@@ -1455,7 +1539,7 @@ const docTemplate = `{
                         }
                     },
                     "403": {
-                        "description": "A viewer cannot write documents",
+                        "description": "A viewer cannot write documents; or Organization suspended",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
                         }
@@ -1488,6 +1572,12 @@ const docTemplate = `{
                         "description": "Unprocessable Entity",
                         "schema": {
                             "$ref": "#/definitions/ValidationError"
+                        }
+                    },
+                    "429": {
+                        "description": "Past the organization's request rate (Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "500": {
@@ -1544,13 +1634,19 @@ const docTemplate = `{
                         }
                     },
                     "403": {
-                        "description": "Members and viewers may not export",
+                        "description": "Members and viewers may not export; or Organization suspended",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "409": {
                         "description": "Organization is being renamed or deleted (Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "429": {
+                        "description": "Past the organization's request rate (Retry-After)",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
                         }
@@ -1683,7 +1779,7 @@ const docTemplate = `{
                         }
                     },
                     "403": {
-                        "description": "Only owners import",
+                        "description": "Only owners import; or Organization suspended",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
                         }
@@ -1710,6 +1806,12 @@ const docTemplate = `{
                         "description": "Bad lines, with loc [\u0026quot;body\u0026quot;, \u0026quot;line\u0026quot;, n, ...]",
                         "schema": {
                             "$ref": "#/definitions/ValidationError"
+                        }
+                    },
+                    "429": {
+                        "description": "Past the organization's request rate (Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "500": {
@@ -1770,7 +1872,7 @@ const docTemplate = `{
                         }
                     },
                     "403": {
-                        "description": "The caller's role does not allow it",
+                        "description": "The caller's role does not allow it; or Organization suspended",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
                         }
@@ -1779,6 +1881,12 @@ const docTemplate = `{
                         "description": "Unprocessable Entity",
                         "schema": {
                             "$ref": "#/definitions/ValidationError"
+                        }
+                    },
+                    "429": {
+                        "description": "Past the organization's request rate (Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "500": {
@@ -1837,7 +1945,7 @@ const docTemplate = `{
                         }
                     },
                     "403": {
-                        "description": "The caller's role does not allow it",
+                        "description": "The caller's role does not allow it; or Organization suspended",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
                         }
@@ -1864,6 +1972,12 @@ const docTemplate = `{
                         "description": "Unprocessable Entity",
                         "schema": {
                             "$ref": "#/definitions/ValidationError"
+                        }
+                    },
+                    "429": {
+                        "description": "Past the organization's request rate (Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "500": {
@@ -1916,7 +2030,7 @@ const docTemplate = `{
                         }
                     },
                     "403": {
-                        "description": "The caller's role does not allow it",
+                        "description": "The caller's role does not allow it; or Organization suspended",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
                         }
@@ -1929,6 +2043,12 @@ const docTemplate = `{
                     },
                     "410": {
                         "description": "Accepted, revoked or expired already",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "429": {
+                        "description": "Past the organization's request rate (Retry-After)",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
                         }
@@ -1986,7 +2106,7 @@ const docTemplate = `{
                         }
                     },
                     "403": {
-                        "description": "The caller's role does not allow it",
+                        "description": "The caller's role does not allow it; or Organization suspended",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
                         }
@@ -1999,6 +2119,12 @@ const docTemplate = `{
                     },
                     "410": {
                         "description": "Accepted, revoked or expired already",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "429": {
+                        "description": "Past the organization's request rate (Retry-After)",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
                         }
@@ -2063,10 +2189,22 @@ const docTemplate = `{
                             "$ref": "#/definitions/ErrorResponse"
                         }
                     },
+                    "403": {
+                        "description": "Organization suspended",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
                     "422": {
                         "description": "Unprocessable Entity",
                         "schema": {
                             "$ref": "#/definitions/ValidationError"
+                        }
+                    },
+                    "429": {
+                        "description": "Past the organization's request rate (Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "500": {
@@ -2119,7 +2257,7 @@ const docTemplate = `{
                         }
                     },
                     "403": {
-                        "description": "The caller's role does not allow it",
+                        "description": "The caller's role does not allow it; or Organization suspended",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
                         }
@@ -2132,6 +2270,12 @@ const docTemplate = `{
                     },
                     "409": {
                         "description": "An organization needs at least one owner; or another change of the organization is under way (Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
+                        }
+                    },
+                    "429": {
+                        "description": "Past the organization's request rate (Retry-After)",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
                         }
@@ -2199,7 +2343,7 @@ const docTemplate = `{
                         }
                     },
                     "403": {
-                        "description": "The caller's role does not allow it",
+                        "description": "The caller's role does not allow it; or Organization suspended",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
                         }
@@ -2232,6 +2376,12 @@ const docTemplate = `{
                         "description": "Unprocessable Entity",
                         "schema": {
                             "$ref": "#/definitions/ValidationError"
+                        }
+                    },
+                    "429": {
+                        "description": "Past the organization's request rate (Retry-After)",
+                        "schema": {
+                            "$ref": "#/definitions/ErrorResponse"
                         }
                     },
                     "500": {
@@ -2304,7 +2454,7 @@ const docTemplate = `{
                         }
                     },
                     "403": {
-                        "description": "Not authorized to update",
+                        "description": "Not authorized to update; or Organization suspended",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
                         }
@@ -2413,7 +2563,7 @@ const docTemplate = `{
                         }
                     },
                     "403": {
-                        "description": "Not authorized to update",
+                        "description": "Not authorized to update; or Organization suspended",
                         "schema": {
                             "$ref": "#/definitions/ErrorResponse"
                         }
