@@ -69,6 +69,7 @@ type bench struct {
 	renamed  map[string]*renamed // by rename scenario
 	floor    floor
 	ref      *reference // the org-count series' reference service
+	audit    auditState // the audit scenarios' services and logs
 }
 
 func newBench(opts config, log io.Writer) *bench {
@@ -120,10 +121,14 @@ func (b *bench) runAll(ctx context.Context) (err error) {
 }
 
 // startService starts a service on a fresh embedded store, stopped at the
-// end of the run.
-func (b *bench) startService(ctx context.Context, name string, cost int) (*service, error) {
-	b.logf("starting the %s service (BCRYPT_COST=%d, embedded store)", name, cost)
-	svc, err := startService(ctx, b.bin, b.workDir, b.opts.out, name, b.opts.mongoDB, cost)
+// end of the run; extra goes into its environment.
+func (b *bench) startService(ctx context.Context, name string, cost int, extra ...string) (*service, error) {
+	settings := ""
+	for _, e := range extra {
+		settings += ", " + e
+	}
+	b.logf("starting the %s service (BCRYPT_COST=%d%s, embedded store)", name, cost, settings)
+	svc, err := startService(ctx, b.bin, b.workDir, b.opts.out, name, b.opts.mongoDB, cost, extra...)
 	if err != nil {
 		return nil, err
 	}
@@ -149,24 +154,32 @@ func (b *bench) start(ctx context.Context, name string, cost int) (*service, err
 }
 
 func (b *bench) connect(ctx context.Context, uri string) error {
-	c, err := mongo.Connect(options.Client().ApplyURI(uri).SetServerSelectionTimeout(10 * time.Second))
+	c, db, idOnly, err := openDB(ctx, uri, b.opts.mongoDB)
 	if err != nil {
 		return err
-	}
-	if err := c.Ping(ctx, nil); err != nil {
-		_ = c.Disconnect(context.Background())
-		return fmt.Errorf("database at %s: %w", uri, err)
-	}
-	db := c.Database(b.opts.mongoDB)
-	idOnly, err := repository.IDFiltersOnly(ctx, db)
-	if err != nil {
-		_ = c.Disconnect(context.Background())
-		return fmt.Errorf("database at %s: %w", uri, err)
 	}
 	b.mongo, b.db, b.idOnly = c, db, idOnly
 	b.masters = repository.NewMasterRepository(db, idOnly)
 	b.tenants = repository.NewTenantRepository(db, 0)
 	return nil
+}
+
+// openDB connects to the database at uri and opens the master database
+// name; idOnly is whether the store evaluates only a lone _id filter.
+func openDB(ctx context.Context, uri, name string) (c *mongo.Client, db *mongo.Database, idOnly bool, err error) {
+	if c, err = mongo.Connect(options.Client().ApplyURI(uri).SetServerSelectionTimeout(10 * time.Second)); err != nil {
+		return nil, nil, false, err
+	}
+	if err := c.Ping(ctx, nil); err != nil {
+		_ = c.Disconnect(context.Background())
+		return nil, nil, false, fmt.Errorf("database at %s: %w", uri, err)
+	}
+	db = c.Database(name)
+	if idOnly, err = repository.IDFiltersOnly(ctx, db); err != nil {
+		_ = c.Disconnect(context.Background())
+		return nil, nil, false, fmt.Errorf("database at %s: %w", uri, err)
+	}
+	return c, db, idOnly, nil
 }
 
 func (b *bench) disconnect() {

@@ -11,6 +11,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/orgsvc/orgsvc/internal/audit"
 )
 
 func TestMain(m *testing.M) {
@@ -49,8 +53,8 @@ func TestScenarioTable(t *testing.T) {
 func TestTargetsWithoutResults(t *testing.T) {
 	b := newBench(config{short: true}, io.Discard)
 	targets := b.evaluateTargets()
-	if len(targets) != 11 {
-		t.Fatalf("%d targets, want 11: %+v", len(targets), targets)
+	if len(targets) != 16 {
+		t.Fatalf("%d targets, want 16: %+v", len(targets), targets)
 	}
 	for _, x := range targets {
 		if x.Met != "n/a" || x.Measured != "not measured" {
@@ -66,16 +70,28 @@ func TestTargetsJudgeTheResults(t *testing.T) {
 		{Name: "net/http floor", Kind: "baseline", Requests: 10, RPS: 100},
 		{Name: "rename-empty", Kind: "scenario", Requests: 6, P50: 10},
 		{Name: "rename-100k", Kind: "scenario", Requests: 6, P50: 25, Errors: 1},
+		{Name: "sign-up with log", Kind: "scenario", Requests: 20, P50: 11},
+		{Name: "sign-up without log", Kind: "scenario", Requests: 20, P50: 10},
+		{Name: "rename with log", Kind: "scenario", Requests: 20, P50: 12},
+		{Name: "rename without log", Kind: "scenario", Requests: 20, P50: 10},
+		{Name: "audit-list@500", Kind: "scenario", Requests: 100, P50: 14, Reference: "audit-list@10 beside @500"},
+		{Name: "audit-list@10 beside @500", Kind: "scenario", Requests: 100, P50: 10, Organizations: 10},
+		{Name: "audit-verify", Kind: "scenario", Requests: 3, P50: 1200, EventsPerSecond: 8_333},
 	}
 	met := map[string]string{}
 	for _, x := range b.evaluateTargets() {
 		met[x.Goal] = x.Met
 	}
 	for goal, want := range map[string]string{
-		"health ≥ 0.9 × net/http floor":                "yes",
-		"rename-100k median ≤ 2 × rename-empty median": "no",
-		"zero errors in every scenario":                "no",
-		"login ≥ 0.95 × bcrypt compare":                "n/a",
+		"health ≥ 0.9 × net/http floor":                                            "yes",
+		"rename-100k median ≤ 2 × rename-empty median":                             "no",
+		"zero errors in every scenario":                                            "no",
+		"login ≥ 0.95 × bcrypt compare":                                            "n/a",
+		"sign-up with the audit log ≤ 1.15 × without (p50)":                        "yes",
+		"rename with the audit log ≤ 1.15 × without (p50)":                         "no",
+		"role change with the audit log ≤ 1.15 × without (p50)":                    "n/a",
+		"audit page of 50 p50 with 500 organizations of 50 events ≤ 1.5 × with 10": "yes",
+		"orgsvc audit verify of 10,000 events < 1s (10s per 100,000)":              "no",
 	} {
 		if met[goal] != want {
 			t.Errorf("%s: met %q, want %q", goal, met[goal], want)
@@ -181,5 +197,37 @@ func TestFloor(t *testing.T) {
 	}
 	if _, err := http.Get("http://" + addr + "/health"); err == nil {
 		t.Fatal("the floor server still answers after Stop")
+	}
+}
+
+// TestSeededEventsChain: the events seedLog makes verify as a chain, each
+// with a source of its own.
+func TestSeededEventsChain(t *testing.T) {
+	org := bson.NewObjectID()
+	c := &audit.Chain{Org: org.Hex()}
+	prev := audit.ZeroHash
+	sources := map[string]bool{}
+	for seq := int64(1); seq <= 50; seq++ {
+		ev := seedEvent(org, seq, prev, time.Now())
+		if err := c.Next(&ev); err != nil {
+			t.Fatal(err)
+		}
+		if sources[ev.Source] {
+			t.Fatalf("event %d: source %s repeated", seq, ev.Source)
+		}
+		sources[ev.Source] = true
+		prev = ev.Hash
+	}
+}
+
+func TestParseVerify(t *testing.T) {
+	org := bson.NewObjectID()
+	out := fmt.Sprintf("ok: organization %s: 100000 events\n1 logs, 100000 events verified in 4.321s (23143 events/s)\n", org.Hex())
+	n, scan, err := parseVerify(out, org)
+	if err != nil || n != 100_000 || scan != 4321*time.Millisecond {
+		t.Fatalf("parseVerify: %d events, %s, %v", n, scan, err)
+	}
+	if _, _, err := parseVerify(fmt.Sprintf("broken: organization %s: event 7: hash\n", org.Hex()), org); err == nil {
+		t.Fatal("a broken log was taken for a verified one")
 	}
 }

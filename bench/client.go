@@ -252,3 +252,46 @@ func (c *apiClient) organization(ctx context.Context, name string) (*orgInfo, er
 func orgGetPath(name string) string {
 	return "/org/get?organization_name=" + url.QueryEscape(name)
 }
+
+// member is one entry of GET /org/members.
+type member struct {
+	ID    string `json:"id"`
+	Email string `json:"email"`
+	Role  string `json:"role"`
+}
+
+// members lists the first page of a's organization's members.
+func (c *apiClient) members(ctx context.Context, a *account) ([]member, error) {
+	var out struct {
+		Items []member `json:"items"`
+	}
+	err := c.do(ctx, http.MethodGet, "/org/members?limit=500", a.Token, nil, http.StatusOK, &out)
+	return out.Items, err
+}
+
+// changeRole gives the member id of a's organization role (PATCH
+// /org/members/{account_id}), once: no retry, for timing.
+func (c *apiClient) changeRole(ctx context.Context, a *account, id, role string) error {
+	return c.do(ctx, http.MethodPatch, "/org/members/"+url.PathEscape(id), a.Token, map[string]string{"role": role}, http.StatusOK, nil)
+}
+
+// signUpOnce creates a's organization, once: no retry, for timing.
+func (c *apiClient) signUpOnce(ctx context.Context, a *account) error {
+	return c.do(ctx, http.MethodPost, "/org/create", "", a.signUpBody(), http.StatusCreated, nil)
+}
+
+// auditPage is the answer to GET /org/audit.
+type auditPage struct {
+	Items []struct {
+		Seq int64 `json:"seq"`
+	} `json:"items"`
+	Next *string `json:"next"`
+}
+
+// auditPage reads the newest page of limit events of a's organization's
+// audit log.
+func (c *apiClient) auditPage(ctx context.Context, a *account, limit int) (*auditPage, error) {
+	var out auditPage
+	err := c.do(ctx, http.MethodGet, fmt.Sprintf("/org/audit?limit=%d", limit), a.Token, nil, http.StatusOK, &out)
+	return &out, err
+}

@@ -69,13 +69,22 @@ type sizes struct {
 	orgLevels     []int // organization counts of the org-count series
 	seriesCreates int   // sign-ups measured per level of the series (on each service, in turns)
 	teamOrgs      int   // organizations of the account login-many and switch use
+	auditOps      int   // operations of each kind timed per side in audit-write (even: roles and names end where they began)
+	auditBurst    int   // sign-ups per side in audit-write's sign-ups under load (informational)
+	auditOrgs     int   // audit logs of the big service in audit-list
+	auditEvents   int   // events of each of those logs
+	auditListed   int   // signed-up organizations whose logs audit-list lists (all the small service holds)
+	verifyEvents  int   // events of the log audit-verify verifies
+	verifyRuns    int   // runs of orgsvc audit verify timed
 }
 
 func defaultSizes(short bool) sizes {
 	if short {
-		return sizes{listDocs: 600, renameDocs: 1_000, loginAdmins: 64, renames: 6, orgLevels: []int{10, 100, 200}, seriesCreates: 50, teamOrgs: 10}
+		return sizes{listDocs: 600, renameDocs: 1_000, loginAdmins: 64, renames: 6, orgLevels: []int{10, 100, 200}, seriesCreates: 50, teamOrgs: 10,
+			auditOps: 40, auditBurst: 50, auditOrgs: 500, auditEvents: 50, auditListed: 10, verifyEvents: 10_000, verifyRuns: 3}
 	}
-	return sizes{listDocs: 1_000, renameDocs: 100_000, loginAdmins: 64, renames: 20, orgLevels: []int{10, 100, 1_000, 5_000}, seriesCreates: 300, teamOrgs: 50}
+	return sizes{listDocs: 1_000, renameDocs: 100_000, loginAdmins: 64, renames: 20, orgLevels: []int{10, 100, 1_000, 5_000}, seriesCreates: 300, teamOrgs: 50,
+		auditOps: 200, auditBurst: 300, auditOrgs: 5_000, auditEvents: 200, auditListed: 10, verifyEvents: 100_000, verifyRuns: 3}
 }
 
 func parseOptions(args []string, stderr io.Writer) (config, error) {

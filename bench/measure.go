@@ -47,6 +47,13 @@ type Result struct {
 	// spent per request, in microseconds.
 	ServiceCPU float64 `json:"service_cpu_us_per_request,omitempty"`
 	ToolCPU    float64 `json:"tool_cpu_us_per_request,omitempty"`
+	// Events is the audit events each request verified (audit-verify);
+	// EventsPerSecond, their rate at the median time.
+	Events          int64   `json:"events,omitempty"`
+	EventsPerSecond float64 `json:"events_per_second,omitempty"`
+	// SeedSeconds is how long seeding what the scenario reads took
+	// (audit-list, audit-verify).
+	SeedSeconds float64 `json:"seed_seconds,omitempty"`
 	// Baseline names the result this one is compared with; Ratio is this
 	// one's RPS over the baseline's.
 	Baseline      string  `json:"baseline,omitempty"`
@@ -374,19 +381,23 @@ func (b *bench) timeEach(ctx context.Context, w work) *Result {
 
 // timeInTurns times the operations of ws one at a time and in turns: the
 // first of each, then the second of each, and so on. Each operation's
-// database commands are counted; RSS is sampled over the whole.
+// database commands are counted; the RSS of each work's process is sampled
+// over the whole.
 func (b *bench) timeInTurns(ctx context.Context, ws []work) []*Result {
 	lat := make([][]time.Duration, len(ws))
 	errs := make([][]string, len(ws))
 	cmds := make([]*cmdMeter, len(ws))
 	rounds := 0
+	rss := map[int]*rssWatch{}
 	for i, w := range ws {
 		if w.base != "" {
 			cmds[i] = newCmdMeter(w.base)
 		}
 		rounds = max(rounds, w.times)
+		if rss[w.pid] == nil {
+			rss[w.pid] = watchRSS(w.pid)
+		}
 	}
-	rss := watchRSS(b.pid)
 	began := time.Now()
 	for round := range rounds {
 		for i, w := range ws {
@@ -405,10 +416,14 @@ func (b *bench) timeInTurns(ctx context.Context, ws []work) []*Result {
 			lat[i] = append(lat[i], took)
 		}
 	}
-	seconds, peak := time.Since(began).Seconds(), rss.Peak()
+	seconds := time.Since(began).Seconds()
+	peak := map[int]int64{}
+	for pid, w := range rss {
+		peak[pid] = w.Peak()
+	}
 	out := make([]*Result, len(ws))
 	for i, w := range ws {
-		r := timed(w.name, w.kind, lat[i], errs[i], seconds, peak, nil)
+		r := timed(w.name, w.kind, lat[i], errs[i], seconds, peak[w.pid], nil)
 		cmds[i].fill(r)
 		r.Note, r.Server = w.note, w.server
 		b.add(r)

@@ -255,6 +255,8 @@ func (b *bench) markdown(charts []string) string {
 		w("\norg-delete is the series' sign-ups deleted again, %d at a time (log in, then `DELETE /org/delete`, timed together); no target, shown so that a deletion that grows with the organizations is seen.\n", deleteWorkers)
 	}
 
+	s.WriteString(b.auditMarkdown())
+
 	w("\n## Targets\n\n| target | measured | met |\n|---|---|---|\n")
 	for _, t := range r.Targets {
 		w("| %s | %s | %s |\n", t.Goal, t.Measured, t.Met)
@@ -361,4 +363,86 @@ func fmtMiB(v float64) string {
 		return "–"
 	}
 	return fmt.Sprintf("%.0f MiB", v)
+}
+
+// auditMarkdown is the audit log's section of the report: what an event
+// costs the operations that record one, a page of a log against the logs
+// present, a chain verified whole; empty when none of them ran.
+func (b *bench) auditMarkdown() string {
+	var s strings.Builder
+	w := func(format string, args ...any) { fmt.Fprintf(&s, format, args...) }
+	head := func() {
+		if s.Len() == 0 {
+			w("\n## Audit log\n")
+		}
+	}
+	var ops [][2]*Result
+	for _, op := range auditWriteOps {
+		if on, off := b.find(op.with), b.find(op.without); on != nil && off != nil {
+			ops = append(ops, [2]*Result{on, off})
+		}
+	}
+	if len(ops) > 0 {
+		head()
+		w("\nEach operation on two services started alike (BCRYPT_COST=%d), the second with ORGSVC_AUDIT_OFF=1, in turns: one at a time, one of each on each service, then the next; the sign-ups under load in turns of a fifth each.\n\n", seriesCost)
+		w("| operation | clients | requests | p50 with the log | p50 without | with ÷ without | p99 with | p99 without | DB commands/req with · without | errors |\n")
+		w("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+		for _, p := range ops {
+			on, off := p[0], p[1]
+			ratio := ""
+			if off.P50 > 0 {
+				ratio = fmt.Sprintf("%.2f×", on.P50/off.P50)
+			}
+			key := strings.TrimSuffix(on.Name, " with log")
+			w("| %s | %d | %d | %s | %s | %s | %s | %s | %s · %s | %d |\n", key, on.Concurrency, on.Requests, fmtMs(on.P50), fmtMs(off.P50), ratio,
+				fmtMs(on.P99), fmtMs(off.P99), fmtCommands(on.Commands), fmtCommands(off.Commands), on.Errors+off.Errors)
+		}
+		if r := b.find("driver audit-log create+append"); r != nil {
+			w("\nThe log's own writes for a new organization, sent through the driver one at a time (createIndexes on source, which makes the collection, then the first event's insert): %s p50 over %d.\n", fmtMs(r.P50), r.Requests)
+		}
+	}
+	var lists []*Result
+	for _, r := range b.report.Results {
+		if strings.HasPrefix(r.Name, "audit-list@") {
+			lists = append(lists, r)
+		}
+	}
+	if len(lists) > 0 {
+		head()
+		w("\nGET /org/audit?limit=50 by the owners of signed-up organizations, from %d clients, on two services with the log (BCRYPT_COST=%d), in turns; every log holds the same number of events, seeded through the driver, and the other logs belong to no organization.\n\n", lists[0].Concurrency, seriesCost)
+		w("| listing | server | logs present | p50 | p99 | req/s | ÷ ref | DB commands/req | seeded in |\n")
+		w("|---|---|--:|--:|--:|--:|--:|--:|--:|\n")
+		for _, r := range lists {
+			w("| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.Name, r.Server, group(r.Organizations), fmtMs(r.P50), fmtMs(r.P99), fmtRate(r.RPS),
+				b.fmtReference(r), fmtCommands(r.Commands), fmtSeconds(r.SeedSeconds))
+		}
+	}
+	var verify []*Result
+	for _, name := range []string{"audit-verify", "driver audit scan", "chain check in memory"} {
+		if r := b.find(name); r != nil {
+			verify = append(verify, r)
+		}
+	}
+	if len(verify) > 0 {
+		head()
+		w("\n| verify | events | runs | median | max | events/s | seeded in | how |\n")
+		w("|---|--:|--:|--:|--:|--:|--:|---|\n")
+		for _, r := range verify {
+			w("| %s | %s | %d | %s | %s | %s | %s | %s |\n", r.Name, group(int(r.Events)), r.Requests-r.Errors, fmtMs(r.P50), fmtMs(r.Max), group(int(r.EventsPerSecond)),
+				fmtSeconds(r.SeedSeconds), r.Note)
+		}
+	}
+	return s.String()
+}
+
+// fmtSeconds writes a duration given in seconds; "–" for none.
+func fmtSeconds(v float64) string {
+	if v == 0 {
+		return "–"
+	}
+	d := time.Duration(v * float64(time.Second))
+	if d >= time.Minute {
+		return d.Round(time.Second).String()
+	}
+	return d.Round(10 * time.Millisecond).String()
 }

@@ -139,6 +139,28 @@ var scenarios = []scenario{
 		oneByOne: true,
 		target:   renameTarget,
 	},
+	// The audit log: what an event costs the operations that record one
+	// (against a service without the log, in turns), a page of a log with
+	// many logs present (against a service with few, in turns), and a
+	// chain verified whole.
+	{
+		name:   "audit-write",
+		setup:  (*bench).setupAuditWrite,
+		run:    func(b *bench) work { return work{series: b.auditWrite} },
+		target: auditWriteTargets,
+	},
+	{
+		name:   "audit-list",
+		setup:  (*bench).setupAuditList,
+		run:    func(b *bench) work { return work{series: b.auditList} },
+		target: auditListTarget,
+	},
+	{
+		name:   "audit-verify",
+		setup:  (*bench).setupAuditVerify,
+		run:    func(b *bench) work { return work{series: b.auditVerify} },
+		target: auditVerifyTarget,
+	},
 	{
 		name:   "org-count",
 		setup:  (*bench).startSeries,

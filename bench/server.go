@@ -66,19 +66,25 @@ type service struct {
 // that nothing from the tool's environment (or a .env file) leaks in.
 var inheritedVars = []string{"PATH", "HOME", "TMPDIR", "GOMAXPROCS", "GOGC", "GOMEMLIMIT", "GODEBUG"}
 
-// serviceEnv is the service's environment. The per-address abuse limits
-// are turned off: every request of a load test comes from one loopback
-// address, so they would measure the limiter rather than the service. The
-// per-e-mail login limit stays at the service's default; the login
-// scenario cycles through enough admins to stay under it.
-func serviceEnv(database, httpAddr, mongoAddr, dataDir string, cost int) []string {
+// inheritedEnv is the inheritedVars of the tool's environment that are set.
+func inheritedEnv() []string {
 	var env []string
 	for _, k := range inheritedVars {
 		if v, ok := os.LookupEnv(k); ok {
 			env = append(env, k+"="+v)
 		}
 	}
-	return append(env,
+	return env
+}
+
+// serviceEnv is the service's environment. The per-address abuse limits
+// are turned off: every request of a load test comes from one loopback
+// address, so they would measure the limiter rather than the service. The
+// per-e-mail login limit stays at the service's default; the login
+// scenario cycles through enough admins to stay under it. extra are more
+// NAME=value settings (ORGSVC_AUDIT_OFF=1 for audit-write).
+func serviceEnv(database, httpAddr, mongoAddr, dataDir string, cost int, extra ...string) []string {
+	return append(append(inheritedEnv(),
 		"MONGO_URI=",
 		"MONGO_DB="+database,
 		"HTTP_ADDR="+httpAddr,
@@ -88,12 +94,13 @@ func serviceEnv(database, httpAddr, mongoAddr, dataDir string, cost int) []strin
 		"LOG_LEVEL=warn",
 		"LOGIN_RATE_PER_ADDRESS=0",
 		"CREATE_RATE_PER_ADDRESS=0",
-	)
+	), extra...)
 }
 
 // startService starts bin on the embedded store under workDir/name-data,
-// listening on free loopback ports, and waits until /health answers.
-func startService(ctx context.Context, bin, workDir, outDir, name, database string, cost int) (*service, error) {
+// listening on free loopback ports, and waits until /health answers; extra
+// goes into its environment (see serviceEnv).
+func startService(ctx context.Context, bin, workDir, outDir, name, database string, cost int, extra ...string) (*service, error) {
 	httpAddr, err := proc.FreeAddr()
 	if err != nil {
 		return nil, err
@@ -119,7 +126,7 @@ func startService(ctx context.Context, bin, workDir, outDir, name, database stri
 	// The working directory holds no .env, so none is read.
 	s.p, err = proc.Start(proc.Spec{
 		Bin: bin, Args: []string{"serve"}, Dir: workDir,
-		Env:    serviceEnv(database, httpAddr, mongoAddr, dataDir, cost),
+		Env:    serviceEnv(database, httpAddr, mongoAddr, dataDir, cost, extra...),
 		Stdout: s.log, Stderr: s.log,
 	})
 	if err != nil {
