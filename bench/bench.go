@@ -148,7 +148,7 @@ func (b *bench) start(ctx context.Context, name string, cost int) (*service, err
 		return nil, err
 	}
 	if b.report.Service == "" {
-		b.report.Service = "orgsvc started by orgbench on the embedded store (FerretDB with SQLite) in a fresh temporary DATA_DIR, with LOG_LEVEL=warn, LOGIN_RATE_PER_ADDRESS=0 and CREATE_RATE_PER_ADDRESS=0 (all load comes from one address), other settings at their defaults"
+		b.report.Service = "orgsvc started by orgbench on the embedded store (FerretDB with SQLite) in a fresh temporary DATA_DIR, with LOG_LEVEL=warn, LOGIN_RATE_PER_ADDRESS=0, CREATE_RATE_PER_ADDRESS=0 (all load comes from one address) and ORG_RATE_PER_SECOND=0 (most scenarios load one organization), other settings at their defaults"
 	}
 	return svc, nil
 }

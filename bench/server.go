@@ -79,7 +79,9 @@ func inheritedEnv() []string {
 
 // serviceEnv is the service's environment. The per-address abuse limits
 // are turned off: every request of a load test comes from one loopback
-// address, so they would measure the limiter rather than the service. The
+// address, so they would measure the limiter rather than the service; so
+// is the rate per organization (ORG_RATE_PER_SECOND), since most
+// scenarios load one organization. The
 // per-e-mail login limit stays at the service's default; the login
 // scenario cycles through enough admins to stay under it. extra are more
 // NAME=value settings (ORGSVC_AUDIT_OFF=1 for audit-write).
@@ -94,6 +96,7 @@ func serviceEnv(database, httpAddr, mongoAddr, dataDir string, cost int, extra .
 		"LOG_LEVEL=warn",
 		"LOGIN_RATE_PER_ADDRESS=0",
 		"CREATE_RATE_PER_ADDRESS=0",
+		"ORG_RATE_PER_SECOND=0",
 	), extra...)
 }
 

@@ -422,7 +422,9 @@ func tenantLimits(cfg config.Config) service.Limits {
 
 // auditLogs is the audit logs over the store.
 func auditLogs(c Components) *audit.Log {
-	return audit.NewLog(repository.NewAuditRepository(c.DB, c.IDFiltersOnly))
+	repo := repository.NewAuditRepository(c.DB, c.IDFiltersOnly)
+	repo.OnPrepare(c.PrepareCollection)
+	return audit.NewLog(repo)
 }
 
 // keepAudit records the expiry of invitations every few minutes, and

@@ -64,7 +64,7 @@ func (t *tool) orgs() *service.OrgService {
 	master, tenants, ops := repositories(t.cfg, Components{DB: t.st.DB, PrepareCollection: t.st.IndexCollection, IDFiltersOnly: t.st.IDFiltersOnly})
 	orgs := service.NewOrgService(master, tenants, ops, nil, nil, t.log, lifecycle(t.cfg))
 	orgs.SetInvitations(service.InvitationSettings{Mails: repository.NewOutboxRepository(t.st.DB)})
-	orgs.SetAudit(auditLogs(Components{DB: t.st.DB, IDFiltersOnly: t.st.IDFiltersOnly}))
+	orgs.SetAudit(auditLogs(Components{DB: t.st.DB, IDFiltersOnly: t.st.IDFiltersOnly, PrepareCollection: t.st.IndexCollection}))
 	return orgs
 }
 
@@ -126,7 +126,7 @@ func auditCommand(ctx context.Context, args []string, getenv func(string) string
 	}
 	defer t.close()
 	orgs := t.orgs()
-	log := auditLogs(Components{DB: t.st.DB, IDFiltersOnly: t.st.IDFiltersOnly})
+	log := auditLogs(Components{DB: t.st.DB, IDFiltersOnly: t.st.IDFiltersOnly, PrepareCollection: t.st.IndexCollection})
 
 	var ids []bson.ObjectID
 	if *org != "" {

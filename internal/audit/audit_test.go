@@ -178,7 +178,7 @@ func TestVerifyFindsAnEdit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	_, err := db.Collection(model.AuditCollection(org)).UpdateOne(ctx, bson.D{{Key: "_id", Value: int64(3)}},
+	_, err := db.Collection(model.AuditCollection(org)).UpdateOne(ctx, bson.D{{Key: "_id", Value: model.EventKey(3)}},
 		bson.D{{Key: "$set", Value: bson.D{{Key: "actor.email", Value: "someone.else@example.com"}}}})
 	if err != nil {
 		t.Fatal(err)

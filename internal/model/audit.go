@@ -25,14 +25,18 @@ func AuditOrg(name string) (bson.ObjectID, bool) {
 	return id, err == nil
 }
 
-// Event is one entry of an organization's audit log. Seq, its _id, counts
-// the organization's events from 1 with no gaps; Hash chains it to the
+// Event is one entry of an organization's audit log. Seq counts the
+// organization's events from 1 with no gaps; Hash chains it to the
 // event before (see package audit for the canonical form). Source names
 // what the event records (an operation's step, an invitation's expiry, or
 // a request): its unique index keeps a step that runs again from adding
 // the event twice. Source is not part of the event as clients see it.
 type Event struct {
-	Seq      int64             `bson:"_id" json:"seq"`
+	// Key is the _id: Seq in 12 digits, a string so that the embedded
+	// store looks it up by its index (it does so for strings and
+	// ObjectIDs only), in the same order as Seq.
+	Key      string            `bson:"_id" json:"-"`
+	Seq      int64             `bson:"seq" json:"seq"`
 	ID       string            `bson:"id" json:"id"`
 	OrgID    string            `bson:"org_id" json:"org_id"`
 	Time     string            `bson:"time" json:"time"`
@@ -45,6 +49,9 @@ type Event struct {
 	Hash     string            `bson:"hash" json:"hash"`
 	Source   string            `bson:"source" json:"-"`
 }
+
+// EventKey is the _id of the seq-th event of a log.
+func EventKey(seq int64) string { return fmt.Sprintf("%012d", seq) }
 
 // EventID is the id of the seq-th event of org.
 func EventID(org bson.ObjectID, seq int64) string { return fmt.Sprintf("%s:%d", org.Hex(), seq) }

@@ -21,7 +21,13 @@ type AuditRepository struct {
 	db *mongo.Database
 	// idFiltersOnly: see MasterRepository.
 	idFiltersOnly bool
+	// prepare, when set, is called for every log made (see
+	// store.Store.IndexCollection).
+	prepare func(ctx context.Context, db, collection string) error
 }
+
+// OnPrepare sets what is done to every log made, once made.
+func (r *AuditRepository) OnPrepare(f func(ctx context.Context, db, collection string) error) { r.prepare = f }
 
 // NewAuditRepository returns the audit logs over db.
 func NewAuditRepository(db *mongo.Database, idFiltersOnly bool) *AuditRepository {
@@ -37,6 +43,15 @@ const sourceIndex = "source_unique"
 
 // Prepare makes org's log with its index on source; it is idempotent.
 func (r *AuditRepository) Prepare(ctx context.Context, org bson.ObjectID) error {
+	if r.prepare != nil {
+		name := model.AuditCollection(org)
+		if err := r.db.CreateCollection(ctx, name); err != nil && !isCode(err, codeNamespaceExists) {
+			return wrap(err)
+		}
+		if err := r.prepare(ctx, r.db.Name(), name); err != nil {
+			return err
+		}
+	}
 	_, err := r.log(org).Indexes().CreateOne(ctx, mongo.IndexModel{
 		Keys: bson.D{{Key: "source", Value: 1}}, Options: options.Index().SetName(sourceIndex).SetUnique(true),
 	})
@@ -46,13 +61,14 @@ func (r *AuditRepository) Prepare(ctx context.Context, org bson.ObjectID) error 
 // Insert adds ev to org's log; ErrDuplicate when its seq or its source is
 // taken.
 func (r *AuditRepository) Insert(ctx context.Context, org bson.ObjectID, ev *model.Event) error {
+	ev.Key = model.EventKey(ev.Seq)
 	return insert(ctx, r.log(org), ev)
 }
 
 // Event returns the seq-th event of org.
 func (r *AuditRepository) Event(ctx context.Context, org bson.ObjectID, seq int64) (*model.Event, error) {
 	var ev model.Event
-	if err := findByID(ctx, r.log(org), seq, &ev); err != nil {
+	if err := findByID(ctx, r.log(org), model.EventKey(seq), &ev); err != nil {
 		return nil, err
 	}
 	return &ev, nil
@@ -93,7 +109,7 @@ func (f AuditFilter) empty() bool { return f == AuditFilter{} }
 func (f AuditFilter) bson(below int64) bson.D {
 	d := bson.D{}
 	if below > 0 {
-		d = append(d, bson.E{Key: "_id", Value: bson.D{{Key: "$lt", Value: below}}})
+		d = append(d, bson.E{Key: "_id", Value: bson.D{{Key: "$lt", Value: model.EventKey(below)}}})
 	}
 	if f.Action != "" {
 		d = append(d, bson.E{Key: "action", Value: f.Action})
@@ -202,7 +218,7 @@ func (r *AuditRepository) Scan(ctx context.Context, org bson.ObjectID, f AuditFi
 
 // DeleteBefore removes org's events with seq below seq.
 func (r *AuditRepository) DeleteBefore(ctx context.Context, org bson.ObjectID, seq int64) (int64, error) {
-	res, err := r.log(org).DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$lt", Value: seq}}}})
+	res, err := r.log(org).DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$lt", Value: model.EventKey(seq)}}}})
 	if err != nil {
 		return 0, wrap(err)
 	}

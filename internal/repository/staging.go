@@ -145,13 +145,30 @@ func (r *TenantRepository) renameNamed(ctx context.Context, db, from, to string)
 	return nil
 }
 
-// mergeBatch is how many upserts a command of a merge carries.
-const mergeBatch = 500
+// mergeBatch is how many upserts a command of a merge carries, and
+// ferretMergeBatch on the embedded store: its update command (FerretDB
+// 1.24, handler.updateDocument) keeps a connection of the database's
+// SQLite pool, of 100, for every statement that matched a document until
+// the command ends, so a command replacing about 100 existing documents
+// waits forever for a connection, and every request to that database
+// with it.
+const (
+	mergeBatch       = 500
+	ferretMergeBatch = 16
+)
 
 // Merge upserts every document of the staging collection into the tenant
 // collection t, by _id, as org's: running it again gives the same state.
 // It returns how many documents it upserted.
 func (r *TenantRepository) Merge(ctx context.Context, t model.Tenant, staging string, org bson.ObjectID) (int64, error) {
+	idOnly, err := r.idFiltersOnly(ctx)
+	if err != nil {
+		return 0, err
+	}
+	batch := mergeBatch
+	if idOnly {
+		batch = ferretMergeBatch
+	}
 	cur, err := r.database(t.DB).Collection(staging).Find(ctx, bson.D{}, options.Find().SetBatchSize(mergeBatch))
 	if err != nil {
 		return 0, wrap(err)
@@ -173,7 +190,7 @@ func (r *TenantRepository) Merge(ctx context.Context, t model.Tenant, staging st
 		var raw bson.Raw = append(bson.Raw(nil), cur.Current...)
 		id := raw.Lookup("_id")
 		models = append(models, mongo.NewReplaceOneModel().SetFilter(bson.D{{Key: "_id", Value: id}}).SetReplacement(raw).SetUpsert(true))
-		if len(models) == mergeBatch {
+		if len(models) == batch {
 			if err := flush(); err != nil {
 				return n, err
 			}
