@@ -38,6 +38,7 @@ func TestCrashMatrix(t *testing.T) {
 			// What the operation acts on, made before the crash.
 			var token, invitation, second string
 			var docs []string
+			var export []byte // the organization's, for an import
 			if kind != "create" {
 				s := runServer(t, dir, addr, env)
 				mustStatus(t, s.call(t, "POST", "/org/create", "", create), http.StatusCreated)
@@ -58,12 +59,19 @@ func TestCrashMatrix(t *testing.T) {
 					me := s.call(t, "GET", "/me", login(t, s, "second@alpha.example.com", "second-pass-1"), nil)
 					second = me.body["id"].(string)
 				}
+				if kind == "import" {
+					export = exportAt(t, s, token)
+				}
 				s.stop(t)
 			}
 
 			var method, path string
 			var body map[string]any
+			var raw []byte // an NDJSON body, sent instead of body
 			var ok int
+			// For an import, the documents it leaves: the first changed,
+			// and a new one.
+			var imported []string
 			switch kind {
 			case "create":
 				method, path, body, ok = "POST", "/org/create", create, http.StatusCreated
@@ -85,11 +93,45 @@ func TestCrashMatrix(t *testing.T) {
 				if fp == "accept:before-settle" {
 					ok = http.StatusGone // committed: the restart finished it, and a second accept is refused
 				}
+			case "import":
+				// Every failpoint is after the commit: the import rolls
+				// forward, and its retry is a second one, to the same end.
+				mode := "replace"
+				if strings.Contains(fp, "merge") {
+					mode = "merge"
+				}
+				method, path, ok = "POST", "/org/import?mode="+mode, http.StatusOK
+				var added string
+				raw, added = crashImport(t, export)
+				imported = []string{docs[0], added}
+				if mode == "merge" {
+					imported = append(slices.Clone(docs), added)
+				}
+				slices.Sort(imported) // id order
+			}
+			if method == "" {
+				t.Fatalf("no request for the failpoints of kind %q: add one to this switch", kind)
+			}
+			sendOp := func(s *server) (response, error) {
+				if raw != nil {
+					return tryNDJSON(s.base, method, path, token, raw)
+				}
+				return try(s.base, method, path, token, body)
+			}
+			// The documents after the import, and the first one's data.
+			checkImported := func(s *server, when string) {
+				t.Helper()
+				if ids := listIDs(t, s, token); !slices.Equal(ids, imported) {
+					t.Fatalf("documents %s: %v, want %v", when, ids, imported)
+				}
+				if got := documentData(t, s, token, docs[0]); got != crashImported {
+					t.Fatalf("the imported document %s: %s, want %s", when, got, crashImported)
+				}
 			}
 
 			// The crash.
 			s := runServer(t, dir, addr, append(slices.Clone(env), "ORGSVC_FAILPOINT="+fp))
-			if r, err := try(s.base, method, path, token, body); err == nil {
+			if r, err := sendOp(s); err == nil {
 				t.Fatalf("%s %s answered %d %s: the process should have died at %s", method, path, r.status, r.raw, fp)
 			}
 			if code := s.wait(t, 30*time.Second); code != failpoint.ExitCode {
@@ -115,7 +157,13 @@ func TestCrashMatrix(t *testing.T) {
 
 			// The client's retry succeeds, and the state is the one asked for.
 			s = runServer(t, dir, addr, env)
-			r := s.call(t, method, path, token, body)
+			if kind == "import" {
+				checkImported(s, "after the restart, before the retry")
+			}
+			r, err := sendOp(s)
+			if err != nil {
+				t.Fatalf("retry %s %s: %v", method, path, err)
+			}
 			if r.status != ok {
 				t.Fatalf("retry %s %s: %d %s, want %d", method, path, r.status, r.raw, ok)
 			}
@@ -151,6 +199,11 @@ func TestCrashMatrix(t *testing.T) {
 				if ids := listIDs(t, s, login(t, s, "admin@alpha.example.com", "alpha-pass-1")); len(ids) != 0 {
 					t.Fatalf("a new organization of the deleted one's name holds %v", ids)
 				}
+			case "import":
+				if r.body["documents"] != 2.0 {
+					t.Fatalf("the retried import: %s", r.raw)
+				}
+				checkImported(s, "after the retry")
 			}
 			s.stop(t)
 			if code, out := runCheck(t, dir, env); code != 0 || strings.TrimSpace(out) != "consistent" {
@@ -162,10 +215,12 @@ func TestCrashMatrix(t *testing.T) {
 				"create": 1, "rename": 1, "delete": 1, // the deletion's, in the deleted organization's log
 				"member": 2, // the change asked for, and the test's own change back to owner
 				"accept": 1,
+				"import": 2, // the crashed import, rolled forward, and its retry
 			}[kind]
 			action := map[string]string{
 				"create": "org.created", "rename": "org.renamed", "delete": "org.deleted",
 				"member": "member.role_changed", "accept": "invitation.accepted",
+				"import": "tenant.imported",
 			}[kind]
 			if got := actions(auditLogs(t, dir, env)); got[action] != want {
 				t.Fatalf("audit events after the crash at %s: %v, want %s %d times", fp, got, action, want)

@@ -27,7 +27,9 @@ type AuditRepository struct {
 }
 
 // OnPrepare sets what is done to every log made, once made.
-func (r *AuditRepository) OnPrepare(f func(ctx context.Context, db, collection string) error) { r.prepare = f }
+func (r *AuditRepository) OnPrepare(f func(ctx context.Context, db, collection string) error) {
+	r.prepare = f
+}
 
 // NewAuditRepository returns the audit logs over db.
 func NewAuditRepository(db *mongo.Database, idFiltersOnly bool) *AuditRepository {
@@ -41,21 +43,19 @@ func (r *AuditRepository) log(org bson.ObjectID) *mongo.Collection {
 // sourceIndex makes an event's source unique within its log.
 const sourceIndex = "source_unique"
 
-// Prepare makes org's log with its index on source; it is idempotent.
+// Prepare makes org's log with its index on source (which makes the
+// collection), then has it prepared (OnPrepare); it is idempotent.
 func (r *AuditRepository) Prepare(ctx context.Context, org bson.ObjectID) error {
-	if r.prepare != nil {
-		name := model.AuditCollection(org)
-		if err := r.db.CreateCollection(ctx, name); err != nil && !isCode(err, codeNamespaceExists) {
-			return wrap(err)
-		}
-		if err := r.prepare(ctx, r.db.Name(), name); err != nil {
-			return err
-		}
-	}
 	_, err := r.log(org).Indexes().CreateOne(ctx, mongo.IndexModel{
 		Keys: bson.D{{Key: "source", Value: 1}}, Options: options.Index().SetName(sourceIndex).SetUnique(true),
 	})
-	return wrap(err)
+	if err != nil {
+		return wrap(err)
+	}
+	if r.prepare != nil {
+		return r.prepare(ctx, r.db.Name(), model.AuditCollection(org))
+	}
+	return nil
 }
 
 // Insert adds ev to org's log; ErrDuplicate when its seq or its source is

@@ -344,7 +344,7 @@ func (s *DocumentService) get(ctx context.Context, p Principal, id string) (*mod
 		unsure = errors.Is(err, errUnconfirmed)
 		return !unsure && !errors.Is(err, repository.ErrNotFound), err
 	}, func(p Principal, now model.Tenant, stable bool) (bool, error) {
-		return !unsure && (stable || now == p.Tenant), ErrDocumentNotFound
+		return !unsure && stable, ErrDocumentNotFound
 	})
 	return d, p, err
 }
@@ -518,7 +518,7 @@ func (s *DocumentService) List(ctx context.Context, p Principal, after string, w
 		}
 		return unsure, nil
 	}, func(p Principal, now model.Tenant, stable bool) (bool, error) {
-		return !unsure && (stable || now == p.Tenant), nil
+		return !unsure && stable, nil
 	})
 	if err != nil {
 		return Page{}, err
