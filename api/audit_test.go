@@ -715,7 +715,7 @@ func TestAuditKeepsNoSecrets(t *testing.T) {
 	pass2, pass3, ivyPass2 := "Secretive-pass-2", "Secretive-pass-3", "ivy-secret-pass-2"
 	secrets = append(secrets, pass2, pass3, ivyPass2)
 	tok := keep(e.call("PUT", "/org/update", o.token, map[string]any{"organization_name": "Secretive", "password": pass2, "email": "owner@secretive2.example.com"}))
-	tok = keep(e.call("PATCH", "/me", tok, map[string]any{"password": pass3, "current_password": pass2}))
+	keep(e.call("PATCH", "/me", tok, map[string]any{"password": pass3, "current_password": pass2}))
 	keep(e.call("PATCH", "/me", ivy, map[string]any{"password": ivyPass2, "current_password": ivyPass}))
 	expect(t, e.call("POST", "/admin/login", "", creds("owner@secretive2.example.com", pass2)), http.StatusUnauthorized, "")
 	tok = keep(e.call("POST", "/admin/login", "", creds("owner@secretive2.example.com", pass3)))
