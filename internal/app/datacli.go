@@ -66,6 +66,23 @@ func flags(fs *flag.FlagSet, args []string, usage string, stdout, stderr io.Writ
 	return 0, false
 }
 
+// openOrg opens the store as openTool does and looks up the organization
+// a command names; nil and the exit status when either fails.
+func openOrg(ctx context.Context, getenv func(string) string, stderr io.Writer, cmd, name string) (*tool, *service.OrgService, *model.Organization, int) {
+	t, code := openTool(ctx, getenv, stderr)
+	if t == nil {
+		return nil, nil, nil, code
+	}
+	orgs := t.orgs()
+	org, err := orgs.Lookup(ctx, name)
+	if err != nil {
+		t.close()
+		fmt.Fprintf(stderr, "%s: %s: %v\n", cmd, name, err)
+		return nil, nil, nil, 1
+	}
+	return t, orgs, org, 0
+}
+
 // exportCommand runs orgsvc export.
 func exportCommand(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("orgsvc export", flag.ContinueOnError)
@@ -78,17 +95,11 @@ func exportCommand(ctx context.Context, args []string, getenv func(string) strin
 		fmt.Fprintf(stderr, "orgsvc export: --org is required, and nothing else\n\n%s", exportUsage)
 		return 2
 	}
-	t, code := openTool(ctx, getenv, stderr)
+	t, orgs, org, code := openOrg(ctx, getenv, stderr, "orgsvc export", *name)
 	if t == nil {
 		return code
 	}
 	defer t.close()
-	orgs := t.orgs()
-	org, err := orgs.Lookup(ctx, *name)
-	if err != nil {
-		fmt.Fprintf(stderr, "orgsvc export: %s: %v\n", *name, err)
-		return 1
-	}
 	var w io.Writer = stdout
 	if *out != "" {
 		f, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
@@ -102,7 +113,7 @@ func exportCommand(ctx context.Context, args []string, getenv func(string) strin
 	bar := progress(stderr, -1, "documents", false)
 	x := exportfmt.NewWriter(w)
 	n := 0
-	err = orgs.Export(ctx, service.OperatorPrincipal(org, "orgsvc export"),
+	err := orgs.Export(ctx, service.OperatorPrincipal(org, "orgsvc export"),
 		func(o *model.Organization) error { return x.Header(o.Name, time.Now()) },
 		func(d *model.Document) error {
 			n++
@@ -148,17 +159,11 @@ func importCommand(ctx context.Context, args []string, getenv func(string) strin
 		fmt.Fprintf(stderr, "orgsvc import: %v\n", err)
 		return 1
 	}
-	t, code := openTool(ctx, getenv, stderr)
+	t, orgs, org, code := openOrg(ctx, getenv, stderr, "orgsvc import", *name)
 	if t == nil {
 		return code
 	}
 	defer t.close()
-	orgs := t.orgs()
-	org, err := orgs.Lookup(ctx, *name)
-	if err != nil {
-		fmt.Fprintf(stderr, "orgsvc import: %s: %v\n", *name, err)
-		return 1
-	}
 	var r io.Reader = f
 	bar := progress(stderr, info.Size(), "reading", true)
 	if bar != nil {
