@@ -22,12 +22,12 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/orgsvc/orgsvc/api"
 	"github.com/orgsvc/orgsvc/internal/audit"
 	"github.com/orgsvc/orgsvc/internal/config"
 	"github.com/orgsvc/orgsvc/internal/model"
+	"github.com/orgsvc/orgsvc/internal/repository"
 )
 
 // An NDJSON answer whose schema is an array (the audit export's, of
@@ -199,12 +199,13 @@ func parseNDJSON(t testing.TB, raw []byte) []api.AuditEvent {
 func (e *env) storedEvents(org bson.ObjectID) []api.AuditEvent {
 	e.t.Helper()
 	ctx := context.Background()
-	cur, err := e.db.Collection(model.AuditCollection(org)).Find(ctx, bson.D{}, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
-	if err != nil {
-		e.t.Fatal(err)
-	}
+	// Through the driver, wherever the log is kept.
 	var evs []model.Event
-	if err := cur.All(ctx, &evs); err != nil {
+	err := audit.NewLog(repository.NewAuditRepository(e.db, e.idFiltersOnly)).Scan(ctx, org, repository.AuditFilter{}, func(ev *model.Event) error {
+		evs = append(evs, *ev)
+		return nil
+	})
+	if err != nil {
 		e.t.Fatal(err)
 	}
 	out := make([]api.AuditEvent, 0, len(evs))

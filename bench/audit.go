@@ -110,7 +110,8 @@ type auditState struct {
 	verifyOrg  bson.ObjectID
 	verifySeed time.Duration
 	verifyBin  string // the orgsvc binary verify runs
-	verifyURI  string // the store it reads; empty: verify in process
+	verifyDir  string // the DATA_DIR it opens, or
+	verifyURI  string // the store it reads; neither: verify in process
 }
 
 // startWriteSide starts a service of audit-write and signs up its
@@ -245,14 +246,14 @@ func (b *bench) auditWrite(ctx context.Context) error {
 	defer func() { _ = client.Disconnect(context.Background()) }()
 	repo := repository.NewAuditRepository(db, idOnly)
 	b.measure(ctx, work{name: "driver audit-log create+append", kind: "baseline", pid: on.svc.PID(), times: n,
-		note: "a new log through the driver, as a sign-up's first event makes it: createIndexes on source (which makes the collection), then the event's insert; one at a time, on the audit-on service's store (informational)",
+		note: "a new log through the driver, as a sign-up's first event makes it: createIndexes on source (which makes the collection, in the first tenant database), then the event's insert; one at a time, on the audit-on service's store (informational)",
 		op: func(ctx context.Context, _ int) error {
-			org := bson.NewObjectID()
-			if err := repo.Prepare(ctx, org); err != nil {
+			at := repository.LogRef{DB: model.TenantDatabase(db.Name(), 0), Org: bson.NewObjectID()}
+			if err := repo.Prepare(ctx, at); err != nil {
 				return err
 			}
-			ev := seedEvent(org, 1, audit.ZeroHash, time.Now())
-			return repo.Insert(ctx, org, &ev)
+			ev := seedEvent(at.Org, 1, audit.ZeroHash, time.Now())
+			return repo.Insert(ctx, at, &ev)
 		}})
 	return ctx.Err()
 }
@@ -319,19 +320,23 @@ func (b *bench) startListSide(ctx context.Context, name string, logsOnly int) (*
 	b.logf("%s: seeding %d logs of %d events through the driver (%d of signed-up organizations, %d of logs alone)", name, s.logs, n, len(ids), logsOnly)
 	began := time.Now()
 	// First the logs alone are made, one at a time: each is a collection
-	// of the master database and two indexes, and every such change makes
-	// each SQLite connection to the master database's file parse its whole
-	// schema again, at its next statement (and fails a statement under way
-	// on another one, which FerretDB does not retry). Then their events,
-	// with no schema changing.
-	orgs := slices.Clone(ids)
-	for range logsOnly {
-		org := bson.NewObjectID()
-		if err := repo.Prepare(ctx, org); err != nil {
+	// of a tenant database and two indexes, and every such change makes
+	// each SQLite connection to that database's file parse its whole schema
+	// again, at its next statement (and fails a statement under way on
+	// another one, which FerretDB does not retry). Then their events, with
+	// no schema changing. They are put 64 to a database, as the service
+	// puts organizations, in databases of their own.
+	refs, err := logRefs(ctx, repo, ids)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	for k := range logsOnly {
+		at := repository.LogRef{DB: model.TenantDatabase(db.Name(), 500+k/64), Org: bson.NewObjectID()}
+		if err := repo.Prepare(ctx, at); err != nil {
 			return nil, fmt.Errorf("%s: make an audit log: %w", name, err)
 		}
-		if orgs = append(orgs, org); len(orgs)%1000 == 0 {
-			b.logf("%s: %d logs made, %s", name, len(orgs), time.Since(began).Round(time.Second))
+		if refs = append(refs, at); len(refs)%1000 == 0 {
+			b.logf("%s: %d logs made, %s", name, len(refs), time.Since(began).Round(time.Second))
 		}
 	}
 	made := time.Since(began)
@@ -341,16 +346,16 @@ func (b *bench) startListSide(ctx context.Context, name string, logsOnly int) (*
 	var seeded, logsDone atomic.Int64
 	g, gctx = errgroup.WithContext(ctx)
 	g.SetLimit(auditSeedWorkers)
-	for i, org := range orgs {
+	for i, at := range refs {
 		g.Go(func() error {
 			head := chainHead{0, audit.ZeroHash}
 			if i < len(ids) { // its sign-up and login are in it already
 				var err error
-				if head, err = logHead(gctx, repo, org); err != nil {
+				if head, err = logHead(gctx, repo, at); err != nil {
 					return err
 				}
 			}
-			k, err := seedLog(gctx, db, org, head, int64(n))
+			k, err := seedLog(gctx, client.Database(at.DB), at.Org, head, int64(n))
 			seeded.Add(k)
 			if done := logsDone.Add(1); done%1000 == 0 {
 				b.logf("%s: %d logs seeded, %d events, %s", name, done, seeded.Load(), time.Since(began).Round(time.Second))
@@ -446,18 +451,37 @@ func auditListTarget(b *bench) []Target {
 	return []Target{t}
 }
 
-// setupAuditVerify signs up an organization on the measured service and
-// seeds its log to sz.verifyEvents events through the driver.
+// setupAuditVerify signs up an organization and seeds its log to
+// sz.verifyEvents events through the driver. The tool's own runs do so on
+// a service of their own, which is stopped once seeded, so that orgsvc
+// audit verify opens its DATA_DIR as an operator's run does (the embedded
+// store holds the directory's lock while a service runs); with -target,
+// on the measured service's store, through MONGO_URI.
 func (b *bench) setupAuditVerify(ctx context.Context) error {
 	if b.db == nil {
 		b.note("audit-verify skipped: seeding the log needs the database address (-mongo)")
 		return errSkip
 	}
+	api, db := b.api, b.db
+	var own *service
+	if b.bin != "" && b.svc != nil {
+		var err error
+		if own, err = b.startService(ctx, "audit-verify", seriesCost); err != nil {
+			return err
+		}
+		b.undo = append(b.undo, own.Stop)
+		client, odb, _, err := openDB(ctx, own.MongoURI, b.opts.mongoDB)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = client.Disconnect(context.Background()) }()
+		api, db = newAPIClient(own.URL), odb
+	}
 	a := newAccount("bench-audit-verify-" + b.runID)
-	if err := b.api.ensure(ctx, a); err != nil {
+	if err := api.ensure(ctx, a); err != nil {
 		return fmt.Errorf("sign up %s: %w", a.Name, err)
 	}
-	info, err := b.api.organization(ctx, a.Name)
+	info, err := api.organization(ctx, a.Name)
 	if err != nil {
 		return err
 	}
@@ -468,48 +492,59 @@ func (b *bench) setupAuditVerify(ctx context.Context) error {
 	n := b.sz.verifyEvents
 	b.logf("audit-verify: seeding the log of %s to %d events through the driver", a.Name, n)
 	began := time.Now()
-	head, err := logHead(ctx, repository.NewAuditRepository(b.db, b.idOnly), org)
+	repo := repository.NewAuditRepository(db, b.idOnly)
+	refs, err := logRefs(ctx, repo, []bson.ObjectID{org})
 	if err != nil {
 		return err
 	}
-	if _, err := seedLog(ctx, b.db, org, head, int64(n)); err != nil {
+	head, err := logHead(ctx, repo, refs[0])
+	if err != nil {
+		return err
+	}
+	if _, err := seedLog(ctx, db.Client().Database(refs[0].DB), org, head, int64(n)); err != nil {
 		return fmt.Errorf("seed the audit log of %s: %w", a.Name, err)
 	}
 	b.audit.verifyOrg, b.audit.verifySeed = org, time.Since(began)
 	b.note("audit-verify: seeding the log of %s events took %s (%.0f events/s)", group(n), b.audit.verifySeed.Round(time.Millisecond), float64(n)/b.audit.verifySeed.Seconds())
+	b.auditScanBaselines(ctx, repo, refs[0])
 	// With -target, the binary only if -bin names one.
 	switch b.audit.verifyBin = cmp.Or(b.bin, b.opts.bin); {
 	case b.audit.verifyBin == "":
-	case b.svc != nil:
-		b.audit.verifyURI = b.svc.MongoURI
+	case own != nil:
+		own.Stop()
+		b.audit.verifyDir = own.DataDir
 	default:
 		b.audit.verifyURI = b.opts.mongoURI
 	}
-	return nil
+	return ctx.Err()
 }
 
 // auditVerify times orgsvc audit verify --org of the seeded log, the built
-// binary run against the service's store (or, without one, audit.Log's
-// Verify in the tool's process), sz.verifyRuns times.
+// binary run on the stopped service's DATA_DIR (or against the measured
+// store's MONGO_URI; without a binary, audit.Log's Verify in the tool's
+// process), sz.verifyRuns times.
 func (b *bench) auditVerify(ctx context.Context) error {
 	want := int64(b.sz.verifyEvents)
 	var scans []time.Duration // as the CLI reports them
-	how := "orgsvc audit verify --org <id>, the built binary, against the service's store (MONGO_URI)"
-	if b.audit.verifyURI == "" {
+	how := "orgsvc audit verify --org <id>, the built binary, on the stopped service's DATA_DIR (the embedded store in its process, as an operator runs it)"
+	switch {
+	case b.audit.verifyBin == "":
 		how = "audit.NewLog(repository.NewAuditRepository(db, idFiltersOnly)).Verify in the tool's process, over the driver"
+	case b.audit.verifyDir == "":
+		how = "orgsvc audit verify --org <id>, the built binary, against the measured store (MONGO_URI)"
 	}
-	w := work{name: "audit-verify", kind: "scenario", server: b.server, pid: b.pid, times: b.sz.verifyRuns,
+	w := work{name: "audit-verify", kind: "scenario", server: b.server, times: b.sz.verifyRuns,
 		note: fmt.Sprintf("%s; a log of %s events seeded through the driver in %s; each run timed whole", how, group(int(want)), b.audit.verifySeed.Round(time.Millisecond)),
 		op: func(ctx context.Context, _ int) error {
 			var n int64
 			var scan time.Duration
 			var err error
-			if b.audit.verifyURI == "" {
+			if b.audit.verifyBin == "" {
 				start := time.Now()
 				n, err = audit.NewLog(repository.NewAuditRepository(b.db, b.idOnly)).Verify(ctx, b.audit.verifyOrg)
 				scan = time.Since(start)
 			} else {
-				n, scan, err = b.verifyCLI(ctx, b.audit.verifyURI, b.audit.verifyOrg)
+				n, scan, err = b.verifyCLI(ctx, b.audit.verifyOrg)
 			}
 			if err == nil && n != want {
 				err = fmt.Errorf("verified %d events, want %d", n, want)
@@ -525,24 +560,25 @@ func (b *bench) auditVerify(ctx context.Context) error {
 		r.EventsPerSecond = float64(want) / (r.P50 / 1000)
 		b.logf("audit-verify: %s events in %s (median of %d), %.0f events/s", group(int(want)), fmtMs(r.P50), len(scans), r.EventsPerSecond)
 	}
-	if len(scans) > 0 && b.audit.verifyURI != "" {
+	if len(scans) > 0 && b.audit.verifyBin != "" {
 		slices.Sort(scans)
 		m := median(scans)
 		r.Note += fmt.Sprintf("; the scan alone, as the CLI reports it: %s median (%.0f events/s)", fmtMs(ms(m)), float64(want)/m.Seconds())
 	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	// Where the time goes: the events read through the driver as Verify
-	// reads them, unchecked; then the chain checked over those events in
-	// memory.
-	repo := repository.NewAuditRepository(b.db, b.idOnly)
+	return ctx.Err()
+}
+
+// auditScanBaselines shows where verifying's time goes, on the seeded log
+// at: its events read through the driver, unchecked; then the chain
+// checked over those events in memory.
+func (b *bench) auditScanBaselines(ctx context.Context, repo *repository.AuditRepository, at repository.LogRef) {
+	want := int64(b.sz.verifyEvents)
 	var evs []model.Event
-	scan := b.measure(ctx, work{name: "driver audit scan", kind: "baseline", pid: b.pid, times: 1,
-		note: fmt.Sprintf("the %s events read through the driver as Verify reads them (Find, batches of 1,000, decoded), not checked; once (informational)", group(int(want))),
+	scan := b.measure(ctx, work{name: "driver audit scan", kind: "baseline", times: 1,
+		note: fmt.Sprintf("the %s events read through the driver (Find, batches of 1,000, decoded), not checked, while the service runs; once (informational)", group(int(want))),
 		op: func(ctx context.Context, _ int) error {
 			evs = evs[:0]
-			return repo.Scan(ctx, b.audit.verifyOrg, repository.AuditFilter{}, 1000, func(ev *model.Event) error {
+			return repo.Scan(ctx, at, repository.AuditFilter{}, 1000, func(ev *model.Event) error {
 				evs = append(evs, *ev)
 				return nil
 			})
@@ -554,7 +590,7 @@ func (b *bench) auditVerify(ctx context.Context) error {
 	check := b.measure(ctx, work{name: "chain check in memory", kind: "baseline", times: b.sz.verifyRuns,
 		note: fmt.Sprintf("audit.Chain over the %s events the scan read, in the tool's process: the hashes and links alone (informational)", group(len(evs))),
 		op: func(context.Context, int) error {
-			c := &audit.Chain{Org: b.audit.verifyOrg.Hex()}
+			c := &audit.Chain{Org: at.Org.Hex()}
 			for i := range evs {
 				if err := c.Next(&evs[i]); err != nil {
 					return err
@@ -569,25 +605,22 @@ func (b *bench) auditVerify(ctx context.Context) error {
 	if check.P50 > 0 {
 		check.EventsPerSecond = float64(len(evs)) / (check.P50 / 1000)
 	}
-	return ctx.Err()
 }
 
-// verifyCLI runs orgsvc audit verify --org org against the store at uri
-// and returns the events it verified and the time it reports for them.
-func (b *bench) verifyCLI(ctx context.Context, uri string, org bson.ObjectID) (int64, time.Duration, error) {
-	secret := make([]byte, 32)
-	_, _ = rand.Read(secret)
+// verifyCLI runs orgsvc audit verify --org org on verifyDir, or against
+// the store at verifyURI, and returns what it printed.
+func (b *bench) verifyCLI(ctx context.Context, org bson.ObjectID) (int64, time.Duration, error) {
 	cmd := exec.CommandContext(ctx, b.audit.verifyBin, "audit", "verify", "--org", org.Hex())
-	// The working directory holds no .env; MONGO_URI set wants a
-	// JWT_SECRET, which verifying never uses.
+	// The working directory holds no .env.
 	cmd.Dir = b.workDir
-	cmd.Env = append(inheritedEnv(),
-		"MONGO_URI="+uri,
-		"MONGO_DB="+b.opts.mongoDB,
-		"JWT_SECRET="+hex.EncodeToString(secret),
-		"DATA_DIR="+filepath.Join(b.workDir, "verify-data"),
-		"LOG_LEVEL=warn",
-	)
+	cmd.Env = append(inheritedEnv(), "MONGO_DB="+b.opts.mongoDB, "LOG_LEVEL=warn", "DATA_DIR="+b.audit.verifyDir)
+	if b.audit.verifyDir == "" {
+		// MONGO_URI set wants a JWT_SECRET, which verifying never uses.
+		secret := make([]byte, 32)
+		_, _ = rand.Read(secret)
+		cmd.Env = append(cmd.Env, "MONGO_URI="+b.audit.verifyURI, "JWT_SECRET="+hex.EncodeToString(secret),
+			"DATA_DIR="+filepath.Join(b.workDir, "verify-data"))
+	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
@@ -670,10 +703,32 @@ type chainHead struct {
 	hash string
 }
 
-// logHead reads the head of org's log; seq 0 and the zero hash when it is
-// empty.
-func logHead(ctx context.Context, repo *repository.AuditRepository, org bson.ObjectID) (chainHead, error) {
-	last, err := repo.Last(ctx, org)
+// logRefs finds the logs of orgs, in their order, wherever the service
+// keeps them.
+func logRefs(ctx context.Context, repo *repository.AuditRepository, orgs []bson.ObjectID) ([]repository.LogRef, error) {
+	all, err := repo.Logs(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list the audit logs: %w", err)
+	}
+	at := map[bson.ObjectID]repository.LogRef{}
+	for _, r := range all {
+		at[r.Org] = r
+	}
+	out := make([]repository.LogRef, len(orgs))
+	for i, org := range orgs {
+		r, ok := at[org]
+		if !ok {
+			return nil, fmt.Errorf("no audit log of organization %s", org.Hex())
+		}
+		out[i] = r
+	}
+	return out, nil
+}
+
+// logHead reads the head of the log at; seq 0 and the zero hash when it
+// is empty.
+func logHead(ctx context.Context, repo *repository.AuditRepository, at repository.LogRef) (chainHead, error) {
+	last, err := repo.Last(ctx, at)
 	switch {
 	case err == nil:
 		return chainHead{last.Seq, last.Hash}, nil

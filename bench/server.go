@@ -53,6 +53,7 @@ type service struct {
 	Name     string
 	URL      string // http://127.0.0.1:port
 	MongoURI string // the embedded store's address, for the driver
+	DataDir  string // the embedded store's files
 	Cost     int
 	LogPath  string
 
@@ -120,6 +121,7 @@ func startService(ctx context.Context, bin, workDir, outDir, name, database stri
 		Name:     name,
 		URL:      "http://" + httpAddr,
 		MongoURI: "mongodb://" + mongoAddr + "/",
+		DataDir:  dataDir,
 		Cost:     cost,
 		LogPath:  filepath.Join(outDir, "service-"+name+".log"),
 	}

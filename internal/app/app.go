@@ -173,7 +173,7 @@ func serve(ctx context.Context, getenv func(string) string, logOut io.Writer) er
 	}
 	sv, err := NewServices(cfg, Components{
 		DB: st.DB, Secret: secret, Logger: log, Passwords: passwords, Metrics: m, Ready: st.Ping,
-		PrepareCollection: st.IndexCollection, IDFiltersOnly: st.IDFiltersOnly,
+		PrepareCollection: st.IndexCollection, IDFiltersOnly: st.IDFiltersOnly, ScanCollection: st.CollectionScanner(),
 		// For make bench alone, which measures what the log costs.
 		NoAudit: getenv("ORGSVC_AUDIT_OFF") == "1",
 	})
@@ -322,6 +322,9 @@ type Components struct {
 	// IDFiltersOnly: the database evaluates only a lone _id equality
 	// filter itself (see store.Store.IDFiltersOnly).
 	IDFiltersOnly bool
+	// ScanCollection, when set, reads whole collections past the driver
+	// (see store.Store.CollectionScanner).
+	ScanCollection func(ctx context.Context, db, collection string, fn func([]byte) error) error
 	// NoAudit keeps no audit log (ORGSVC_AUDIT_OFF=1, for make bench).
 	NoAudit bool
 }
@@ -424,6 +427,9 @@ func tenantLimits(cfg config.Config) service.Limits {
 func auditLogs(c Components) *audit.Log {
 	repo := repository.NewAuditRepository(c.DB, c.IDFiltersOnly)
 	repo.OnPrepare(c.PrepareCollection)
+	if c.ScanCollection != nil {
+		repo.ReadRaw(c.ScanCollection)
+	}
 	return audit.NewLog(repo)
 }
 

@@ -59,12 +59,18 @@ func openTool(ctx context.Context, getenv func(string) string, stderr io.Writer)
 
 func (t *tool) close() { _ = t.st.Close(context.Background()) }
 
+// components are what the command opened.
+func (t *tool) components() Components {
+	return Components{DB: t.st.DB, PrepareCollection: t.st.IndexCollection, IDFiltersOnly: t.st.IDFiltersOnly,
+		ScanCollection: t.st.CollectionScanner()}
+}
+
 // orgs is an organization service for commands: no tokens or passwords.
 func (t *tool) orgs() *service.OrgService {
-	master, tenants, ops := repositories(t.cfg, Components{DB: t.st.DB, PrepareCollection: t.st.IndexCollection, IDFiltersOnly: t.st.IDFiltersOnly})
+	master, tenants, ops := repositories(t.cfg, t.components())
 	orgs := service.NewOrgService(master, tenants, ops, nil, nil, t.log, lifecycle(t.cfg))
 	orgs.SetInvitations(service.InvitationSettings{Mails: repository.NewOutboxRepository(t.st.DB)})
-	orgs.SetAudit(auditLogs(Components{DB: t.st.DB, IDFiltersOnly: t.st.IDFiltersOnly, PrepareCollection: t.st.IndexCollection}))
+	orgs.SetAudit(auditLogs(t.components()))
 	return orgs
 }
 
@@ -126,7 +132,7 @@ func auditCommand(ctx context.Context, args []string, getenv func(string) string
 	}
 	defer t.close()
 	orgs := t.orgs()
-	log := auditLogs(Components{DB: t.st.DB, IDFiltersOnly: t.st.IDFiltersOnly, PrepareCollection: t.st.IndexCollection})
+	log := orgs.AuditLog()
 
 	var ids []bson.ObjectID
 	if *org != "" {
@@ -149,7 +155,7 @@ func auditCommand(ctx context.Context, args []string, getenv func(string) string
 	}
 	if ids == nil {
 		var err error
-		if ids, err = log.Repository().Logs(ctx); err != nil {
+		if ids, err = log.Logs(ctx); err != nil {
 			fmt.Fprintf(stderr, "orgsvc audit verify: %v\n", err)
 			return 2
 		}
@@ -188,7 +194,7 @@ func logOf(ctx context.Context, orgs *service.OrgService, log *audit.Log, name s
 		return bson.ObjectID{}, err
 	}
 	if id, herr := bson.ObjectIDFromHex(name); herr == nil {
-		logs, err := log.Repository().Logs(ctx)
+		logs, err := log.Logs(ctx)
 		if err != nil {
 			return bson.ObjectID{}, err
 		}

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -288,7 +290,7 @@ func TestSweepKeepsTheChainVerifiable(t *testing.T) {
 	if err != nil || swept.Logs != 1 {
 		t.Fatalf("second sweep: %+v, %v", swept, err)
 	}
-	logs, err := l.Repository().Logs(ctx)
+	logs, err := l.Logs(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -296,5 +298,134 @@ func TestSweepKeepsTheChainVerifiable(t *testing.T) {
 		if org == gone {
 			t.Fatal("the deleted organization's log is still there")
 		}
+	}
+}
+
+// TestLogsAreFoundWhereTheyAre: a live organization's log is made in its
+// tenant database; one the master database held before stays there; a
+// deleted organization's is found wherever it is kept.
+func TestLogsAreFoundWhereTheyAre(t *testing.T) {
+	ctx := context.Background()
+	db := storetest.Database(t)
+	tenantDB := model.TenantDatabase(db.Name(), 0)
+	legacy, live, gone, inMaster := bson.NewObjectID(), bson.NewObjectID(), bson.NewObjectID(), bson.NewObjectID()
+	// Before: a log of the master database, as the logs were first kept,
+	// and a deleted organization's log in a tenant database.
+	before := newLog(db)
+	if err := before.Append(ctx, legacy, event("org.created")); err != nil {
+		t.Fatal(err)
+	}
+	before.Know(gone, tenantDB)
+	if err := before.Append(ctx, gone, event("org.created")); err != nil {
+		t.Fatal(err)
+	}
+	l := newLog(db)
+	dbOf := map[bson.ObjectID]string{legacy: tenantDB, live: tenantDB, inMaster: ""}
+	located := 0
+	l.SetLocator(func(_ context.Context, org bson.ObjectID) (string, error) {
+		located++
+		db, ok := dbOf[org]
+		if !ok {
+			return "", repository.ErrNotFound
+		}
+		return db, nil
+	})
+	for _, org := range []bson.ObjectID{legacy, live, gone, inMaster, live} {
+		if err := l.Append(ctx, org, event("auth.logout")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if located != 3 {
+		t.Fatalf("the locator was asked %d times, want 3 (once for each but the log it found in the master database)", located)
+	}
+	holds := func(dbName string, org bson.ObjectID) bool {
+		names, err := db.Client().Database(dbName).ListCollectionNames(ctx, bson.D{{Key: "name", Value: model.AuditCollection(org)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(names) == 1
+	}
+	for _, c := range []struct {
+		org    bson.ObjectID
+		db     string
+		events int64
+	}{{legacy, db.Name(), 2}, {live, tenantDB, 2}, {gone, tenantDB, 2}, {inMaster, db.Name(), 1}} {
+		if !holds(c.db, c.org) {
+			t.Errorf("the log of %s is not in %s", c.org.Hex(), c.db)
+		}
+		other := tenantDB
+		if c.db == tenantDB {
+			other = db.Name()
+		}
+		if holds(other, c.org) {
+			t.Errorf("the log of %s is also in %s", c.org.Hex(), other)
+		}
+		if n, err := l.Verify(ctx, c.org); err != nil || n != c.events {
+			t.Errorf("the log of %s: %d events, %v; want %d", c.org.Hex(), n, err, c.events)
+		}
+	}
+	orgs, err := newLog(db).Logs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, org := range []bson.ObjectID{legacy, live, gone, inMaster} {
+		if !slices.Contains(orgs, org) {
+			t.Errorf("Logs misses %s", org.Hex())
+		}
+	}
+}
+
+// TestRawScanReadsWhatTheDriverReads: the embedded store's tables, read
+// past the driver, give every event as the driver decodes it, filters
+// applied the same.
+func TestRawScanReadsWhatTheDriverReads(t *testing.T) {
+	ctx := context.Background()
+	db := storetest.Database(t)
+	org := bson.NewObjectID()
+	l := newLog(db)
+	from, to := "ä\u2028<&>\"\\", ""
+	for i := range 40 {
+		ev := event([]string{"org.renamed", "auth.logout", "member.role_changed"}[i%3])
+		ev.Targets = []model.Target{{Type: "organization", ID: org.Hex(), Name: fmt.Sprintf("n%d 🎉", i)}}
+		if i%2 == 0 {
+			ev.Changes = map[string]model.Change{"organization_name": {From: &from, To: &to}, "role": {From: &from}}
+		}
+		ev.Context = model.EventContext{RequestID: fmt.Sprint(i), ClientAddress: "::1", UserAgent: "curl/8 \x01"}
+		if i == 20 {
+			ev.Actor.ID = "someone"
+		}
+		if err := l.Append(ctx, org, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	driver := repository.NewAuditRepository(db, true)
+	raw := repository.NewAuditRepository(db, true)
+	raw.ReadRaw(storetest.ScanCollection(db))
+	all, _, err := driver.Page(ctx, repository.LogRef{DB: db.Name(), Org: org}, repository.AuditFilter{}, 0, 100)
+	if err != nil || len(all) != 40 {
+		t.Fatalf("page: %d, %v", len(all), err)
+	}
+	mid := all[19].Time
+	for _, f := range []repository.AuditFilter{{}, {Action: "auth.logout"}, {Actor: "someone"}, {Since: mid}, {Until: mid}} {
+		read := func(r *repository.AuditRepository) []model.Event {
+			var out []model.Event
+			err := r.Scan(ctx, repository.LogRef{DB: db.Name(), Org: org}, f, 7, func(ev *model.Event) error {
+				out = append(out, *ev)
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return out
+		}
+		want, got := read(driver), read(raw)
+		if len(want) == 0 || !reflect.DeepEqual(want, got) {
+			t.Fatalf("filter %+v: the driver read %d events, the raw scan %d, or they differ:\n%+v\n%+v", f, len(want), len(got), want, got)
+		}
+	}
+	var n int
+	err = raw.Scan(ctx, repository.LogRef{DB: db.Name(), Org: bson.NewObjectID()}, repository.AuditFilter{}, 7, func(*model.Event) error { n++; return nil })
+	if err != nil || n != 0 {
+		t.Fatalf("a log that does not exist: %d events, %v", n, err)
 	}
 }

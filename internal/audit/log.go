@@ -31,10 +31,22 @@ const headTTL = time.Minute
 // is inserted as _id, and an instance that loses the race reads the
 // winner's event and tries the next seq.
 type Log struct {
-	repo  *repository.AuditRepository
-	now   func() time.Time
+	repo *repository.AuditRepository
+	now  func() time.Time
+	// locate, when set, says which database holds a live organization's
+	// tenant collection (see SetLocator).
+	locate func(context.Context, bson.ObjectID) (string, error)
+
 	mu    sync.Mutex
 	heads map[bson.ObjectID]*head
+	// dbs is where each log this instance has met is; a log never moves.
+	dbs map[bson.ObjectID]string
+	// hints are the databases of organizations told by Know.
+	hints map[bson.ObjectID]string
+	// legacy are the logs that the master database holds, as it held
+	// them all before the logs moved into the tenant databases; nil until
+	// read, once.
+	legacy map[bson.ObjectID]bool
 }
 
 // head is what this instance knows of one organization's log.
@@ -51,11 +63,122 @@ func NewLog(repo *repository.AuditRepository) *Log { return NewLogAt(repo, time.
 
 // NewLogAt is NewLog with a clock of its own (for tests of retention).
 func NewLogAt(repo *repository.AuditRepository, now func() time.Time) *Log {
-	return &Log{repo: repo, now: now, heads: map[bson.ObjectID]*head{}}
+	return &Log{repo: repo, now: now, heads: map[bson.ObjectID]*head{},
+		dbs: map[bson.ObjectID]string{}, hints: map[bson.ObjectID]string{}}
 }
 
-// Repository is the logs' storage, for the check and the CLI.
-func (l *Log) Repository() *repository.AuditRepository { return l.repo }
+// SetLocator sets how the log finds the database of a live organization:
+// f returns the database that holds its tenant collection (as Know takes
+// it), or repository.ErrNotFound when there is no such organization.
+func (l *Log) SetLocator(f func(context.Context, bson.ObjectID) (string, error)) { l.locate = f }
+
+// Know tells the log that org's tenant collection is in the database db
+// (model.Organization.TenantDB: "" is the master database), when the
+// caller knows it without a read (a sign-up, a deletion, which removes
+// the organization's record).
+func (l *Log) Know(org bson.ObjectID, db string) {
+	if db == "" {
+		db = l.repo.Master()
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.hints[org] = db
+}
+
+// where is the log of org: in the master database if it was made there,
+// else in the organization's tenant database; for an organization that no
+// longer exists, wherever its log is kept (the master database when it has
+// none).
+func (l *Log) where(ctx context.Context, org bson.ObjectID) (repository.LogRef, error) {
+	l.mu.Lock()
+	db, known := l.dbs[org]
+	loaded := l.legacy != nil
+	l.mu.Unlock()
+	if known {
+		return repository.LogRef{DB: db, Org: org}, nil
+	}
+	if !loaded {
+		refs, err := l.repo.LogsIn(ctx, l.repo.Master())
+		if err != nil {
+			return repository.LogRef{}, fmt.Errorf("list the audit logs: %w", err)
+		}
+		legacy := map[bson.ObjectID]bool{}
+		for _, r := range refs {
+			legacy[r.Org] = true
+		}
+		l.mu.Lock()
+		if l.legacy == nil {
+			l.legacy = legacy
+		}
+		l.mu.Unlock()
+	}
+	db, err := l.find(ctx, org)
+	if err != nil {
+		return repository.LogRef{}, err
+	}
+	l.mu.Lock()
+	if known, ok := l.dbs[org]; ok {
+		db = known
+	} else {
+		l.dbs[org] = db
+	}
+	l.mu.Unlock()
+	return repository.LogRef{DB: db, Org: org}, nil
+}
+
+// find is where's answer for a log met for the first time.
+func (l *Log) find(ctx context.Context, org bson.ObjectID) (string, error) {
+	l.mu.Lock()
+	legacy, hint := l.legacy[org], l.hints[org]
+	delete(l.hints, org)
+	l.mu.Unlock()
+	if legacy {
+		return l.repo.Master(), nil
+	}
+	if hint != "" {
+		return hint, nil
+	}
+	if l.locate != nil {
+		db, err := l.locate(ctx, org)
+		if err == nil && db == "" {
+			return l.repo.Master(), nil
+		}
+		if err == nil {
+			return db, nil
+		}
+		if !errors.Is(err, repository.ErrNotFound) {
+			return "", fmt.Errorf("find the audit log: %w", err)
+		}
+	}
+	refs, err := l.repo.Logs(ctx)
+	if err != nil {
+		return "", fmt.Errorf("find the audit log: %w", err)
+	}
+	for _, r := range refs {
+		if r.Org == org {
+			return r.DB, nil
+		}
+	}
+	return l.repo.Master(), nil
+}
+
+// Logs returns the organizations that have a log, live or deleted.
+func (l *Log) Logs(ctx context.Context) ([]bson.ObjectID, error) {
+	refs, err := l.repo.Logs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	orgs := make([]bson.ObjectID, len(refs))
+	l.mu.Lock()
+	for i, r := range refs {
+		orgs[i] = r.Org
+		if _, ok := l.dbs[r.Org]; !ok {
+			l.dbs[r.Org] = r.DB
+		}
+	}
+	l.mu.Unlock()
+	return orgs, nil
+}
 
 func (l *Log) head(org bson.ObjectID) *head {
 	l.mu.Lock()
@@ -77,11 +200,15 @@ func (l *Log) Append(ctx context.Context, org bson.ObjectID, ev *model.Event) er
 		ev.Source = "r:" + bson.NewObjectID().Hex()
 	}
 	ev.OrgID = org.Hex()
+	at, err := l.where(ctx, org)
+	if err != nil {
+		return err
+	}
 	h := l.head(org)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if !h.prepared {
-		if err := l.repo.Prepare(ctx, org); err != nil {
+		if err := l.repo.Prepare(ctx, at); err != nil {
 			return fmt.Errorf("prepare the audit log: %w", err)
 		}
 		h.prepared = true
@@ -92,7 +219,7 @@ func (l *Log) Append(ctx context.Context, org bson.ObjectID, ev *model.Event) er
 	if guess {
 		h.seq, h.hash = 0, ZeroHash
 	} else if l.now().Sub(h.read) > headTTL {
-		if err := l.learnHead(ctx, org, h); err != nil {
+		if err := l.learnHead(ctx, at, h); err != nil {
 			return err
 		}
 	}
@@ -101,7 +228,7 @@ func (l *Log) Append(ctx context.Context, org bson.ObjectID, ev *model.Event) er
 		ev.ID = model.EventID(org, ev.Seq)
 		ev.Time = Time(l.now())
 		ev.Hash = Hash(*ev)
-		err := l.repo.Insert(ctx, org, ev)
+		err := l.repo.Insert(ctx, at, ev)
 		if err == nil {
 			h.seq, h.hash = ev.Seq, ev.Hash
 			if guess {
@@ -115,7 +242,7 @@ func (l *Log) Append(ctx context.Context, org bson.ObjectID, ev *model.Event) er
 		}
 		// Either another instance took this seq, or the source is in the
 		// log already (a step running again).
-		there, err := l.repo.Event(ctx, org, ev.Seq)
+		there, err := l.repo.Event(ctx, at, ev.Seq)
 		if errors.Is(err, repository.ErrNotFound) {
 			ev.Seq = 0 // the seq was free: the source was taken
 			return nil
@@ -130,7 +257,7 @@ func (l *Log) Append(ctx context.Context, org bson.ObjectID, ev *model.Event) er
 		}
 		if guess {
 			guess = false
-			if err := l.learnHead(ctx, org, h); err != nil {
+			if err := l.learnHead(ctx, at, h); err != nil {
 				return err
 			}
 			continue
@@ -139,9 +266,9 @@ func (l *Log) Append(ctx context.Context, org bson.ObjectID, ev *model.Event) er
 	}
 }
 
-// learnHead reads org's newest event into h.
-func (l *Log) learnHead(ctx context.Context, org bson.ObjectID, h *head) error {
-	last, err := l.repo.Last(ctx, org)
+// learnHead reads the newest event of at into h.
+func (l *Log) learnHead(ctx context.Context, at repository.LogRef, h *head) error {
+	last, err := l.repo.Last(ctx, at)
 	switch {
 	case errors.Is(err, repository.ErrNotFound):
 		h.seq, h.hash = 0, ZeroHash
@@ -157,14 +284,22 @@ func (l *Log) learnHead(ctx context.Context, org bson.ObjectID, h *head) error {
 // Page is a page of org's events, newest first (see
 // repository.AuditRepository.Page); before 0 starts at the newest.
 func (l *Log) Page(ctx context.Context, org bson.ObjectID, f repository.AuditFilter, before int64, limit int) ([]model.Event, bool, error) {
-	return l.repo.Page(ctx, org, f, before, limit)
+	at, err := l.where(ctx, org)
+	if err != nil {
+		return nil, false, err
+	}
+	return l.repo.Page(ctx, at, f, before, limit)
 }
 
 var emptyFilter repository.AuditFilter
 
 // Scan calls fn with org's events that match f, in sequence order.
 func (l *Log) Scan(ctx context.Context, org bson.ObjectID, f repository.AuditFilter, fn func(*model.Event) error) error {
-	return l.repo.Scan(ctx, org, f, 1000, fn)
+	at, err := l.where(ctx, org)
+	if err != nil {
+		return err
+	}
+	return l.repo.Scan(ctx, at, f, 1000, fn)
 }
 
 // Forget drops what this instance knows of org's log (after the log is
@@ -172,5 +307,6 @@ func (l *Log) Scan(ctx context.Context, org bson.ObjectID, f repository.AuditFil
 func (l *Log) Forget(org bson.ObjectID) {
 	l.mu.Lock()
 	delete(l.heads, org)
+	delete(l.dbs, org)
 	l.mu.Unlock()
 }

@@ -32,13 +32,14 @@ func (l *Log) Sweep(ctx context.Context, retention time.Duration, live func(cont
 		return out, nil
 	}
 	cutoff := Time(l.now().Add(-retention))
-	orgs, err := l.repo.Logs(ctx)
+	logs, err := l.repo.Logs(ctx)
 	if err != nil {
 		return out, err
 	}
-	for _, org := range orgs {
+	for _, at := range logs {
+		org := at.Org
 		var keep, last int64
-		err := l.repo.Scan(ctx, org, repository.AuditFilter{}, 64, func(ev *model.Event) error {
+		err := l.repo.Scan(ctx, at, repository.AuditFilter{}, 64, func(ev *model.Event) error {
 			last = ev.Seq
 			if ev.Time >= cutoff {
 				keep = ev.Seq
@@ -56,7 +57,7 @@ func (l *Log) Sweep(ctx context.Context, retention time.Duration, live func(cont
 				return out, err
 			}
 			if !alive {
-				if err := l.repo.Drop(ctx, org); err != nil {
+				if err := l.repo.Drop(ctx, at); err != nil {
 					return out, err
 				}
 				l.Forget(org)
@@ -68,7 +69,7 @@ func (l *Log) Sweep(ctx context.Context, retention time.Duration, live func(cont
 		if keep == 0 {
 			continue
 		}
-		n, err := l.repo.DeleteBefore(ctx, org, keep)
+		n, err := l.repo.DeleteBefore(ctx, at, keep)
 		if err != nil {
 			return out, err
 		}

@@ -61,6 +61,6 @@ func (c *Chain) Next(ev *model.Event) error {
 // A broken link is a *Broken error.
 func (l *Log) Verify(ctx context.Context, org bson.ObjectID) (int64, error) {
 	c := &Chain{Org: org.Hex()}
-	err := l.repo.Scan(ctx, org, emptyFilter, 1000, c.Next)
+	err := l.Scan(ctx, org, emptyFilter, c.Next)
 	return c.Events, err
 }

@@ -7,9 +7,10 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/orgsvc/orgsvc/internal/audit"
 	"github.com/orgsvc/orgsvc/internal/model"
+	"github.com/orgsvc/orgsvc/internal/repository"
 )
 
 // verifyAudit reads each organization's audit log from the store (orgsvc
@@ -18,7 +19,8 @@ import (
 // path from it to the current name, through every acknowledged name; one
 // org.deleted, last, for an acknowledged deletion.
 func (r *runner) verifyAudit(ctx context.Context, cs []*client, cli *mongo.Client) error {
-	db := cli.Database(masterDB)
+	// Through the driver, wherever each log is kept.
+	logs := audit.NewLog(repository.NewAuditRepository(cli.Database(masterDB), true))
 	for _, c := range cs {
 		for _, o := range c.orgs {
 			if o.id == "" || o.uncertain() {
@@ -28,12 +30,12 @@ func (r *runner) verifyAudit(ctx context.Context, cs []*client, cli *mongo.Clien
 			if err != nil {
 				return err
 			}
-			cur, err := db.Collection(model.AuditCollection(id)).Find(ctx, bson.D{}, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
-			if err != nil {
-				return err
-			}
 			var evs []model.Event
-			if err := cur.All(ctx, &evs); err != nil {
+			err = logs.Scan(ctx, id, repository.AuditFilter{}, func(ev *model.Event) error {
+				evs = append(evs, *ev)
+				return nil
+			})
+			if err != nil {
 				return err
 			}
 			subject := fmt.Sprintf("audit log of organization %s (%q)", o.id, o.name)

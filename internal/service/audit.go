@@ -281,6 +281,9 @@ func (s *AuthService) LoginRefused(ctx context.Context, email string, org bson.O
 	return s.loginFailed(ctx, admin, org, "rate_limited")
 }
 
+// AuditLog is the audit log the service records in; nil when it keeps none.
+func (s *OrgService) AuditLog() *audit.Log { return s.audit }
+
 // ErrAuditOff: this process keeps no audit log (a check, or a test).
 var ErrAuditOff = errors.New("audit log not kept here")
 

@@ -355,7 +355,7 @@ func (c *Checker) Check(ctx context.Context) ([]Finding, error) {
 	// operation's record goes first when it ends, so they are what every
 	// kill during that clean-up leaves, and inert (RecoverAll removes them).
 	if c.orgs.audit != nil {
-		logs, err := c.orgs.audit.Repository().Logs(ctx)
+		logs, err := c.orgs.audit.Logs(ctx)
 		if err != nil {
 			return nil, err
 		}

@@ -38,6 +38,15 @@ func (s *OrgService) SetTenantLimits(l Limits) { s.limits = l }
 func (s *OrgService) SetAudit(log *audit.Log) {
 	s.audit = log
 	s.run.SetAudit(log)
+	if log != nil {
+		log.SetLocator(func(ctx context.Context, id bson.ObjectID) (string, error) {
+			org, err := s.master.Organization(ctx, id)
+			if err != nil {
+				return "", err
+			}
+			return org.TenantDB, nil
+		})
+	}
 }
 
 // NewOrgService builds an OrgService. Without passwords and auth (nil) it

@@ -209,6 +209,11 @@ func (rn *Runner) record(ctx context.Context, r *Run) error {
 		return nil
 	}
 	for _, p := range r.Op.Plan.Events {
+		if k := r.Op.Kind; p.Org == r.Op.OrgID && (k == model.OpCreate || k == model.OpDelete) {
+			// The organization is new, or its record gone: no read finds
+			// its database.
+			rn.audit.Know(p.Org, r.Op.Plan.TenantDB)
+		}
 		ev := p.Event(r.Op.ID)
 		if err := rn.audit.Append(ctx, p.Org, &ev); err != nil {
 			return err

@@ -30,34 +30,53 @@ import (
 // idIndexes adds the lookup index to the tables of one database of the
 // embedded store, through a connection of its own to the database's file.
 type idIndexes struct {
-	mu  sync.Mutex
-	dir string
-	dbs map[string]*sql.DB
+	files sqlFiles
 }
 
-func (x *idIndexes) open(dbName string) (*sql.DB, error) {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if db, ok := x.dbs[dbName]; ok {
+// sqlFiles opens, once each, pools of connections to the embedded store's
+// database files under dir, with the DSN options opts.
+type sqlFiles struct {
+	mu    sync.Mutex
+	dir   string
+	opts  string
+	conns int
+	dbs   map[string]*sql.DB
+}
+
+func (f *sqlFiles) open(dbName string) (*sql.DB, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if db, ok := f.dbs[dbName]; ok {
 		return db, nil
 	}
-	path := filepath.Join(x.dir, dbName+".sqlite")
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
+	path := filepath.Join(f.dir, dbName+".sqlite")
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)"+f.opts)
 	if err != nil {
 		return nil, err
 	}
-	db.SetMaxOpenConns(1)
-	if x.dbs == nil {
-		x.dbs = map[string]*sql.DB{}
+	db.SetMaxOpenConns(f.conns)
+	if f.dbs == nil {
+		f.dbs = map[string]*sql.DB{}
 	}
-	x.dbs[dbName] = db
+	f.dbs[dbName] = db
 	return db, nil
+}
+
+func (f *sqlFiles) close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var errs []error
+	for _, db := range f.dbs {
+		errs = append(errs, db.Close())
+	}
+	f.dbs = nil
+	return errors.Join(errs...)
 }
 
 // ensure indexes the tables of the named collections (every collection of
 // the database when names is empty).
 func (x *idIndexes) ensure(ctx context.Context, dbName string, names ...string) error {
-	db, err := x.open(dbName)
+	db, err := x.files.open(dbName)
 	if err != nil {
 		return err
 	}
@@ -95,16 +114,7 @@ func (x *idIndexes) ensure(ctx context.Context, dbName string, names ...string) 
 	return nil
 }
 
-func (x *idIndexes) close() error {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	var errs []error
-	for _, db := range x.dbs {
-		errs = append(errs, db.Close())
-	}
-	x.dbs = nil
-	return errors.Join(errs...)
-}
+func (x *idIndexes) close() error { return x.files.close() }
 
 // IndexCollection makes lookups by _id in the named collection of the
 // database db use an index, on the embedded store; elsewhere it does

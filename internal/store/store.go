@@ -188,6 +188,10 @@ type Embedded struct {
 	done   chan struct{}
 	ids    *idIndexes
 	lock   *dirLock
+	// read serves ScanCollection: connections apart from the index
+	// maker's single one, so that a long scan never holds up the indexing
+	// of a new collection.
+	read *sqlFiles
 	// socketDir is a directory made for the socket alone, removed at Stop.
 	socketDir string
 }
@@ -219,7 +223,8 @@ func StartEmbedded(dir, addr string, logger *slog.Logger) (*Embedded, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &Embedded{lock: lock, done: make(chan struct{}), ids: &idIndexes{dir: abs}}
+	e := &Embedded{lock: lock, done: make(chan struct{}), ids: &idIndexes{files: sqlFiles{dir: abs, conns: 1}},
+		read: &sqlFiles{dir: abs, opts: "&_pragma=query_only(1)", conns: 2}}
 	listener := ferretdb.ListenerConfig{TCP: addr}
 	if addr == "" {
 		sock := filepath.Join(abs, SocketFile)
@@ -272,6 +277,7 @@ func (e *Embedded) URI() string { return e.db.MongoDBURI() }
 // Stop shuts the embedded store down, waits for it, and gives up DATA_DIR.
 func (e *Embedded) Stop() {
 	_ = e.ids.close()
+	_ = e.read.close()
 	e.cancel()
 	<-e.done
 	e.release()

@@ -97,3 +97,13 @@ func PrepareCollection(master *mongo.Database) func(ctx context.Context, db, col
 		return embedded.IndexCollection(ctx, db, collection)
 	}
 }
+
+// ScanCollection is the embedded store's reader of whole collections for
+// the service over master (see store.Store.CollectionScanner); nil for a
+// database of another store.
+func ScanCollection(master *mongo.Database) func(ctx context.Context, db, collection string, fn func([]byte) error) error {
+	if master.Client() != client {
+		return nil
+	}
+	return embedded.ScanCollection
+}
