@@ -108,6 +108,10 @@ type Config struct {
 	AuditRetention time.Duration `envconfig:"AUDIT_RETENTION" default:"8760h"`
 	AuditDocuments bool          `envconfig:"AUDIT_DOCUMENTS" default:"false"`
 
+	// OrgDeleteRetention is how long a deleted organization may be
+	// restored (orgsvc org restore) before it is purged; 0 purges at once.
+	OrgDeleteRetention time.Duration `envconfig:"ORG_DELETE_RETENTION" default:"168h"`
+
 	// ImportMaxBytes bounds the body of POST /org/import.
 	ImportMaxBytes int64 `envconfig:"IMPORT_MAX_BYTES" default:"1073741824"`
 
@@ -298,6 +302,9 @@ func (c Config) Validate() error {
 	}
 	if c.AuditRetention != 0 && c.AuditRetention < time.Hour {
 		errs = append(errs, fmt.Errorf("AUDIT_RETENTION: %s is under 1h (0 keeps events for ever)", c.AuditRetention))
+	}
+	if c.OrgDeleteRetention < 0 {
+		errs = append(errs, fmt.Errorf("ORG_DELETE_RETENTION: %s must not be negative (0 purges a deleted organization at once)", c.OrgDeleteRetention))
 	}
 	if c.JWTIssuer == "" {
 		errs = append(errs, errors.New("JWT_ISSUER: must not be empty"))

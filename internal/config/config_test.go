@@ -108,6 +108,7 @@ func TestLoadDefaults(t *testing.T) {
 		{"CredentialRatePerAccount", c.CredentialRatePerAccount, 5},
 		{"CredentialRatePerAddress", c.CredentialRatePerAddress, 20},
 		{"JWTMaxSession", c.JWTMaxSession, 24 * time.Hour},
+		{"OrgDeleteRetention", c.OrgDeleteRetention, 168 * time.Hour},
 	} {
 		if f.got != f.want {
 			t.Errorf("%s: got %#v, want %#v", f.name, f.got, f.want)
@@ -258,6 +259,15 @@ func TestLoadValid(t *testing.T) {
 			},
 		},
 		{
+			name: "deleted organizations purged at once",
+			env:  []string{"ORG_DELETE_RETENTION=0"},
+			check: func(t *testing.T, c config.Config) {
+				if c.OrgDeleteRetention != 0 {
+					t.Errorf("OrgDeleteRetention: got %s, want 0", c.OrgDeleteRetention)
+				}
+			},
+		},
+		{
 			name: "embedded store exposed on purpose",
 			env:  []string{"EMBEDDED_MONGO_ADDR=0.0.0.0:27017", "EMBEDDED_MONGO_ALLOW_REMOTE=true"},
 			check: func(t *testing.T, c config.Config) {
@@ -335,6 +345,8 @@ func TestLoadInvalid(t *testing.T) {
 		{"AUTH_CACHE_TTL over 5s", []string{"AUTH_CACHE_TTL=6s"}, "AUTH_CACHE_TTL"},
 		{"ORG_CACHE_TTL over 5s", []string{"ORG_CACHE_TTL=6s"}, "ORG_CACHE_TTL"},
 		{"ORG_CACHE_TTL negative", []string{"ORG_CACHE_TTL=-1s"}, "ORG_CACHE_TTL"},
+		{"ORG_DELETE_RETENTION negative", []string{"ORG_DELETE_RETENTION=-1h"}, "ORG_DELETE_RETENTION"},
+		{"ORG_DELETE_RETENTION without a unit", []string{"ORG_DELETE_RETENTION=168"}, "ORG_DELETE_RETENTION"},
 		{"EMBEDDED_MONGO_ADDR on every interface", []string{"EMBEDDED_MONGO_ADDR=:27017"}, "EMBEDDED_MONGO_ALLOW_REMOTE"},
 		{"EMBEDDED_MONGO_ADDR on a LAN address", []string{"EMBEDDED_MONGO_ADDR=192.0.2.10:27017"}, "EMBEDDED_MONGO_ADDR"},
 		{"EMBEDDED_MONGO_ADDR without a port", []string{"EMBEDDED_MONGO_ADDR=127.0.0.1"}, "EMBEDDED_MONGO_ADDR"},
