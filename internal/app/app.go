@@ -47,9 +47,9 @@ Usage:
                     write an organization's documents as NDJSON
   orgsvc import --org NAME|ID [--mode merge|replace] FILE
                     load an export into an organization
-  orgsvc org list|suspend|resume|limits ...
+  orgsvc org list|suspend|resume|limits|deleted|restore ...
                     list organizations, suspend or resume one, set its
-                    limits (orgsvc org --help)
+                    limits, list or restore deleted ones (orgsvc org --help)
   orgsvc health     ask the service configured here for /health (a probe for
                     images without curl; exit status 0 when it answers 200)
   orgsvc version    print the version and the commit it was built from
@@ -173,7 +173,7 @@ func serve(ctx context.Context, getenv func(string) string, logOut io.Writer) er
 	}
 	sv, err := NewServices(cfg, Components{
 		DB: st.DB, Secret: secret, Logger: log, Passwords: passwords, Metrics: m, Ready: st.Ping,
-		PrepareCollection: st.IndexCollection, IDFiltersOnly: st.IDFiltersOnly, ScanCollection: st.CollectionScanner(),
+		PrepareCollection: st.IndexCollection, IDFiltersOnly: st.IDFiltersOnly, RawReader: st.RawReader(),
 		// For make bench alone, which measures what the log costs.
 		NoAudit: getenv("ORGSVC_AUDIT_OFF") == "1",
 	})
@@ -205,6 +205,7 @@ func serve(ctx context.Context, getenv func(string) string, logOut io.Writer) er
 		go deliverMissing(watchCtx, sv.Orgs, log)
 	}
 	go sv.Docs.SweepKeys(watchCtx, time.Hour)
+	go purgeDeleted(watchCtx, sv.Orgs, purgeEvery(cfg.OrgDeleteRetention), log)
 	if sv.Audit != nil {
 		go keepAudit(watchCtx, sv, cfg.AuditRetention, log)
 	}
@@ -322,9 +323,9 @@ type Components struct {
 	// IDFiltersOnly: the database evaluates only a lone _id equality
 	// filter itself (see store.Store.IDFiltersOnly).
 	IDFiltersOnly bool
-	// ScanCollection, when set, reads whole collections past the driver
-	// (see store.Store.CollectionScanner).
-	ScanCollection func(ctx context.Context, db, collection string, fn func([]byte) error) error
+	// RawReader, when set, reads the embedded store's tables past the
+	// driver (see store.Store.RawReader).
+	RawReader repository.RawReader
 	// NoAudit keeps no audit log (ORGSVC_AUDIT_OFF=1, for make bench).
 	NoAudit bool
 }
@@ -380,6 +381,7 @@ func NewServices(cfg config.Config, c Components) (*Services, error) {
 	auth.CacheOrganizations(cfg.OrgCacheTTL, hit, miss)
 	allStale := soleOwner(cfg)
 	orgs := service.NewOrgService(master, tenants, ops, passwords, auth, c.Logger, lifecycle(cfg))
+	orgs.SetDeleteRetention(cfg.OrgDeleteRetention)
 	outbox, err := invitations(cfg, c, orgs)
 	if err != nil {
 		return nil, err
@@ -425,10 +427,10 @@ func tenantLimits(cfg config.Config) service.Limits {
 
 // auditLogs is the audit logs over the store.
 func auditLogs(c Components) *audit.Log {
-	repo := repository.NewAuditRepository(c.DB, c.IDFiltersOnly)
+	repo := repository.NewAuditRepository(c.DB)
 	repo.OnPrepare(c.PrepareCollection)
-	if c.ScanCollection != nil {
-		repo.ReadRaw(c.ScanCollection)
+	if c.RawReader != nil {
+		repo.ReadRaw(c.RawReader)
 	}
 	return audit.NewLog(repo)
 }
@@ -450,6 +452,36 @@ func keepAudit(ctx context.Context, sv *Services, retention time.Duration, log *
 			} else if swept.Events > 0 || swept.Logs > 0 {
 				log.Info("swept audit logs", "events", swept.Events, "deleted_organizations", swept.Logs)
 			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// purgeEvery is how often an instance looks for deleted organizations to
+// purge: a tenth of the restore window, so that a purge comes at most that
+// late, within 1s and 1m (one read of the archives each time); every
+// minute with no window (for archives made under an earlier setting).
+func purgeEvery(retention time.Duration) time.Duration {
+	if retention == 0 {
+		return time.Minute
+	}
+	return min(max(retention/10, time.Second), time.Minute)
+}
+
+// purgeDeleted purges, now and every interval, the deleted organizations
+// whose restore window has passed.
+func purgeDeleted(ctx context.Context, orgs *service.OrgService, every time.Duration, log *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if n, err := orgs.PurgeDue(ctx, time.Now()); err != nil && ctx.Err() == nil {
+			log.Warn("purging deleted organizations", "err", err)
+		} else if n > 0 {
+			log.Info("purged deleted organizations", "count", n)
 		}
 		select {
 		case <-ctx.Done():

@@ -26,11 +26,18 @@ func TestCrashMatrix(t *testing.T) {
 			t.Run(fp, func(t *testing.T) { crashKeyedCreate(t, fp) })
 			continue
 		}
+		if strings.HasPrefix(fp, "purge:") || strings.HasPrefix(fp, "restore:") {
+			t.Run(fp, func(t *testing.T) { t.Parallel(); crashTrash(t, fp, i%2 == 1) })
+			continue
+		}
 		t.Run(fp, func(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
 			env := baseEnv("DATA_DIR="+filepath.Join(dir, "data"), "BCRYPT_COST=4",
 				"CREATE_RATE_PER_ADDRESS=0", "LOGIN_RATE_PER_ADDRESS=0", "LOGIN_RATE_PER_EMAIL=0")
+			if fp == "delete:before-drop" || fp == "delete:after-drop" {
+				env = append(env, "ORG_DELETE_RETENTION=0") // dropped at once; the others keep a restore window
+			}
 			addr := freeAddr(t)
 			kind, _, _ := strings.Cut(fp, ":")
 			create := map[string]any{"organization_name": "Alpha Co", "email": "admin@alpha.example.com", "password": "alpha-pass-1"}
@@ -137,23 +144,7 @@ func TestCrashMatrix(t *testing.T) {
 			if code := s.wait(t, 30*time.Second); code != failpoint.ExitCode {
 				t.Fatalf("exit status %d, want %d\nstderr:\n%s", code, failpoint.ExitCode, s.stderr.String())
 			}
-			code, out := runCheck(t, dir, env)
-			if code != 1 || !strings.Contains(out, "unfinished-operation") {
-				t.Fatalf("check after the crash: exit %d, want 1 and an unfinished operation:\n%s", code, out)
-			}
-			if i%2 == 1 {
-				code, out := runCheck(t, dir, env, "--repair")
-				if code != 0 || !strings.Contains(out, "repaired unfinished-operation") || !strings.HasSuffix(strings.TrimSpace(out), "consistent") {
-					t.Fatalf("check --repair: exit %d, want 0, the operation repaired and then consistent:\n%s", code, out)
-				}
-			}
-
-			// The restart settles what is left; then the check is clean.
-			s = runServer(t, dir, addr, env)
-			s.stop(t)
-			if code, out := runCheck(t, dir, env); code != 0 || strings.TrimSpace(out) != "consistent" {
-				t.Fatalf("check after the restart: exit %d:\n%s", code, out)
-			}
+			settleCrash(t, dir, addr, env, i%2 == 1)
 
 			// The client's retry succeeds, and the state is the one asked for.
 			s = runServer(t, dir, addr, env)
@@ -199,6 +190,7 @@ func TestCrashMatrix(t *testing.T) {
 				if ids := listIDs(t, s, login(t, s, "admin@alpha.example.com", "alpha-pass-1")); len(ids) != 0 {
 					t.Fatalf("a new organization of the deleted one's name holds %v", ids)
 				}
+
 			case "import":
 				if r.body["documents"] != 2.0 {
 					t.Fatalf("the retried import: %s", r.raw)
@@ -208,6 +200,16 @@ func TestCrashMatrix(t *testing.T) {
 			s.stop(t)
 			if code, out := runCheck(t, dir, env); code != 0 || strings.TrimSpace(out) != "consistent" {
 				t.Fatalf("check after the retry: exit %d:\n%s", code, out)
+			}
+			if kind == "delete" {
+				// With a restore window, the documents wait, whole, in the trash.
+				want := 1
+				if fp == "delete:before-drop" || fp == "delete:after-drop" {
+					want = 0
+				}
+				if got := deletedOrgs(t, dir, env); len(got) != want || (want == 1 && got[0].Documents != int64(len(docs))) {
+					t.Fatalf("restorable organizations after the deletion: %+v, want %d with %d documents", got, want, len(docs))
+				}
 			}
 
 			// The audit logs verify, and hold the operation's event once.
@@ -226,6 +228,127 @@ func TestCrashMatrix(t *testing.T) {
 				t.Fatalf("audit events after the crash at %s: %v, want %s %d times", fp, got, action, want)
 			}
 		})
+	}
+}
+
+// settleCrash follows a crash: the check finds the operation unfinished; with
+// repair, orgsvc check --repair settles it; a restart settles what is
+// left, and then the check is clean.
+func settleCrash(t *testing.T, dir, addr string, env []string, repair bool) {
+	t.Helper()
+	code, out := runCheck(t, dir, env)
+	if code != 1 || !strings.Contains(out, "unfinished-operation") {
+		t.Fatalf("check after the crash: exit %d, want 1 and an unfinished operation:\n%s", code, out)
+	}
+	if repair {
+		code, out := runCheck(t, dir, env, "--repair")
+		if code != 0 || !strings.Contains(out, "repaired unfinished-operation") || !strings.HasSuffix(strings.TrimSpace(out), "consistent") {
+			t.Fatalf("check --repair: exit %d, want 0, the operation repaired and then consistent:\n%s", code, out)
+		}
+	}
+	runServer(t, dir, addr, env).stop(t)
+	if code, out := runCheck(t, dir, env); code != 0 || strings.TrimSpace(out) != "consistent" {
+		t.Fatalf("check after the restart: exit %d:\n%s", code, out)
+	}
+}
+
+// deletedOrg is a line of orgsvc org deleted --json.
+type deletedOrg struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"organization_name"`
+	Deadline  time.Time `json:"deadline"`
+	Documents int64     `json:"documents"`
+	Members   int       `json:"members"`
+}
+
+// deletedOrgs runs orgsvc org deleted.
+func deletedOrgs(t *testing.T, dir string, env []string) []deletedOrg {
+	t.Helper()
+	code, out, errOut := runOrgsvc(t, dir, env, "org", "deleted", "--json")
+	if code != 0 {
+		t.Fatalf("orgsvc org deleted: exit %d\n%s%s", code, out, errOut)
+	}
+	var list struct{ Items []deletedOrg }
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		t.Fatal(err)
+	}
+	return list.Items
+}
+
+// crashTrash kills a purge (started by the service's sweeper once the
+// restore window of a deleted organization has passed) or a restore (an
+// operator's orgsvc org restore) at fp, then settles it by a restart or,
+// with repair, by orgsvc check --repair. Nothing is left half-done: a
+// purge leaves neither the trash nor the archive, and the deletion's retry
+// is still answered 200; a restore brings the organization back whole, is
+// answered again when retried, and its event is in the log once.
+func crashTrash(t *testing.T, fp string, repair bool) {
+	dir := t.TempDir()
+	kind, _, _ := strings.Cut(fp, ":")
+	env := baseEnv("DATA_DIR="+filepath.Join(dir, "data"), "BCRYPT_COST=4", "CREATE_RATE_PER_ADDRESS=0", "LOGIN_RATE_PER_ADDRESS=0", "LOGIN_RATE_PER_EMAIL=0")
+	if kind == "purge" {
+		env = append(env, "ORG_DELETE_RETENTION=3s")
+	}
+	addr := freeAddr(t)
+	create := map[string]any{"organization_name": "Alpha Co", "email": "admin@alpha.example.com", "password": "alpha-pass-1"}
+	del := map[string]any{"organization_name": "Alpha Co"}
+	s := runServer(t, dir, addr, env)
+	mustStatus(t, s.call(t, "POST", "/org/create", "", create), http.StatusCreated)
+	token := login(t, s, "admin@alpha.example.com", "alpha-pass-1")
+	for n := range 3 {
+		mustStatus(t, s.call(t, "POST", "/org/documents", token, map[string]any{"n": n}), http.StatusCreated)
+	}
+	docs := listIDs(t, s, token)
+	mustStatus(t, s.call(t, "DELETE", "/org/delete", token, del), http.StatusOK)
+	s.stop(t)
+	list := deletedOrgs(t, dir, env)
+	if len(list) != 1 {
+		t.Fatalf("restorable organizations: %+v", list)
+	}
+	id := list[0].ID
+
+	// The crash.
+	crashEnv := append(slices.Clone(env), "ORGSVC_FAILPOINT="+fp)
+	if kind == "purge" {
+		time.Sleep(time.Until(list[0].Deadline)) // the restore window's end, not a measure of speed
+		s = runServer(t, dir, addr, crashEnv)
+		if code := s.wait(t, 30*time.Second); code != failpoint.ExitCode {
+			t.Fatalf("exit status %d, want %d\nstderr:\n%s", code, failpoint.ExitCode, s.stderr.String())
+		}
+	} else if code, out, errOut := runOrgsvc(t, dir, crashEnv, "org", "restore", "--id", id); code != failpoint.ExitCode {
+		t.Fatalf("orgsvc org restore: exit %d, want %d\n%s%s", code, failpoint.ExitCode, out, errOut)
+	}
+	settleCrash(t, dir, addr, env, repair)
+	if got := deletedOrgs(t, dir, env); len(got) != 0 {
+		t.Fatalf("restorable organizations after the %s: %+v", kind, got)
+	}
+
+	s = runServer(t, dir, addr, env)
+	switch kind {
+	case "purge":
+		// The deletion's retry is answered as the first one was.
+		mustStatus(t, s.call(t, "DELETE", "/org/delete", token, del), http.StatusOK)
+		mustStatus(t, s.call(t, "GET", "/org/get?organization_name=Alpha+Co", "", nil), http.StatusNotFound)
+		s.stop(t)
+		if code, out, errOut := runOrgsvc(t, dir, env, "org", "restore", "--id", id); code != 1 || !strings.Contains(errOut, "no restorable") {
+			t.Fatalf("restore after the purge: exit %d\n%s%s", code, out, errOut)
+		}
+	case "restore":
+		tok := login(t, s, "admin@alpha.example.com", "alpha-pass-1")
+		if ids := listIDs(t, s, tok); !slices.Equal(ids, docs) {
+			t.Fatalf("documents after the restore: %v, want %v", ids, docs)
+		}
+		s.stop(t)
+		if code, out, errOut := runOrgsvc(t, dir, env, "org", "restore", "--id", id); code != 0 || !strings.Contains(out, "restored already, with 3 documents") {
+			t.Fatalf("the retried restore: exit %d\n%s%s", code, out, errOut)
+		}
+	}
+	if code, out := runCheck(t, dir, env); code != 0 || strings.TrimSpace(out) != "consistent" {
+		t.Fatalf("check after the retry: exit %d:\n%s", code, out)
+	}
+	want := map[string]int{"purge": 0, "restore": 1}[kind]
+	if got := actions(auditLogs(t, dir, env)); got["org.deleted"] != 1 || got["org.restored"] != want {
+		t.Fatalf("audit events after the crash at %s: %v, want org.deleted once and org.restored %d times", fp, got, want)
 	}
 }
 

@@ -3,13 +3,18 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"strconv"
 	"text/tabwriter"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/orgsvc/orgsvc/internal/model"
+	"github.com/orgsvc/orgsvc/internal/service"
 )
 
 const orgUsage = `Usage:
@@ -25,6 +30,13 @@ const orgUsage = `Usage:
                     [--rate N] [--burst N] [--reset] [--json]
         show the organization's limits, or set its own (0: none; --reset:
         the server's settings again)
+  orgsvc org deleted [--json]
+        list the deleted organizations that may still be restored, with
+        when each is purged (ORG_DELETE_RETENTION after its deletion)
+  orgsvc org restore --id ID [--name NEW_NAME] [--owner EMAIL] [--json]
+        bring a deleted organization back, with its documents and the
+        members that can come back; --name when its name was taken
+        meanwhile, --owner to make an existing account an owner
 `
 
 // orgCommand runs orgsvc org.
@@ -40,7 +52,7 @@ func orgCommand(ctx context.Context, args []string, getenv func(string) string, 
 	sub, args := args[0], args[1:]
 	fs := flag.NewFlagSet("orgsvc org "+sub, flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print JSON, for scripts")
-	var name, prefix, after *string
+	var name, prefix, after, id, newName, owner *string
 	var limit *int
 	var maxDocs, maxBytes, burst *int64
 	var rate *float64
@@ -59,6 +71,11 @@ func orgCommand(ctx context.Context, args []string, getenv func(string) string, 
 		rate = fs.Float64("rate", -1, "requests per second over all members (0: no limit)")
 		burst = fs.Int64("burst", -1, "burst above the rate")
 		reset = fs.Bool("reset", false, "forget the organization's own limits")
+	case "deleted":
+	case "restore":
+		id = fs.String("id", "", "the deleted organization's id (orgsvc org deleted)")
+		newName = fs.String("name", "", "the name to restore it under (default: its own)")
+		owner = fs.String("owner", "", "e-mail of an existing account to make an owner")
 	default:
 		fmt.Fprintf(stderr, "orgsvc org: unknown command %q\n\n%s", sub, orgUsage)
 		return 2
@@ -73,6 +90,18 @@ func orgCommand(ctx context.Context, args []string, getenv func(string) string, 
 	if name != nil && *name == "" {
 		fmt.Fprintf(stderr, "orgsvc org %s: --name is required\n", sub)
 		return 2
+	}
+	var orgID bson.ObjectID
+	if id != nil {
+		var err error
+		if *id == "" {
+			fmt.Fprintf(stderr, "orgsvc org %s: --id is required\n", sub)
+			return 2
+		}
+		if orgID, err = bson.ObjectIDFromHex(*id); err != nil {
+			fmt.Fprintf(stderr, "orgsvc org %s: --id %q is not an organization id (24 hex digits)\n", sub, *id)
+			return 2
+		}
 	}
 	if limit != nil && (*limit < 1 || *limit > 1000) {
 		fmt.Fprintf(stderr, "orgsvc org list: --limit %d is outside 1..1000\n", *limit)
@@ -128,6 +157,13 @@ func orgCommand(ctx context.Context, args []string, getenv func(string) string, 
 			fmt.Fprintf(stdout, "more: --after %s\n", strconv.Quote(*next))
 		}
 		return 0
+	}
+	switch sub {
+	case "deleted":
+		return listDeleted(ctx, orgs, *asJSON, stdout, printJSON, fail)
+	case "restore":
+		return restoreOrg(ctx, orgs, service.RestoreRequest{ID: orgID, Name: *newName, Owner: *owner, Command: "orgsvc org restore"},
+			*asJSON, stdout, printJSON, fail)
 	}
 	org, err := orgs.Lookup(ctx, *name)
 	if err != nil {
@@ -191,4 +227,98 @@ func orNone(v float64) string {
 		return "none"
 	}
 	return strconv.FormatFloat(v, 'f', -1, 64)
+}
+
+// listDeleted runs orgsvc org deleted.
+func listDeleted(ctx context.Context, orgs *service.OrgService, asJSON bool, stdout io.Writer, printJSON func(any), fail func(error) int) int {
+	list, err := orgs.ListDeleted(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	type row struct {
+		ID        string    `json:"id"`
+		Name      string    `json:"organization_name"`
+		DeletedAt time.Time `json:"deleted_at"`
+		Deadline  time.Time `json:"deadline"`
+		Documents int64     `json:"documents"`
+		Bytes     int64     `json:"bytes"`
+		Members   int       `json:"members"`
+		DeletedBy string    `json:"deleted_by"`
+	}
+	rows := make([]row, 0, len(list))
+	for _, d := range list {
+		a := d.Archive
+		by := a.DeletedBy.Email
+		if by == "" {
+			by = a.DeletedBy.ID
+		}
+		rows = append(rows, row{ID: a.ID.Hex(), Name: a.Org.Name, DeletedAt: a.DeletedAt, Deadline: a.PurgeAt,
+			Documents: d.Stats.Documents, Bytes: d.Stats.Bytes, Members: len(a.Members), DeletedBy: by})
+	}
+	if asJSON {
+		printJSON(map[string]any{"items": rows})
+		return 0
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tDELETED\tDEADLINE\tDOCUMENTS\tMEMBERS")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\n", r.ID, r.Name, r.DeletedAt.Format(time.RFC3339), r.Deadline.Format(time.RFC3339), r.Documents, r.Members)
+	}
+	_ = tw.Flush()
+	return 0
+}
+
+// restoreOrg runs orgsvc org restore.
+func restoreOrg(ctx context.Context, orgs *service.OrgService, req service.RestoreRequest, asJSON bool, stdout io.Writer, printJSON func(any), fail func(error) int) int {
+	res, err := orgs.Restore(ctx, req)
+	switch {
+	case errors.Is(err, service.ErrNotDeleted):
+		return fail(fmt.Errorf("%s: %w (orgsvc org deleted lists them)", req.ID.Hex(), err))
+	case errors.Is(err, service.ErrOrgExists):
+		return fail(fmt.Errorf("%w: restore it under another name with --name NEW_NAME", err))
+	case errors.Is(err, service.ErrNoOwner):
+		return fail(fmt.Errorf("%w (their accounts are gone or their e-mails taken): make an existing account an owner with --owner EMAIL", err))
+	case errors.Is(err, service.ErrEmailTaken):
+		return fail(fmt.Errorf("%w meanwhile: run the restore again", err))
+	case errors.Is(err, service.ErrOrgBusy):
+		return fail(fmt.Errorf("%w: retry in a moment", err))
+	case err != nil:
+		return fail(err)
+	}
+	type account struct {
+		ID        string `json:"id"`
+		Email     string `json:"email"`
+		Role      string `json:"role,omitempty"`
+		Recreated bool   `json:"recreated,omitempty"`
+		Reason    string `json:"reason,omitempty"`
+	}
+	rows := func(list []service.Restored) []account {
+		out := make([]account, 0, len(list))
+		for _, r := range list {
+			out = append(out, account{ID: r.AccountID.Hex(), Email: r.Email, Role: r.Role, Recreated: r.Recreated, Reason: r.Reason})
+		}
+		return out
+	}
+	members, left := rows(res.Members), rows(res.LeftOut)
+	if asJSON {
+		printJSON(map[string]any{"id": res.Org.ID.Hex(), "organization_name": res.Org.Name, "documents": res.Documents,
+			"members": members, "left_out": left, "already": res.Already})
+		return 0
+	}
+	if res.Already {
+		fmt.Fprintf(stdout, "%q (%s) is restored already, with %d documents\n", res.Org.Name, res.Org.ID.Hex(), res.Documents)
+		return 0
+	}
+	fmt.Fprintf(stdout, "restored %q (%s) with %d documents\n", res.Org.Name, res.Org.ID.Hex(), res.Documents)
+	for _, m := range members {
+		anew := ""
+		if m.Recreated {
+			anew = " (account made anew)"
+		}
+		fmt.Fprintf(stdout, "  %-7s %s%s\n", m.Role, m.Email, anew)
+	}
+	for _, m := range left {
+		fmt.Fprintf(stdout, "  left out: %s (%s)\n", m.Email, m.Reason)
+	}
+	return 0
 }

@@ -38,6 +38,14 @@ var Names = []string{
 	"import:after-swap",
 	"import:before-merge",
 	"import:after-merge",
+	// The restore window (ORG_DELETE_RETENTION): a deletion archives the
+	// organization and moves its collection to the trash; a purge drops
+	// both; a restore brings them back.
+	"delete:before-trash",
+	"delete:after-trash",
+	"purge:after-drop",
+	"restore:before-move",
+	"restore:after-move",
 }
 
 // armed is read once; without the variable, Reach is a comparison with the

@@ -30,7 +30,7 @@ const (
 )
 
 // MasterCollections are every collection of the master metadata.
-var MasterCollections = []string{Organizations, Admins, NameClaims, EmailClaims, Operations, Leases, Outcomes, IdempotencyKeys, Memberships, Invitations, InvitationClaims, Outbox, OutboxAttempts}
+var MasterCollections = []string{Organizations, Admins, NameClaims, EmailClaims, Operations, Leases, Outcomes, IdempotencyKeys, Memberships, Invitations, InvitationClaims, Outbox, OutboxAttempts, DeletedOrgs}
 
 // Organization is a document of the master collection "organizations".
 type Organization struct {
@@ -63,6 +63,9 @@ type Organization struct {
 	// Limits are an operator's overrides of the organization's limits
 	// (orgsvc org limits); nil fields take the server's settings.
 	Limits *OrgLimits `bson:"limits,omitempty"`
+	// RestoredAt is when an operator last restored it after a deletion
+	// (orgsvc org restore), so that a retried restore is answered.
+	RestoredAt time.Time `bson:"restored_at,omitempty"`
 }
 
 // OrgLimits are one organization's limits; a nil field is the server's
@@ -262,6 +265,9 @@ type OperationPlan struct {
 	Mode        string `bson:"mode,omitempty"`
 	// Events are recorded in the audit logs once the operation commits.
 	Events []PlannedEvent `bson:"events,omitempty"`
+	// Trash, set on a deletion with a restore window, a purge and a
+	// restore, says where the archived organization goes or comes from.
+	Trash *TrashPlan `bson:"trash,omitempty"`
 }
 
 // Tenant is the organization's tenant collection after the operation.

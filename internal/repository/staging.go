@@ -210,6 +210,12 @@ func (r *TenantRepository) namedUUIDs(ctx context.Context, db string, names ...s
 // Stagings lists the staging and parked collections of every database
 // holding tenant collections, as database and name.
 func (r *TenantRepository) Stagings(ctx context.Context) ([][2]string, error) {
+	return r.prefixed(ctx, StagingPrefix)
+}
+
+// prefixed lists the collections whose name begins with prefix in every
+// database holding tenant collections, as database and name.
+func (r *TenantRepository) prefixed(ctx context.Context, prefix string) ([][2]string, error) {
 	dbs, err := r.databases(ctx)
 	if err != nil {
 		return nil, err
@@ -221,7 +227,7 @@ func (r *TenantRepository) Stagings(ctx context.Context) ([][2]string, error) {
 			return nil, wrap(err)
 		}
 		for _, n := range names {
-			if strings.HasPrefix(n, StagingPrefix) {
+			if strings.HasPrefix(n, prefix) {
 				out = append(out, [2]string{db, n})
 			}
 		}

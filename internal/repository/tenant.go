@@ -265,12 +265,17 @@ func (r *TenantRepository) uuidsOf(ctx context.Context, db string, names []strin
 // re-created by a late write) is dropped first.
 // An empty uuid moves whatever is there.
 func (r *TenantRepository) Rename(ctx context.Context, t model.Tenant, to, uuid string) error {
-	target := model.Tenant{DB: t.DB, Slug: to}
-	db := r.database(t.DB).Name()
+	return r.move(ctx, t.DB, CollectionName(t.Slug), CollectionName(to), uuid, "tenant collection ")
+}
+
+// move is Rename for collection names from and to of database db; what
+// names the collections in errors.
+func (r *TenantRepository) move(ctx context.Context, db, from, to, uuid, what string) error {
+	name := r.database(db).Name()
 	// A late write may re-make the target between its drop and the move:
 	// the move is then tried again, a few times.
 	for attempt := 1; ; attempt++ {
-		found, err := r.uuids(ctx, t.DB, t.Slug, to)
+		found, err := r.uuidsOf(ctx, db, []string{from, to})
 		if err != nil {
 			return err
 		}
@@ -281,10 +286,10 @@ func (r *TenantRepository) Rename(ctx context.Context, t model.Tenant, to, uuid 
 			return nil
 		}
 		if uuid != "" && src != uuid {
-			return fmt.Errorf("rename tenant collection %s: %w", CollectionName(t.Slug), ErrNotFound)
+			return fmt.Errorf("rename %s%s: %w", what, from, ErrNotFound)
 		}
 		if dst != "" {
-			if err := r.Drop(ctx, target); err != nil {
+			if err := wrap(r.database(db).Collection(to).Drop(ctx)); err != nil {
 				return err
 			}
 		}
@@ -292,8 +297,8 @@ func (r *TenantRepository) Rename(ctx context.Context, t model.Tenant, to, uuid 
 			r.beforeMove()
 		}
 		cmd := bson.D{
-			{Key: "renameCollection", Value: db + "." + CollectionName(t.Slug)},
-			{Key: "to", Value: db + "." + CollectionName(to)},
+			{Key: "renameCollection", Value: name + "." + from},
+			{Key: "to", Value: name + "." + to},
 			{Key: "dropTarget", Value: false},
 		}
 		err = r.master.Client().Database("admin").RunCommand(ctx, cmd).Err()
@@ -301,7 +306,7 @@ func (r *TenantRepository) Rename(ctx context.Context, t model.Tenant, to, uuid 
 			return nil
 		}
 		if !isCode(err, codeNamespaceExists) || attempt == 3 {
-			return fmt.Errorf("rename tenant collection %s to %s: %w", CollectionName(t.Slug), CollectionName(to), wrap(err))
+			return fmt.Errorf("rename %s%s to %s: %w", what, from, to, wrap(err))
 		}
 	}
 }
@@ -316,11 +321,16 @@ type Stats struct {
 // Stats counts the tenant collection t: one command. A missing collection
 // holds nothing.
 func (r *TenantRepository) Stats(ctx context.Context, t model.Tenant) (Stats, error) {
+	return r.statsOf(ctx, t.DB, CollectionName(t.Slug))
+}
+
+// statsOf is Stats for collection name of database db.
+func (r *TenantRepository) statsOf(ctx context.Context, db, name string) (Stats, error) {
 	var out struct {
 		Count int64 `bson:"count"`
 		Size  int64 `bson:"size"`
 	}
-	err := r.database(t.DB).RunCommand(ctx, bson.D{{Key: "collStats", Value: CollectionName(t.Slug)}}).Decode(&out)
+	err := r.database(db).RunCommand(ctx, bson.D{{Key: "collStats", Value: name}}).Decode(&out)
 	if isCode(err, codeNamespaceNotFound) {
 		return Stats{}, nil
 	}

@@ -60,6 +60,8 @@ type snapshot struct {
 	members  []model.Membership
 	invites  []model.Invitation
 	mails    []model.OutboxEntry
+	archives []model.DeletedOrg
+	trashes  [][2]string // database, name
 }
 
 func (c *Checker) read(ctx context.Context) (*snapshot, error) {
@@ -95,6 +97,14 @@ func (c *Checker) read(ctx context.Context) (*snapshot, error) {
 	if s.invites, err = c.master.AllInvitations(ctx); err != nil {
 		return nil, err
 	}
+	// The trash before the archives: a deletion writes its archive before
+	// it moves the collection, so a trash listed has its archive listed.
+	if s.trashes, err = c.tenants.Trashes(ctx); err != nil {
+		return nil, err
+	}
+	if s.archives, err = c.master.AllArchives(ctx); err != nil {
+		return nil, err
+	}
 	if mails := c.orgs.invites.Mails; mails != nil {
 		if s.mails, err = mails.All(ctx); err != nil {
 			return nil, err
@@ -122,6 +132,7 @@ func (c *Checker) Check(ctx context.Context) ([]Finding, error) {
 	busyAdmin := map[bson.ObjectID]bool{}
 	busyEmail := map[string]bool{}
 	liveOp := map[string]bool{} // operation ids, hex
+	busyTrash := map[bson.ObjectID]bool{}
 	var out []Finding
 	add := func(kind, subject string, repair func(context.Context) error, format string, args ...any) {
 		out = append(out, Finding{Kind: kind, Subject: subject, Detail: fmt.Sprintf(format, args...), repair: repair})
@@ -144,8 +155,19 @@ func (c *Checker) Check(ctx context.Context) ([]Finding, error) {
 				busyEmail[model.EmailKey(e)] = true
 			}
 		}
+		shown := op.OrgID
+		if t := op.Plan.Trash; t != nil {
+			// A purge or restore is keyed by the deletion, not the organization.
+			shown, busyOrg[t.Org], busyTrash[t.Org] = t.Org, true, true
+			for _, m := range t.Members {
+				busyAdmin[m.AccountID] = true
+			}
+			for _, e := range t.NewEmails {
+				busyEmail[model.EmailKey(e)] = true
+			}
+		}
 		orgID := op.OrgID
-		add("unfinished-operation", fmt.Sprintf("operation %s (%s of organization %s)", op.ID.Hex(), op.Kind, orgID.Hex()),
+		add("unfinished-operation", fmt.Sprintf("operation %s (%s of organization %s)", op.ID.Hex(), op.Kind, shown.Hex()),
 			func(ctx context.Context) error { return c.orgs.run.Recover(ctx, orgID, c.orgs.run.life.AllStale) },
 			"started %s, its first lease ends %s", op.StartedAt.Format(time.RFC3339), op.ExpiresAt.Format(time.RFC3339))
 	}
@@ -269,6 +291,7 @@ func (c *Checker) Check(ctx context.Context) ([]Finding, error) {
 			}, "%d documents stored without _org (%s); repair records organization %s on them", len(ids), sample(ids), o.ID.Hex())
 		}
 	}
+	out = append(out, c.checkTrash(s, busyTrash)...)
 	for _, a := range s.admins {
 		if busyAdmin[a.ID] {
 			continue
@@ -399,6 +422,50 @@ func (c *Checker) Repair(ctx context.Context) ([]string, error) {
 		}
 	}
 	return done, errors.Join(errs...)
+}
+
+// checkTrash finds trash collections without their archive, and archives
+// without their trash collection, of deletions no operation is working on.
+// Either cannot be restored whole: the repair finishes what the purge
+// would have done, dropping the one or purging the other.
+func (c *Checker) checkTrash(s *snapshot, busy map[bson.ObjectID]bool) []Finding {
+	var out []Finding
+	archived := trashOf(s.archives)
+	trashed := map[[2]string]bool{}
+	for _, t := range s.trashes {
+		db, name := t[0], t[1]
+		trashed[t] = true
+		org, ok := repository.TrashOrg(name)
+		if archived[t] || (ok && busy[org]) {
+			continue
+		}
+		out = append(out, Finding{Kind: "orphan-trash", Subject: c.tenants.DescribeIn(db, name),
+			Detail: "a deleted organization's documents with no archive to restore them from; repair drops them, as the purge would",
+			repair: func(ctx context.Context) error {
+				if _, err := c.master.Archive(ctx, org); !errors.Is(err, repository.ErrNotFound) {
+					return ErrOrgBusy // archived since, or unreadable: not this repair's
+				}
+				return c.tenants.DropTrash(ctx, db, name)
+			}})
+	}
+	for _, d := range s.archives {
+		if busy[d.ID] || trashed[[2]string{d.Org.TenantDB, d.Trash}] {
+			continue
+		}
+		d := d
+		out = append(out, Finding{Kind: "archive-without-trash", Subject: fmt.Sprintf("deleted organization %s (%q)", d.ID.Hex(), d.Name()),
+			Detail: fmt.Sprintf("its trash collection %s does not exist, so its documents are gone; repair purges the archive", c.tenants.DescribeIn(d.Org.TenantDB, d.Trash)),
+			repair: func(ctx context.Context) error { return mapGone(c.orgs.purge(ctx, &d)) }})
+	}
+	return out
+}
+
+// mapGone is nil for errArchiveGone: what the repair was to remove is gone.
+func mapGone(err error) error {
+	if errors.Is(err, errArchiveGone) {
+		return nil
+	}
+	return err
 }
 
 // ownership is what the documents of an organization's collection say of

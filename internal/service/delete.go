@@ -3,6 +3,8 @@ package service
 import (
 	"context"
 	"errors"
+	"slices"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
@@ -11,9 +13,15 @@ import (
 	"github.com/orgsvc/orgsvc/internal/repository"
 )
 
+// SetDeleteRetention sets how long a deleted organization may be restored:
+// its tenant collection is moved to a trash collection and what a restore
+// needs to an archive, until a purge (purge.go). 0, the default, drops
+// everything at once.
+func (s *OrgService) SetDeleteRetention(d time.Duration) { s.retention = d }
+
 // Delete removes the caller's own organization (an owner's): its tenant
-// collection, its memberships, the accounts left in no organization, and
-// its metadata.
+// collection (to the trash, with a restore window), its memberships, the
+// accounts left in no organization, and its metadata.
 func (s *OrgService) Delete(ctx context.Context, p Principal, name string) error {
 	if p.Role != "" && p.Role != model.RoleOwner {
 		return ErrNotOwnerDelete // whatever the name (a deleted organization's token has no role)
@@ -42,12 +50,16 @@ func (s *OrgService) Delete(ctx context.Context, p Principal, name string) error
 	if err != nil {
 		return err
 	}
-	r, ctx, cancel, err := s.run.Begin(ctx, model.OpDelete, org.ID, model.OperationPlan{
+	plan := model.OperationPlan{
 		AdminID: admin.ID, OldName: org.Name, OldSlug: org.Slug, OldEmail: admin.Email, TenantDB: org.TenantDB,
 		TokenVersion: admin.TokenVersion, CollectionUUID: org.CollectionUUID,
 		Events: []model.PlannedEvent{planned(ctx, org.ID, "deleted", ActOrgDeleted, p.actor(),
 			[]model.Target{orgTarget(org.ID, org.Name)}, nil)},
-	})
+	}
+	if s.retention > 0 {
+		plan.Trash = &model.TrashPlan{Org: org.ID, Trash: repository.TrashName(org.ID), PurgeAt: model.At(time.Now().Add(s.retention))}
+	}
+	r, ctx, cancel, err := s.run.Begin(ctx, model.OpDelete, org.ID, plan)
 	if err != nil {
 		return err
 	}
@@ -86,15 +98,23 @@ func (s *OrgService) prepareDelete(ctx context.Context, r *Run) error {
 // committed.
 func (s *OrgService) undoDelete(ctx context.Context, r *Run) error { return s.atRest(ctx, r) }
 
-// completeDelete removes the tenant collection, the memberships (and the
-// accounts they leave alone) and the organization, then gives up the name.
+// completeDelete removes the tenant collection (or, with a restore window,
+// archives the organization and moves the collection to the trash), the
+// memberships (and the accounts they leave alone) and the organization,
+// then gives up the name.
 func (s *OrgService) completeDelete(ctx context.Context, r *Run) error {
 	p := r.Op.Plan
-	failpoint.Reach("delete:before-drop")
-	if err := s.dropHeld(ctx, r, p.OldTenant()); err != nil {
-		return err
+	if p.Trash != nil {
+		if err := s.toTrash(ctx, r); err != nil {
+			return err
+		}
+	} else {
+		failpoint.Reach("delete:before-drop")
+		if err := s.dropHeld(ctx, r, p.OldTenant()); err != nil {
+			return err
+		}
+		failpoint.Reach("delete:after-drop")
 	}
-	failpoint.Reach("delete:after-drop")
 	if err := s.endInvitations(ctx, r.Op.OrgID); err != nil {
 		return err
 	}
@@ -120,6 +140,111 @@ func (s *OrgService) completeDelete(ctx context.Context, r *Run) error {
 	}
 	s.sweep(ctx, p.OldTenant())
 	return nil
+}
+
+// toTrash archives the organization, then moves its tenant collection to
+// the trash. Both steps may run again: the archive is written once, before
+// anything it records is removed, and the move is by the collection's
+// UUID.
+func (s *OrgService) toTrash(ctx context.Context, r *Run) error {
+	p := r.Op.Plan
+	if err := s.archive(ctx, r); err != nil {
+		return err
+	}
+	failpoint.Reach("delete:before-trash")
+	uuid := p.CollectionUUID
+	if uuid == "" {
+		// An organization from before collections' UUIDs were recorded:
+		// moved already, or whatever its held name has.
+		if moved, err := s.tenants.TrashUUID(ctx, p.TenantDB, p.Trash.Trash); err != nil || moved != "" {
+			return err
+		}
+		claim, err := s.master.NameClaim(ctx, p.OldSlug)
+		if errors.Is(err, repository.ErrNotFound) || (err == nil && claim.OrganizationID != r.Op.OrgID) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if uuid, err = s.tenants.UUID(ctx, p.OldTenant()); err != nil || uuid == "" {
+			return err
+		}
+	}
+	err := s.tenants.MoveToTrash(ctx, p.OldTenant(), uuid, p.Trash.Trash)
+	if errors.Is(err, repository.ErrNotFound) {
+		// It had no collection (orgsvc check reports the archive alone).
+		s.log.Warn("a deleted organization had no tenant collection to keep", "organization_id", r.Op.OrgID.Hex())
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	failpoint.Reach("delete:after-trash")
+	return nil
+}
+
+// archive records what a restore of the organization needs: the
+// organization, its memberships, and the accounts the deletion is about to
+// remove. Written once, by a unique insert, before any of it is removed:
+// a run cut short and run again keeps the first, whole, archive.
+func (s *OrgService) archive(ctx context.Context, r *Run) error {
+	p := r.Op.Plan
+	if _, err := s.master.Archive(ctx, r.Op.OrgID); err == nil || !errors.Is(err, repository.ErrNotFound) {
+		return err
+	}
+	org, err := s.master.Organization(ctx, r.Op.OrgID)
+	if errors.Is(err, repository.ErrNotFound) {
+		return nil // removed by a run that wrote the archive; it went since
+	}
+	if err != nil {
+		return err
+	}
+	members, err := s.master.Members(ctx, org.ID, bson.ObjectID{}, 0)
+	if err != nil {
+		return err
+	}
+	if !slices.ContainsFunc(members, func(m model.Membership) bool { return m.AccountID == p.AdminID }) {
+		// An admin from before teams: its organization's owner.
+		members = append(members, model.Membership{ID: model.MembershipID(p.AdminID, org.ID), AccountID: p.AdminID, OrgID: org.ID, Role: model.RoleOwner, JoinedAt: org.CreatedAt})
+	}
+	d := &model.DeletedOrg{
+		ID: org.ID, DeletionID: r.Op.ID, Org: *org, Members: members, Trash: p.Trash.Trash,
+		DeletedAt: r.Op.StartedAt, PurgeAt: p.Trash.PurgeAt,
+		DeletedBy: accountActor(p.AdminID, p.OldEmail),
+	}
+	if len(p.Events) > 0 {
+		d.DeletedBy = p.Events[0].Actor
+	}
+	d.Org.State, d.Org.OperationID = "", bson.ObjectID{}
+	for _, m := range members {
+		alone, a, err := s.aloneBut(ctx, m.AccountID, org.ID)
+		if err != nil {
+			return err
+		}
+		if alone && a != nil {
+			d.Accounts = append(d.Accounts, *a)
+		}
+	}
+	return mapDuplicate(s.master.InsertArchive(ctx, d), nil)
+}
+
+// aloneBut reports whether account belongs to no organization but
+// leaving, and returns it (nil when it is gone).
+func (s *OrgService) aloneBut(ctx context.Context, account, leaving bson.ObjectID) (bool, *model.Admin, error) {
+	ms, err := s.master.MembershipsOf(ctx, account)
+	if err != nil {
+		return false, nil, err
+	}
+	for _, m := range ms {
+		if m.OrgID != leaving {
+			return false, nil, nil
+		}
+	}
+	a, err := s.master.Admin(ctx, account)
+	if errors.Is(err, repository.ErrNotFound) {
+		return true, nil, nil
+	}
+	return err == nil, a, err
 }
 
 // dropHeld drops t, the collection of a slug the operation claimed, only
@@ -168,17 +293,11 @@ func (s *OrgService) dropIfAlone(ctx context.Context, account bson.ObjectID) err
 
 // dropIfAloneBut is dropIfAlone, counting a membership of leaving as gone.
 func (s *OrgService) dropIfAloneBut(ctx context.Context, account, leaving bson.ObjectID) error {
-	ms, err := s.master.MembershipsOf(ctx, account)
-	if err != nil {
+	alone, a, err := s.aloneBut(ctx, account, leaving)
+	if err != nil || !alone {
 		return err
 	}
-	for _, m := range ms {
-		if m.OrgID != leaving {
-			return nil
-		}
-	}
-	a, err := s.master.Admin(ctx, account)
-	if errors.Is(err, repository.ErrNotFound) {
+	if a == nil {
 		// Deleted by a run cut short before it released the e-mail.
 		claims, err := s.master.EmailClaimsOf(ctx, account)
 		if err != nil {
@@ -190,9 +309,6 @@ func (s *OrgService) dropIfAloneBut(ctx context.Context, account, leaving bson.O
 			}
 		}
 		return nil
-	}
-	if err != nil {
-		return err
 	}
 	err = s.master.DeleteAdmin(ctx, account)
 	s.forgetAdmin(account) // after the write, whether it was done or not

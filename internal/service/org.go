@@ -26,8 +26,9 @@ type OrgService struct {
 	log       *slog.Logger
 	run       *Runner
 	invites   InvitationSettings
-	audit     *audit.Log // nil: no audit log
-	limits    Limits     // the server's tenant limits
+	audit     *audit.Log    // nil: no audit log
+	limits    Limits        // the server's tenant limits
+	retention time.Duration // ORG_DELETE_RETENTION (see delete.go)
 }
 
 // SetTenantLimits sets the server's limits, which organizations' own

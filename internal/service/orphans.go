@@ -69,7 +69,32 @@ func (s *OrgService) SweepOrphans(ctx context.Context) (int, error) {
 			return dropped, err
 		}
 	}
-	return dropped, nil
+	return dropped, s.noteTrash(ctx)
+}
+
+// noteTrash reports the trash collections without an archive. A trash
+// collection is no tenant collection ("org_" names alone are): the sweep
+// never drops one, with its archive or without. One without is left, with
+// the deleted organization's documents, to orgsvc check --repair.
+func (s *OrgService) noteTrash(ctx context.Context) error {
+	trashes, err := s.tenants.Trashes(ctx) // before the archives (see Checker.read)
+	if err != nil {
+		return err
+	}
+	if len(trashes) == 0 {
+		return nil
+	}
+	archives, err := s.master.AllArchives(ctx)
+	if err != nil {
+		return err
+	}
+	archived := trashOf(archives)
+	for _, t := range trashes {
+		if !archived[t] {
+			s.log.Warn("a trash collection has no archive: orgsvc check --repair drops it", "collection", s.tenants.DescribeIn(t[0], t[1]))
+		}
+	}
+	return nil
 }
 
 // DropOrphan removes a tenant collection that belongs to nobody. Its slug
@@ -121,4 +146,14 @@ func (s *OrgService) dropLeft(ctx context.Context, org bson.ObjectID, t model.Te
 		return err
 	}
 	return nil
+}
+
+// trashOf is the set of the archives' trash collections, as database and
+// name.
+func trashOf(archives []model.DeletedOrg) map[[2]string]bool {
+	out := make(map[[2]string]bool, len(archives))
+	for _, d := range archives {
+		out[[2]string{d.Org.TenantDB, d.Trash}] = true
+	}
+	return out
 }
