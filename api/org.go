@@ -186,7 +186,7 @@ func (s *server) handleUpdateOrg(w http.ResponseWriter, r *http.Request) error {
 // handleDeleteOrg godoc
 //
 //	@Summary		Delete your organization
-//	@Description	Deletes the caller's own organization: its tenant collection with all its data, its admin and its metadata. Its tokens stop working, except that retrying the deletion with the same token and name answers 200 again. Another organization's admin gets 403. POST is accepted as well as DELETE.
+//	@Description	Deletes the caller's own organization: its tenant collection with all its data, its admin and its metadata. It is gone from the API at once, and its name and e-mails are free at once; for ORG_DELETE_RETENTION (default 168h) its documents and members are kept in the trash, where only an operator can restore them (orgsvc org restore), then purged. Its tokens stop working, except that retrying the deletion with the same token and name answers 200 again. Another organization's admin gets 403. POST is accepted as well as DELETE.
 //	@Tags			organization
 //	@Accept			json
 //	@Produce		json
