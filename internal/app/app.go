@@ -173,7 +173,7 @@ func serve(ctx context.Context, getenv func(string) string, logOut io.Writer) er
 	}
 	sv, err := NewServices(cfg, Components{
 		DB: st.DB, Secret: secret, Logger: log, Passwords: passwords, Metrics: m, Ready: st.Ping,
-		PrepareCollection: st.IndexCollection, IDFiltersOnly: st.IDFiltersOnly, RawReader: st.RawReader(),
+		PrepareCollection: st.IndexCollection, IDFiltersOnly: st.IDFiltersOnly, ScanCollection: st.CollectionScanner(),
 		// For make bench alone, which measures what the log costs.
 		NoAudit: getenv("ORGSVC_AUDIT_OFF") == "1",
 	})
@@ -323,9 +323,9 @@ type Components struct {
 	// IDFiltersOnly: the database evaluates only a lone _id equality
 	// filter itself (see store.Store.IDFiltersOnly).
 	IDFiltersOnly bool
-	// RawReader, when set, reads the embedded store's tables past the
-	// driver (see store.Store.RawReader).
-	RawReader repository.RawReader
+	// ScanCollection, when set, reads whole collections past the driver
+	// (see store.Store.CollectionScanner).
+	ScanCollection func(ctx context.Context, db, collection string, fn func([]byte) error) error
 	// NoAudit keeps no audit log (ORGSVC_AUDIT_OFF=1, for make bench).
 	NoAudit bool
 }
@@ -427,10 +427,10 @@ func tenantLimits(cfg config.Config) service.Limits {
 
 // auditLogs is the audit logs over the store.
 func auditLogs(c Components) *audit.Log {
-	repo := repository.NewAuditRepository(c.DB)
+	repo := repository.NewAuditRepository(c.DB, c.IDFiltersOnly)
 	repo.OnPrepare(c.PrepareCollection)
-	if c.RawReader != nil {
-		repo.ReadRaw(c.RawReader)
+	if c.ScanCollection != nil {
+		repo.ReadRaw(c.ScanCollection)
 	}
 	return audit.NewLog(repo)
 }
