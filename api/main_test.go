@@ -86,7 +86,7 @@ func startEnv(t testing.TB, db *mongo.Database, ready func(context.Context) erro
 	sv, err := app.NewServices(cfg, app.Components{
 		DB: db, Secret: testSecret, Logger: log, Passwords: passwords, Metrics: m,
 		Ready: ready, PrepareCollection: storetest.PrepareCollection(db), IDFiltersOnly: idFiltersOnly,
-		ScanCollection: storetest.ScanCollection(db),
+		RawReader: storetest.RawReader(db),
 	})
 	if err != nil {
 		t.Fatal(err)

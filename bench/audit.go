@@ -73,11 +73,9 @@ const verifyPer100k = 10 * time.Second
 const listClients = 4
 
 // auditSeedWorkers is how many logs are seeded at once; auditBatch how
-// many events one InsertMany carries. Every log is a collection of the
-// master database, one SQLite file on the embedded store: its writes are
-// serialized there (so more writers only wait), and every collection made
-// makes each of its connections parse the file's schema again (so the
-// logs are made first, one at a time; see startListSide).
+// many events one InsertMany carries. The logs of a tenant database are
+// one collection of one SQLite file on the embedded store, whose writes
+// are serialized there (so more writers only wait).
 const (
 	auditSeedWorkers = 2
 	auditBatch       = 1_000
@@ -236,22 +234,18 @@ func (b *bench) auditWrite(ctx context.Context) error {
 		return err
 	}
 	// What the log itself writes for a new organization, through the
-	// driver: its collection with the index on source, and the first
-	// event.
+	// driver: the first event.
 	on := b.audit.write[0]
-	client, db, idOnly, err := openDB(ctx, on.svc.MongoURI, b.opts.mongoDB)
+	client, db, _, err := openDB(ctx, on.svc.MongoURI, b.opts.mongoDB)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = client.Disconnect(context.Background()) }()
-	repo := repository.NewAuditRepository(db, idOnly)
+	repo := repository.NewAuditRepository(db)
 	b.measure(ctx, work{name: "driver audit-log create+append", kind: "baseline", pid: on.svc.PID(), times: n,
-		note: "a new log through the driver, as a sign-up's first event makes it: createIndexes on source (which makes the collection, in the first tenant database), then the event's insert; one at a time, on the audit-on service's store (informational)",
+		note: "a new log's first event through the driver, as a sign-up writes it: one insert into the audit collection of the first tenant database; one at a time, on the audit-on service's store (informational)",
 		op: func(ctx context.Context, _ int) error {
 			at := repository.LogRef{DB: model.TenantDatabase(db.Name(), 0), Org: bson.NewObjectID()}
-			if err := repo.Prepare(ctx, at); err != nil {
-				return err
-			}
 			ev := seedEvent(at.Org, 1, audit.ZeroHash, time.Now())
 			return repo.Insert(ctx, at, &ev)
 		}})
@@ -287,12 +281,12 @@ func (b *bench) startListSide(ctx context.Context, name string, logsOnly int) (*
 	}
 	b.undo = append(b.undo, svc.Stop)
 	s := &listSide{svc: svc, api: newAPIClient(svc.URL), logs: b.sz.auditListed + logsOnly}
-	client, db, idOnly, err := openDB(ctx, svc.MongoURI, b.opts.mongoDB)
+	client, db, _, err := openDB(ctx, svc.MongoURI, b.opts.mongoDB)
 	if err != nil {
 		return nil, err
 	}
 	b.undo = append(b.undo, func() { _ = client.Disconnect(context.Background()) })
-	repo := repository.NewAuditRepository(db, idOnly)
+	repo := repository.NewAuditRepository(db)
 
 	b.logf("%s: signing up the %d organizations whose logs are listed", name, b.sz.auditListed)
 	s.orgs = make([]*account, b.sz.auditListed)
@@ -319,25 +313,24 @@ func (b *bench) startListSide(ctx context.Context, name string, logsOnly int) (*
 	n := b.sz.auditEvents
 	b.logf("%s: seeding %d logs of %d events through the driver (%d of signed-up organizations, %d of logs alone)", name, s.logs, n, len(ids), logsOnly)
 	began := time.Now()
-	// First the logs alone are made, one at a time: each is a collection
-	// of a tenant database and two indexes, and every such change makes
-	// each SQLite connection to that database's file parse its whole schema
+	// The logs alone are put 64 to a database, as the service puts
+	// organizations, in tenant databases of their own, whose audit
+	// collections are made first, one at a time: every schema change makes
+	// each SQLite connection to the database's file parse its whole schema
 	// again, at its next statement (and fails a statement under way on
-	// another one, which FerretDB does not retry). Then their events, with
-	// no schema changing. They are put 64 to a database, as the service
-	// puts organizations, in databases of their own.
+	// another one, which FerretDB does not retry).
 	refs, err := logRefs(ctx, repo, ids)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	for k := range logsOnly {
 		at := repository.LogRef{DB: model.TenantDatabase(db.Name(), 500+k/64), Org: bson.NewObjectID()}
-		if err := repo.Prepare(ctx, at); err != nil {
-			return nil, fmt.Errorf("%s: make an audit log: %w", name, err)
+		if k%64 == 0 {
+			if err := repo.Prepare(ctx, at.DB); err != nil {
+				return nil, fmt.Errorf("%s: make an audit collection: %w", name, err)
+			}
 		}
-		if refs = append(refs, at); len(refs)%1000 == 0 {
-			b.logf("%s: %d logs made, %s", name, len(refs), time.Since(began).Round(time.Second))
-		}
+		refs = append(refs, at)
 	}
 	made := time.Since(began)
 	if logsOnly > 0 {
@@ -492,7 +485,7 @@ func (b *bench) setupAuditVerify(ctx context.Context) error {
 	n := b.sz.verifyEvents
 	b.logf("audit-verify: seeding the log of %s to %d events through the driver", a.Name, n)
 	began := time.Now()
-	repo := repository.NewAuditRepository(db, b.idOnly)
+	repo := repository.NewAuditRepository(db)
 	refs, err := logRefs(ctx, repo, []bson.ObjectID{org})
 	if err != nil {
 		return err
@@ -529,7 +522,7 @@ func (b *bench) auditVerify(ctx context.Context) error {
 	how := "orgsvc audit verify --org <id>, the built binary, on the stopped service's DATA_DIR (the embedded store in its process, as an operator runs it)"
 	switch {
 	case b.audit.verifyBin == "":
-		how = "audit.NewLog(repository.NewAuditRepository(db, idFiltersOnly)).Verify in the tool's process, over the driver"
+		how = "audit.NewLog(repository.NewAuditRepository(db)).Verify in the tool's process, over the driver"
 	case b.audit.verifyDir == "":
 		how = "orgsvc audit verify --org <id>, the built binary, against the measured store (MONGO_URI)"
 	}
@@ -541,7 +534,7 @@ func (b *bench) auditVerify(ctx context.Context) error {
 			var err error
 			if b.audit.verifyBin == "" {
 				start := time.Now()
-				n, err = audit.NewLog(repository.NewAuditRepository(b.db, b.idOnly)).Verify(ctx, b.audit.verifyOrg)
+				n, err = audit.NewLog(repository.NewAuditRepository(b.db)).Verify(ctx, b.audit.verifyOrg)
 				scan = time.Since(start)
 			} else {
 				n, scan, err = b.verifyCLI(ctx, b.audit.verifyOrg)
@@ -578,7 +571,7 @@ func (b *bench) auditScanBaselines(ctx context.Context, repo *repository.AuditRe
 		note: fmt.Sprintf("the %s events read through the driver (Find, batches of 1,000, decoded), not checked, while the service runs; once (informational)", group(int(want))),
 		op: func(ctx context.Context, _ int) error {
 			evs = evs[:0]
-			return repo.Scan(ctx, at, repository.AuditFilter{}, 1000, func(ev *model.Event) error {
+			return repo.Scan(ctx, at, repository.AuditFilter{}, func(ev *model.Event) error {
 				evs = append(evs, *ev)
 				return nil
 			})
@@ -683,7 +676,7 @@ func seedEvent(org bson.ObjectID, seq int64, prev string, now time.Time) model.E
 	action := seedActions[int(seq)%len(seedActions)]
 	actor := model.Actor{Type: model.ActorAccount, ID: org.Hex(), Email: "admin@bench-seeded.example.com"}
 	ev := model.Event{
-		Key: model.EventKey(seq), Seq: seq, ID: model.EventID(org, seq), OrgID: org.Hex(), Time: audit.Time(now), Action: action, Actor: actor,
+		Key: model.EventKey(org, seq), Seq: seq, ID: model.EventID(org, seq), OrgID: org.Hex(), Time: audit.Time(now), Action: action, Actor: actor,
 		Targets:  []model.Target{{Type: model.TargetOrganization, ID: org.Hex(), Name: "bench-seeded"}},
 		Context:  model.EventContext{RequestID: fmt.Sprintf("%032x", seq), ClientAddress: "127.0.0.1", UserAgent: "orgbench"},
 		PrevHash: prev,
@@ -744,7 +737,7 @@ func logHead(ctx context.Context, repo *repository.AuditRepository, at repositor
 // service that keeps the log must not append to it meanwhile.
 func seedLog(ctx context.Context, db *mongo.Database, org bson.ObjectID, head chainHead, n int64) (int64, error) {
 	seq, prev := head.seq, head.hash
-	coll := db.Collection(model.AuditCollection(org))
+	coll := db.Collection(model.AuditCollection)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// Events are made while the batch before is inserted.

@@ -173,12 +173,20 @@ func serve(ctx context.Context, getenv func(string) string, logOut io.Writer) er
 	}
 	sv, err := NewServices(cfg, Components{
 		DB: st.DB, Secret: secret, Logger: log, Passwords: passwords, Metrics: m, Ready: st.Ping,
-		PrepareCollection: st.IndexCollection, IDFiltersOnly: st.IDFiltersOnly, ScanCollection: st.CollectionScanner(),
+		PrepareCollection: st.IndexCollection, IDFiltersOnly: st.IDFiltersOnly, RawReader: st.RawReader(),
 		// For make bench alone, which measures what the log costs.
 		NoAudit: getenv("ORGSVC_AUDIT_OFF") == "1",
 	})
 	if err != nil {
 		return err
+	}
+	// Before any event is recorded: logs of the layout before this one.
+	if sv.Audit != nil {
+		if n, err := sv.Audit.MoveLegacy(ctx); err != nil {
+			return fmt.Errorf("moving the audit logs of the version before: %w", err)
+		} else if n > 0 {
+			log.Info("moved the audit logs of the version before into the tenant databases", "count", n)
+		}
 	}
 	// Operations a crash interrupted are settled before serving (see
 	// soleOwner); otherwise those whose lease ran out are, and the rest later.
@@ -323,9 +331,9 @@ type Components struct {
 	// IDFiltersOnly: the database evaluates only a lone _id equality
 	// filter itself (see store.Store.IDFiltersOnly).
 	IDFiltersOnly bool
-	// ScanCollection, when set, reads whole collections past the driver
-	// (see store.Store.CollectionScanner).
-	ScanCollection func(ctx context.Context, db, collection string, fn func([]byte) error) error
+	// RawReader, when set, reads the embedded store's tables past the
+	// driver (see store.Store.RawReader).
+	RawReader repository.RawReader
 	// NoAudit keeps no audit log (ORGSVC_AUDIT_OFF=1, for make bench).
 	NoAudit bool
 }
@@ -427,10 +435,10 @@ func tenantLimits(cfg config.Config) service.Limits {
 
 // auditLogs is the audit logs over the store.
 func auditLogs(c Components) *audit.Log {
-	repo := repository.NewAuditRepository(c.DB, c.IDFiltersOnly)
+	repo := repository.NewAuditRepository(c.DB)
 	repo.OnPrepare(c.PrepareCollection)
-	if c.ScanCollection != nil {
-		repo.ReadRaw(c.ScanCollection)
+	if c.RawReader != nil {
+		repo.ReadRaw(c.RawReader)
 	}
 	return audit.NewLog(repo)
 }

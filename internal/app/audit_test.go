@@ -103,7 +103,7 @@ func TestAuditVerifyFindsAnEdit(t *testing.T) {
 	}
 	id, _ := bson.ObjectIDFromHex(org)
 	// The log is in the organization's tenant database, the first one.
-	res, err := st.Client.Database(model.TenantDatabase("org_master", 0)).Collection(model.AuditCollection(id)).UpdateOne(ctx, bson.D{{Key: "_id", Value: model.EventKey(3)}},
+	res, err := st.Client.Database(model.TenantDatabase("org_master", 0)).Collection(model.AuditCollection).UpdateOne(ctx, bson.D{{Key: "_id", Value: model.EventKey(id, 3)}},
 		bson.D{{Key: "$set", Value: bson.D{{Key: "context.client_address", Value: "198.51.100.1"}}}})
 	if err != nil || res.ModifiedCount != 1 {
 		t.Fatalf("edit: %+v %v", res, err)

@@ -62,7 +62,7 @@ func (t *tool) close() { _ = t.st.Close(context.Background()) }
 // components are what the command opened.
 func (t *tool) components() Components {
 	return Components{DB: t.st.DB, PrepareCollection: t.st.IndexCollection, IDFiltersOnly: t.st.IDFiltersOnly,
-		ScanCollection: t.st.CollectionScanner()}
+		RawReader: t.st.RawReader()}
 }
 
 // orgs is an organization service for commands: no tokens or passwords.
@@ -133,6 +133,10 @@ func auditCommand(ctx context.Context, args []string, getenv func(string) string
 	defer t.close()
 	orgs := t.orgs()
 	log := orgs.AuditLog()
+	if _, err := log.MoveLegacy(ctx); err != nil {
+		fmt.Fprintf(stderr, "orgsvc audit: moving the audit logs of the version before: %v\n", err)
+		return 2
+	}
 
 	var ids []bson.ObjectID
 	if *org != "" {

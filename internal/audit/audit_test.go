@@ -26,7 +26,7 @@ import (
 func TestMain(m *testing.M) { storetest.Main(m) }
 
 func newLog(db *mongo.Database) *audit.Log {
-	return audit.NewLog(repository.NewAuditRepository(db, true))
+	return audit.NewLog(repository.NewAuditRepository(db))
 }
 
 func event(action string) *model.Event {
@@ -180,7 +180,7 @@ func TestVerifyFindsAnEdit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	_, err := db.Collection(model.AuditCollection(org)).UpdateOne(ctx, bson.D{{Key: "_id", Value: model.EventKey(3)}},
+	_, err := db.Collection(model.AuditCollection).UpdateOne(ctx, bson.D{{Key: "_id", Value: model.EventKey(org, 3)}},
 		bson.D{{Key: "$set", Value: bson.D{{Key: "actor.email", Value: "someone.else@example.com"}}}})
 	if err != nil {
 		t.Fatal(err)
@@ -199,7 +199,7 @@ func TestPageNewestFirst(t *testing.T) {
 	org := bson.NewObjectID()
 	for _, idOnly := range []bool{true, false} {
 		t.Run(fmt.Sprint("id filters only ", idOnly), func(t *testing.T) {
-			l := audit.NewLog(repository.NewAuditRepository(storetest.Database(t), idOnly))
+			l := audit.NewLog(repository.NewAuditRepository(storetest.Database(t)))
 			for i := range 7 {
 				action := "auth.login_succeeded"
 				if i%3 == 0 {
@@ -247,7 +247,7 @@ func TestSweepKeepsTheChainVerifiable(t *testing.T) {
 	ctx := context.Background()
 	db := storetest.Database(t)
 	clock := time.Now().Add(-48 * time.Hour)
-	l := audit.NewLogAt(repository.NewAuditRepository(db, true), func() time.Time { return clock })
+	l := audit.NewLogAt(repository.NewAuditRepository(db), func() time.Time { return clock })
 	live, gone, quiet := bson.NewObjectID(), bson.NewObjectID(), bson.NewObjectID()
 	for i := range 6 {
 		if i == 3 {
@@ -301,26 +301,22 @@ func TestSweepKeepsTheChainVerifiable(t *testing.T) {
 	}
 }
 
-// TestLogsAreFoundWhereTheyAre: a live organization's log is made in its
-// tenant database; one the master database held before stays there; a
-// deleted organization's is found wherever it is kept.
+// TestLogsAreFoundWhereTheyAre: a live organization's log is kept in its
+// tenant database, whose database the locator says once; a deleted
+// organization's is found wherever it is kept.
 func TestLogsAreFoundWhereTheyAre(t *testing.T) {
 	ctx := context.Background()
 	db := storetest.Database(t)
 	tenantDB := model.TenantDatabase(db.Name(), 0)
-	legacy, live, gone, inMaster := bson.NewObjectID(), bson.NewObjectID(), bson.NewObjectID(), bson.NewObjectID()
-	// Before: a log of the master database, as the logs were first kept,
-	// and a deleted organization's log in a tenant database.
+	live, gone, inMaster := bson.NewObjectID(), bson.NewObjectID(), bson.NewObjectID()
+	// Before: a deleted organization's log in a tenant database.
 	before := newLog(db)
-	if err := before.Append(ctx, legacy, event("org.created")); err != nil {
-		t.Fatal(err)
-	}
 	before.Know(gone, tenantDB)
 	if err := before.Append(ctx, gone, event("org.created")); err != nil {
 		t.Fatal(err)
 	}
 	l := newLog(db)
-	dbOf := map[bson.ObjectID]string{legacy: tenantDB, live: tenantDB, inMaster: ""}
+	dbOf := map[bson.ObjectID]string{live: tenantDB, inMaster: ""}
 	located := 0
 	l.SetLocator(func(_ context.Context, org bson.ObjectID) (string, error) {
 		located++
@@ -330,35 +326,28 @@ func TestLogsAreFoundWhereTheyAre(t *testing.T) {
 		}
 		return db, nil
 	})
-	for _, org := range []bson.ObjectID{legacy, live, gone, inMaster, live} {
+	for _, org := range []bson.ObjectID{live, gone, inMaster, live, gone} {
 		if err := l.Append(ctx, org, event("auth.logout")); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if located != 3 {
-		t.Fatalf("the locator was asked %d times, want 3 (once for each but the log it found in the master database)", located)
-	}
-	holds := func(dbName string, org bson.ObjectID) bool {
-		names, err := db.Client().Database(dbName).ListCollectionNames(ctx, bson.D{{Key: "name", Value: model.AuditCollection(org)}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return len(names) == 1
+		t.Fatalf("the locator was asked %d times, want 3 (once for each organization)", located)
 	}
 	for _, c := range []struct {
 		org    bson.ObjectID
 		db     string
 		events int64
-	}{{legacy, db.Name(), 2}, {live, tenantDB, 2}, {gone, tenantDB, 2}, {inMaster, db.Name(), 1}} {
-		if !holds(c.db, c.org) {
-			t.Errorf("the log of %s is not in %s", c.org.Hex(), c.db)
-		}
+	}{{live, tenantDB, 2}, {gone, tenantDB, 3}, {inMaster, db.Name(), 1}} {
 		other := tenantDB
 		if c.db == tenantDB {
 			other = db.Name()
 		}
-		if holds(other, c.org) {
-			t.Errorf("the log of %s is also in %s", c.org.Hex(), other)
+		if n := countEvents(t, db.Client().Database(c.db), c.org); n != c.events {
+			t.Errorf("%d events of %s in %s, want %d", n, c.org.Hex(), c.db, c.events)
+		}
+		if n := countEvents(t, db.Client().Database(other), c.org); n != 0 {
+			t.Errorf("%d events of %s in %s too", n, c.org.Hex(), other)
 		}
 		if n, err := l.Verify(ctx, c.org); err != nil || n != c.events {
 			t.Errorf("the log of %s: %d events, %v; want %d", c.org.Hex(), n, err, c.events)
@@ -368,9 +357,93 @@ func TestLogsAreFoundWhereTheyAre(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, org := range []bson.ObjectID{legacy, live, gone, inMaster} {
-		if !slices.Contains(orgs, org) {
-			t.Errorf("Logs misses %s", org.Hex())
+	slices.SortFunc(orgs, func(a, b bson.ObjectID) int { return strings.Compare(a.Hex(), b.Hex()) })
+	want := []bson.ObjectID{live, gone, inMaster}
+	slices.SortFunc(want, func(a, b bson.ObjectID) int { return strings.Compare(a.Hex(), b.Hex()) })
+	if !slices.Equal(orgs, want) {
+		t.Errorf("Logs: %v, want %v", orgs, want)
+	}
+}
+
+// countEvents is how many events of org's log the database db holds.
+func countEvents(t *testing.T, db *mongo.Database, org bson.ObjectID) int64 {
+	t.Helper()
+	n, err := db.Collection(model.AuditCollection).CountDocuments(context.Background(), bson.D{{Key: "_id", Value: bson.D{
+		{Key: "$gte", Value: model.EventKeyFrom(org)}, {Key: "$lt", Value: model.EventKeyTo(org)}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestLegacyLogsMove: logs kept as one collection per organization in the
+// master database, the earlier layout, move into the audit collection of
+// the organization's tenant database (a deleted one's into the master
+// database's), whole and still verifiable; the move runs again, and in
+// two instances at once, to the same end; the log goes on from there.
+func TestLegacyLogsMove(t *testing.T) {
+	ctx := context.Background()
+	db := storetest.Database(t)
+	tenantDB := model.TenantDatabase(db.Name(), 0)
+	live, gone := bson.NewObjectID(), bson.NewObjectID()
+	// The earlier layout: _id the seq in 12 digits, in audit_<org>.
+	for _, org := range []bson.ObjectID{live, gone} {
+		prev := audit.ZeroHash
+		for seq := int64(1); seq <= 30; seq++ {
+			ev := event("auth.logout")
+			ev.Seq, ev.ID, ev.OrgID, ev.PrevHash = seq, model.EventID(org, seq), org.Hex(), prev
+			ev.Time, ev.Source = audit.Time(time.Now()), fmt.Sprint("r:", seq)
+			ev.Hash = audit.Hash(*ev)
+			ev.Key, prev = fmt.Sprintf("%012d", seq), ev.Hash
+			if _, err := db.Collection(model.LegacyAuditPrefix+org.Hex()).InsertOne(ctx, ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	newInstance := func() *audit.Log {
+		l := newLog(db)
+		l.SetLocator(func(_ context.Context, org bson.ObjectID) (string, error) {
+			if org == live {
+				return tenantDB, nil
+			}
+			return "", repository.ErrNotFound
+		})
+		return l
+	}
+	var wg sync.WaitGroup
+	moved := make([]int, 2)
+	errs := make([]error, 2)
+	for i := range 2 {
+		wg.Go(func() { moved[i], errs[i] = newInstance().MoveLegacy(ctx) })
+	}
+	wg.Wait()
+	for i := range 2 {
+		if errs[i] != nil {
+			t.Fatalf("move %d: %v", i, errs[i])
+		}
+	}
+	l := newInstance()
+	if n, err := l.MoveLegacy(ctx); err != nil || n != 0 {
+		t.Fatalf("a move after the moves: %d logs, %v", n, err)
+	}
+	names, err := db.ListCollectionNames(ctx, bson.D{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range names {
+		if strings.HasPrefix(n, model.LegacyAuditPrefix) {
+			t.Errorf("%s is still there", n)
+		}
+	}
+	for org, where := range map[bson.ObjectID]string{live: tenantDB, gone: db.Name()} {
+		if n := countEvents(t, db.Client().Database(where), org); n != 30 {
+			t.Errorf("%d events of %s in %s, want 30", n, org.Hex(), where)
+		}
+		if err := l.Append(ctx, org, event("auth.logout")); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := l.Verify(ctx, org); err != nil || n != 31 {
+			t.Errorf("the moved log of %s: %d events, %v; want 31", org.Hex(), n, err)
 		}
 	}
 }
@@ -398,9 +471,36 @@ func TestRawScanReadsWhatTheDriverReads(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	driver := repository.NewAuditRepository(db, true)
-	raw := repository.NewAuditRepository(db, true)
-	raw.ReadRaw(storetest.ScanCollection(db))
+	driver := repository.NewAuditRepository(db)
+	raw := repository.NewAuditRepository(db)
+	raw.ReadRaw(storetest.RawReader(db))
+	at := repository.LogRef{DB: db.Name(), Org: org}
+	// Another organization's events around it in the same collection.
+	other := newLog(db)
+	for range 3 {
+		for _, o := range []bson.ObjectID{bson.NewObjectIDFromTimestamp(time.Unix(0, 0)), bson.NewObjectIDFromTimestamp(time.Now().Add(time.Hour))} {
+			if err := other.Append(ctx, o, event("auth.logout")); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, newest := range []bool{true, false} {
+		end := map[bool]func(*repository.AuditRepository) (*model.Event, error){
+			true:  func(r *repository.AuditRepository) (*model.Event, error) { return r.Last(ctx, at) },
+			false: func(r *repository.AuditRepository) (*model.Event, error) { return r.First(ctx, at) }}[newest]
+		a, aerr := end(driver)
+		b, berr := end(raw)
+		if aerr != nil || berr != nil || !reflect.DeepEqual(a, b) || a.Seq != map[bool]int64{true: 40, false: 1}[newest] {
+			t.Fatalf("newest %v: %+v %v / %+v %v", newest, a, aerr, b, berr)
+		}
+	}
+	for _, before := range []int64{0, 40, 17, 2, 1} {
+		a, amore, aerr := driver.Page(ctx, at, repository.AuditFilter{}, before, 5)
+		b, bmore, berr := raw.Page(ctx, at, repository.AuditFilter{}, before, 5)
+		if aerr != nil || berr != nil || amore != bmore || !reflect.DeepEqual(a, b) {
+			t.Fatalf("page before %d: %d %v %v / %d %v %v", before, len(a), amore, aerr, len(b), bmore, berr)
+		}
+	}
 	all, _, err := driver.Page(ctx, repository.LogRef{DB: db.Name(), Org: org}, repository.AuditFilter{}, 0, 100)
 	if err != nil || len(all) != 40 {
 		t.Fatalf("page: %d, %v", len(all), err)
@@ -409,7 +509,7 @@ func TestRawScanReadsWhatTheDriverReads(t *testing.T) {
 	for _, f := range []repository.AuditFilter{{}, {Action: "auth.logout"}, {Actor: "someone"}, {Since: mid}, {Until: mid}} {
 		read := func(r *repository.AuditRepository) []model.Event {
 			var out []model.Event
-			err := r.Scan(ctx, repository.LogRef{DB: db.Name(), Org: org}, f, 7, func(ev *model.Event) error {
+			err := r.Scan(ctx, at, f, func(ev *model.Event) error {
 				out = append(out, *ev)
 				return nil
 			})
@@ -424,7 +524,11 @@ func TestRawScanReadsWhatTheDriverReads(t *testing.T) {
 		}
 	}
 	var n int
-	err = raw.Scan(ctx, repository.LogRef{DB: db.Name(), Org: bson.NewObjectID()}, repository.AuditFilter{}, 7, func(*model.Event) error { n++; return nil })
+	err = raw.Scan(ctx, repository.LogRef{DB: db.Name(), Org: bson.NewObjectID()}, repository.AuditFilter{}, func(*model.Event) error { n++; return nil })
+	if err != nil || n != 0 {
+		t.Fatalf("a log that does not exist: %d events, %v", n, err)
+	}
+	err = raw.Scan(ctx, repository.LogRef{DB: model.TenantDatabase(db.Name(), 7), Org: org}, repository.AuditFilter{}, func(*model.Event) error { n++; return nil })
 	if err != nil || n != 0 {
 		t.Fatalf("a log that does not exist: %d events, %v", n, err)
 	}

@@ -29,7 +29,8 @@ const headTTL = time.Minute
 // Log appends to and reads the organizations' audit logs. Appends to one
 // organization's log are gapless across instances: the next event's seq
 // is inserted as _id, and an instance that loses the race reads the
-// winner's event and tries the next seq.
+// winner's event and tries the next seq. A source already in the log is
+// refused by a unique index.
 type Log struct {
 	repo *repository.AuditRepository
 	now  func() time.Time
@@ -43,19 +44,17 @@ type Log struct {
 	dbs map[bson.ObjectID]string
 	// hints are the databases of organizations told by Know.
 	hints map[bson.ObjectID]string
-	// legacy are the logs that the master database holds, as it held
-	// them all before the logs moved into the tenant databases; nil until
-	// read, once.
-	legacy map[bson.ObjectID]bool
+	// prepared are the databases whose audit collection this instance
+	// has made sure of.
+	prepared map[string]bool
 }
 
 // head is what this instance knows of one organization's log.
 type head struct {
-	mu       sync.Mutex // serializes this instance's appends to the log
-	prepared bool
-	seq      int64
-	hash     string
-	read     time.Time // when seq was learned; zero: unknown
+	mu   sync.Mutex // serializes this instance's appends to the log
+	seq  int64
+	hash string
+	read time.Time // when seq was learned; zero: unknown
 }
 
 // NewLog returns the audit logs over repo.
@@ -64,7 +63,7 @@ func NewLog(repo *repository.AuditRepository) *Log { return NewLogAt(repo, time.
 // NewLogAt is NewLog with a clock of its own (for tests of retention).
 func NewLogAt(repo *repository.AuditRepository, now func() time.Time) *Log {
 	return &Log{repo: repo, now: now, heads: map[bson.ObjectID]*head{},
-		dbs: map[bson.ObjectID]string{}, hints: map[bson.ObjectID]string{}}
+		dbs: map[bson.ObjectID]string{}, hints: map[bson.ObjectID]string{}, prepared: map[string]bool{}}
 }
 
 // SetLocator sets how the log finds the database of a live organization:
@@ -85,32 +84,15 @@ func (l *Log) Know(org bson.ObjectID, db string) {
 	l.hints[org] = db
 }
 
-// where is the log of org: in the master database if it was made there,
-// else in the organization's tenant database; for an organization that no
-// longer exists, wherever its log is kept (the master database when it has
-// none).
+// where is the log of org: in the organization's tenant database; for an
+// organization that no longer exists, wherever its log is kept (the
+// master database when it has none).
 func (l *Log) where(ctx context.Context, org bson.ObjectID) (repository.LogRef, error) {
 	l.mu.Lock()
 	db, known := l.dbs[org]
-	loaded := l.legacy != nil
 	l.mu.Unlock()
 	if known {
 		return repository.LogRef{DB: db, Org: org}, nil
-	}
-	if !loaded {
-		refs, err := l.repo.LogsIn(ctx, l.repo.Master())
-		if err != nil {
-			return repository.LogRef{}, fmt.Errorf("list the audit logs: %w", err)
-		}
-		legacy := map[bson.ObjectID]bool{}
-		for _, r := range refs {
-			legacy[r.Org] = true
-		}
-		l.mu.Lock()
-		if l.legacy == nil {
-			l.legacy = legacy
-		}
-		l.mu.Unlock()
 	}
 	db, err := l.find(ctx, org)
 	if err != nil {
@@ -129,12 +111,9 @@ func (l *Log) where(ctx context.Context, org bson.ObjectID) (repository.LogRef, 
 // find is where's answer for a log met for the first time.
 func (l *Log) find(ctx context.Context, org bson.ObjectID) (string, error) {
 	l.mu.Lock()
-	legacy, hint := l.legacy[org], l.hints[org]
+	hint := l.hints[org]
 	delete(l.hints, org)
 	l.mu.Unlock()
-	if legacy {
-		return l.repo.Master(), nil
-	}
 	if hint != "" {
 		return hint, nil
 	}
@@ -207,11 +186,8 @@ func (l *Log) Append(ctx context.Context, org bson.ObjectID, ev *model.Event) er
 	h := l.head(org)
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if !h.prepared {
-		if err := l.repo.Prepare(ctx, at); err != nil {
-			return fmt.Errorf("prepare the audit log: %w", err)
-		}
-		h.prepared = true
+	if err := l.prepare(ctx, at.DB); err != nil {
+		return err
 	}
 	// A log this instance has not written to yet is taken to be new: true
 	// of a sign-up's, and one insert finds out otherwise.
@@ -299,7 +275,7 @@ func (l *Log) Scan(ctx context.Context, org bson.ObjectID, f repository.AuditFil
 	if err != nil {
 		return err
 	}
-	return l.repo.Scan(ctx, at, f, 1000, fn)
+	return l.repo.Scan(ctx, at, f, fn)
 }
 
 // Forget drops what this instance knows of org's log (after the log is
@@ -309,4 +285,49 @@ func (l *Log) Forget(org bson.ObjectID) {
 	delete(l.heads, org)
 	delete(l.dbs, org)
 	l.mu.Unlock()
+}
+
+// prepare makes sure of the audit collection of the database db, once per
+// instance, before its first event there.
+func (l *Log) prepare(ctx context.Context, db string) error {
+	l.mu.Lock()
+	done := l.prepared[db]
+	l.mu.Unlock()
+	if done {
+		return nil
+	}
+	if err := l.repo.Prepare(ctx, db); err != nil {
+		return fmt.Errorf("prepare the audit log: %w", err)
+	}
+	l.mu.Lock()
+	l.prepared[db] = true
+	l.mu.Unlock()
+	return nil
+}
+
+// MoveLegacy moves the logs that the master database holds in the layout
+// of one collection per organization, which this version replaced, into
+// the audit collections of the organizations' tenant databases (a deleted
+// organization's into the master database's). Each instance runs it at
+// start-up, before it serves: a move run again, or by two instances at
+// once, ends the same. It returns how many logs it moved.
+func (l *Log) MoveLegacy(ctx context.Context) (int, error) {
+	orgs, err := l.repo.LegacyLogs(ctx)
+	if err != nil {
+		return 0, err
+	}
+	for i, org := range orgs {
+		db, err := l.find(ctx, org)
+		if err != nil {
+			return i, err
+		}
+		if err := l.prepare(ctx, db); err != nil {
+			return i, err
+		}
+		if _, err := l.repo.MoveLegacy(ctx, org, db); err != nil {
+			return i, fmt.Errorf("move the audit log of %s: %w", org.Hex(), err)
+		}
+		l.Forget(org)
+	}
+	return len(orgs), nil
 }

@@ -39,7 +39,7 @@ func (l *Log) Sweep(ctx context.Context, retention time.Duration, live func(cont
 	for _, at := range logs {
 		org := at.Org
 		var keep, last int64
-		err := l.repo.Scan(ctx, at, repository.AuditFilter{}, 64, func(ev *model.Event) error {
+		err := l.repo.Scan(ctx, at, repository.AuditFilter{}, func(ev *model.Event) error {
 			last = ev.Seq
 			if ev.Time >= cutoff {
 				keep = ev.Seq

@@ -20,7 +20,7 @@ import (
 // org.deleted, last, for an acknowledged deletion.
 func (r *runner) verifyAudit(ctx context.Context, cs []*client, cli *mongo.Client) error {
 	// Through the driver, wherever each log is kept.
-	logs := audit.NewLog(repository.NewAuditRepository(cli.Database(masterDB), true))
+	logs := audit.NewLog(repository.NewAuditRepository(cli.Database(masterDB)))
 	for _, c := range cs {
 		for _, o := range c.orgs {
 			if o.id == "" || o.uncertain() {

@@ -7,17 +7,21 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
 
-// AuditPrefix begins the name of every organization's audit collection:
-// "audit_" + the organization's id in hex. The id, not the name, so that a
-// log follows its organization through renames and outlives its deletion.
-const AuditPrefix = "audit_"
+// AuditCollection is the collection of the audit logs of the
+// organizations of one tenant database, in that database: every event of
+// an organization has an _id that begins with the organization's id
+// (EventKey), so that its log is a range of _ids.
+const AuditCollection = "audit"
 
-// AuditCollection is the name of the audit collection of the organization.
-func AuditCollection(org bson.ObjectID) string { return AuditPrefix + org.Hex() }
+// LegacyAuditPrefix begins the name of a log the master database held
+// before the logs moved into the tenant databases: "audit_" + the
+// organization's id in hex, one collection per organization.
+const LegacyAuditPrefix = "audit_"
 
-// AuditOrg is the organization whose audit collection is named name.
-func AuditOrg(name string) (bson.ObjectID, bool) {
-	hex, ok := strings.CutPrefix(name, AuditPrefix)
+// LegacyAuditOrg is the organization whose log the master database's
+// collection name held, in that earlier layout.
+func LegacyAuditOrg(name string) (bson.ObjectID, bool) {
+	hex, ok := strings.CutPrefix(name, LegacyAuditPrefix)
 	if !ok {
 		return bson.ObjectID{}, false
 	}
@@ -32,9 +36,8 @@ func AuditOrg(name string) (bson.ObjectID, bool) {
 // a request): its unique index keeps a step that runs again from adding
 // the event twice. Source is not part of the event as clients see it.
 type Event struct {
-	// Key is the _id: Seq in 12 digits, a string so that the embedded
-	// store looks it up by its index (it does so for strings and
-	// ObjectIDs only), in the same order as Seq.
+	// Key is the _id (EventKey): a string so that the embedded store looks
+	// it up by its index (it does so for strings and ObjectIDs only).
 	Key      string            `bson:"_id" json:"-"`
 	Seq      int64             `bson:"seq" json:"seq"`
 	ID       string            `bson:"id" json:"id"`
@@ -50,8 +53,28 @@ type Event struct {
 	Source   string            `bson:"source" json:"-"`
 }
 
-// EventKey is the _id of the seq-th event of a log.
-func EventKey(seq int64) string { return fmt.Sprintf("%012d", seq) }
+// EventKey is the _id of the seq-th event of org's log: the
+// organization's id in hex, ":", and seq in 12 digits, so that the _ids
+// of one log sort in the order of seq, between EventKeyFrom(org) and
+// EventKeyTo(org).
+func EventKey(org bson.ObjectID, seq int64) string { return fmt.Sprintf("%s:%012d", org.Hex(), seq) }
+
+// EventKeyFrom is the lowest _id of org's log; every one is below
+// EventKeyTo(org).
+func EventKeyFrom(org bson.ObjectID) string { return org.Hex() + ":" }
+
+// EventKeyTo is just above every _id of org's log.
+func EventKeyTo(org bson.ObjectID) string { return org.Hex() + ";" }
+
+// EventKeyOrg is the organization of an event's _id.
+func EventKeyOrg(key string) (bson.ObjectID, bool) {
+	hex, _, ok := strings.Cut(key, ":")
+	if !ok {
+		return bson.ObjectID{}, false
+	}
+	id, err := bson.ObjectIDFromHex(hex)
+	return id, err == nil
+}
 
 // EventID is the id of the seq-th event of org.
 func EventID(org bson.ObjectID, seq int64) string { return fmt.Sprintf("%s:%d", org.Hex(), seq) }

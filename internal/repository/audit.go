@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -14,21 +13,37 @@ import (
 	"github.com/orgsvc/orgsvc/internal/model"
 )
 
-// AuditRepository keeps the organizations' audit logs: one collection per
-// organization (model.AuditCollection), in the organization's tenant
-// database, whose _id is the event's sequence number, so that every read
-// of a page is an _id lookup within one organization's events, however
-// many others there are.
+// AuditRepository keeps the organizations' audit logs: in each database
+// that holds tenant collections, one collection (model.AuditCollection)
+// with the events of its organizations, each log a range of _ids
+// (model.EventKey). A sign-up adds an event to a collection that exists,
+// and changes no schema; a page or a log is read by its range of _ids.
 type AuditRepository struct {
 	master *mongo.Database
-	// idFiltersOnly: see MasterRepository.
-	idFiltersOnly bool
-	// prepare, when set, is called for every log made (see
+	// raw, when set, reads ranges of _ids on the embedded store, which
+	// would otherwise evaluate them over the whole collection (as FerretDB
+	// reached through MONGO_URI does).
+	raw RawReader
+	// prepare, when set, is called for every audit collection made (see
 	// store.Store.IndexCollection).
 	prepare func(ctx context.Context, db, collection string) error
-	// raw, when set, reads a whole collection's documents as JSON, in
-	// insertion order (see store.Store.ScanCollection).
-	raw func(ctx context.Context, db, collection string, fn func([]byte) error) error
+}
+
+// RawReader reads the embedded store's tables past the driver (see
+// store.RawReader).
+type RawReader interface {
+	// ScanIDs calls fn with the documents of the collection whose string
+	// _id is in the range r, as JSON, in r's order. The bytes passed to
+	// fn are valid only during the call.
+	ScanIDs(ctx context.Context, db, collection string, r IDRange, fn func(doc []byte) error) error
+}
+
+// IDRange is the documents whose _id is From or above and below To, in _id
+// order (descending when Desc), at most Limit of them (0: all).
+type IDRange struct {
+	From, To string
+	Desc     bool
+	Limit    int
 }
 
 // LogRef names one organization's log: the database that holds it (a
@@ -38,43 +53,41 @@ type LogRef struct {
 	Org bson.ObjectID
 }
 
-// OnPrepare sets what is done to every log made, once made.
+// NewAuditRepository returns the audit logs beside the master database.
+func NewAuditRepository(master *mongo.Database) *AuditRepository {
+	return &AuditRepository{master: master}
+}
+
+// OnPrepare sets what is done to every audit collection made, once made.
 func (r *AuditRepository) OnPrepare(f func(ctx context.Context, db, collection string) error) {
 	r.prepare = f
 }
 
-// ReadRaw sets how whole logs are read, in place of the driver (see the
-// raw field).
-func (r *AuditRepository) ReadRaw(f func(ctx context.Context, db, collection string, fn func([]byte) error) error) {
-	r.raw = f
-}
-
-// NewAuditRepository returns the audit logs beside the master database.
-func NewAuditRepository(master *mongo.Database, idFiltersOnly bool) *AuditRepository {
-	return &AuditRepository{master: master, idFiltersOnly: idFiltersOnly}
-}
+// ReadRaw sets the reader of ranges of _ids on the embedded store.
+func (r *AuditRepository) ReadRaw(raw RawReader) { r.raw = raw }
 
 // Master is the master database's name.
 func (r *AuditRepository) Master() string { return r.master.Name() }
 
-func (r *AuditRepository) log(l LogRef) *mongo.Collection {
-	return r.master.Client().Database(l.DB).Collection(model.AuditCollection(l.Org))
+func (r *AuditRepository) events(db string) *mongo.Collection {
+	return r.master.Client().Database(db).Collection(model.AuditCollection)
 }
 
 // sourceIndex makes an event's source unique within its log.
-const sourceIndex = "source_unique"
+const sourceIndex = "org_source_unique"
 
-// Prepare makes l's log with its index on source (which makes the
-// collection), then has it prepared (OnPrepare); it is idempotent.
-func (r *AuditRepository) Prepare(ctx context.Context, l LogRef) error {
-	_, err := r.log(l).Indexes().CreateOne(ctx, mongo.IndexModel{
-		Keys: bson.D{{Key: "source", Value: 1}}, Options: options.Index().SetName(sourceIndex).SetUnique(true),
+// Prepare makes the audit collection of the database db, with its index on
+// org_id and source, and has it prepared (OnPrepare); it is idempotent.
+func (r *AuditRepository) Prepare(ctx context.Context, db string) error {
+	_, err := r.events(db).Indexes().CreateOne(ctx, mongo.IndexModel{
+		Keys:    bson.D{{Key: "org_id", Value: 1}, {Key: "source", Value: 1}},
+		Options: options.Index().SetName(sourceIndex).SetUnique(true),
 	})
 	if err != nil {
 		return wrap(err)
 	}
 	if r.prepare != nil {
-		return r.prepare(ctx, l.DB, model.AuditCollection(l.Org))
+		return r.prepare(ctx, db, model.AuditCollection)
 	}
 	return nil
 }
@@ -82,14 +95,14 @@ func (r *AuditRepository) Prepare(ctx context.Context, l LogRef) error {
 // Insert adds ev to the log l; ErrDuplicate when its seq or its source is
 // taken.
 func (r *AuditRepository) Insert(ctx context.Context, l LogRef, ev *model.Event) error {
-	ev.Key = model.EventKey(ev.Seq)
-	return insert(ctx, r.log(l), ev)
+	ev.Key = model.EventKey(l.Org, ev.Seq)
+	return insert(ctx, r.events(l.DB), ev)
 }
 
 // Event returns the seq-th event of the log l.
 func (r *AuditRepository) Event(ctx context.Context, l LogRef, seq int64) (*model.Event, error) {
 	var ev model.Event
-	if err := findByID(ctx, r.log(l), model.EventKey(seq), &ev); err != nil {
+	if err := findByID(ctx, r.events(l.DB), model.EventKey(l.Org, seq), &ev); err != nil {
 		return nil, err
 	}
 	return &ev, nil
@@ -97,27 +110,28 @@ func (r *AuditRepository) Event(ctx context.Context, l LogRef, seq int64) (*mode
 
 // Last returns the newest event of l; ErrNotFound when it is empty.
 func (r *AuditRepository) Last(ctx context.Context, l LogRef) (*model.Event, error) {
-	evs, err := find[model.Event](ctx, r.log(l), bson.D{}, options.Find().SetSort(bson.D{{Key: "_id", Value: -1}}).SetLimit(1))
-	if err != nil {
-		return nil, err
-	}
-	if len(evs) == 0 {
-		return nil, ErrNotFound
-	}
-	return &evs[0], nil
+	return r.end(ctx, l, true)
 }
 
 // First returns the oldest kept event of l; ErrNotFound when there is
 // none.
 func (r *AuditRepository) First(ctx context.Context, l LogRef) (*model.Event, error) {
-	evs, err := find[model.Event](ctx, r.log(l), bson.D{}, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(1))
+	return r.end(ctx, l, false)
+}
+
+func (r *AuditRepository) end(ctx context.Context, l LogRef, newest bool) (*model.Event, error) {
+	var out *model.Event
+	err := r.read(ctx, l, AuditFilter{}, 0, newest, func(ev *model.Event) error {
+		out = ev
+		return errStop
+	})
 	if err != nil {
 		return nil, err
 	}
-	if len(evs) == 0 {
+	if out == nil {
 		return nil, ErrNotFound
 	}
-	return &evs[0], nil
+	return out, nil
 }
 
 // AuditFilter selects events: each set field must match. Since is
@@ -126,13 +140,19 @@ type AuditFilter struct {
 	Action, Actor, Since, Until string
 }
 
-func (f AuditFilter) empty() bool { return f == AuditFilter{} }
+// matches is f evaluated on ev.
+func (f AuditFilter) matches(ev *model.Event) bool {
+	return (f.Action == "" || ev.Action == f.Action) && (f.Actor == "" || ev.Actor.ID == f.Actor) &&
+		(f.Since == "" || ev.Time >= f.Since) && (f.Until == "" || ev.Time < f.Until)
+}
 
-func (f AuditFilter) bson(below int64) bson.D {
-	d := bson.D{}
+// bson is f, over l's events below seq below (all when 0).
+func (f AuditFilter) bson(l LogRef, below int64) bson.D {
+	to := model.EventKeyTo(l.Org)
 	if below > 0 {
-		d = append(d, bson.E{Key: "_id", Value: bson.D{{Key: "$lt", Value: model.EventKey(below)}}})
+		to = model.EventKey(l.Org, below)
 	}
+	d := bson.D{{Key: "_id", Value: bson.D{{Key: "$gte", Value: model.EventKeyFrom(l.Org)}, {Key: "$lt", Value: to}}}}
 	if f.Action != "" {
 		d = append(d, bson.E{Key: "action", Value: f.Action})
 	}
@@ -152,82 +172,34 @@ func (f AuditFilter) bson(below int64) bson.D {
 	return d
 }
 
-// Page returns up to limit of l's events below seq before (all when
-// before is 0) that match f, newest first, and whether more follow. On the
-// embedded store a page without a filter is read event by event by _id
-// from the newest down, so that it costs the same in a long log as in a
-// short one; a filtered page reads the organization's log.
-func (r *AuditRepository) Page(ctx context.Context, l LogRef, f AuditFilter, before int64, limit int) ([]model.Event, bool, error) {
-	if !r.idFiltersOnly || !f.empty() {
-		evs, err := find[model.Event](ctx, r.log(l), f.bson(before),
-			options.Find().SetSort(bson.D{{Key: "_id", Value: -1}}).SetLimit(int64(limit)+1))
-		if err != nil {
-			return nil, false, err
-		}
-		if len(evs) > limit {
-			return evs[:limit], true, nil
-		}
-		return evs, false, nil
+// errStop ends a read early, with no error.
+var errStop = errors.New("stop")
+
+// read calls fn with l's events below seq below (all when 0) that match
+// f, in sequence order or newest first, until fn returns errStop (which
+// read does not return) or another error (which it does). Memory does not
+// grow with the log.
+func (r *AuditRepository) read(ctx context.Context, l LogRef, f AuditFilter, below int64, newest bool, fn func(*model.Event) error) error {
+	var err error
+	switch {
+	case r.raw != nil:
+		err = r.readRaw(ctx, l, f, below, newest, fn)
+	default:
+		err = r.readDriver(ctx, l, f, below, newest, fn)
 	}
-	seq := before - 1
-	if before <= 0 {
-		last, err := r.Last(ctx, l)
-		if errors.Is(err, ErrNotFound) {
-			return nil, false, nil
-		}
-		if err != nil {
-			return nil, false, err
-		}
-		seq = last.Seq
+	if errors.Is(err, errStop) {
+		return nil
 	}
-	var evs []model.Event
-	for ; seq > 0 && len(evs) <= limit; seq-- {
-		ev, err := r.Event(ctx, l, seq)
-		if errors.Is(err, ErrNotFound) && len(evs) == 0 && before > 0 {
-			// A cursor past the newest event: start from the newest.
-			last, err := r.Last(ctx, l)
-			if err == nil && last.Seq < seq {
-				seq = last.Seq + 1
-				continue
-			}
-		}
-		if errors.Is(err, ErrNotFound) {
-			break // before the first kept event
-		}
-		if err != nil {
-			return nil, false, err
-		}
-		evs = append(evs, *ev)
-	}
-	if len(evs) > limit {
-		return evs[:limit], true, nil
-	}
-	return evs, false, nil
+	return err
 }
 
-// Scan calls fn with each of l's events that match f, in sequence order,
-// reading batch at a time: memory does not grow with the log. An error
-// from fn ends the scan and is returned. The embedded store reads in
-// insertion order, which is sequence order (an event is inserted only once
-// the one before it is there, and events are removed only from the
-// start); Scan checks that it is.
-func (r *AuditRepository) Scan(ctx context.Context, l LogRef, f AuditFilter, batch int32, fn func(*model.Event) error) error {
-	var last int64
-	inOrder := func(ev *model.Event) error {
-		if ev.Seq <= last {
-			return fmt.Errorf("audit log of %s: event %d read after event %d", l.Org.Hex(), ev.Seq, last)
-		}
-		last = ev.Seq
-		return fn(ev)
+func (r *AuditRepository) readDriver(ctx context.Context, l LogRef, f AuditFilter, below int64, newest bool, fn func(*model.Event) error) error {
+	order := 1
+	if newest {
+		order = -1
 	}
-	if r.raw != nil {
-		return r.scanRaw(ctx, l, f, inOrder)
-	}
-	opts := options.Find().SetBatchSize(batch)
-	if !r.idFiltersOnly {
-		opts.SetSort(bson.D{{Key: "_id", Value: 1}})
-	}
-	cur, err := r.log(l).Find(ctx, f.bson(0), opts)
+	opts := options.Find().SetBatchSize(256).SetSort(bson.D{{Key: "_id", Value: order}})
+	cur, err := r.events(l.DB).Find(ctx, f.bson(l, below), opts)
 	if err != nil {
 		return wrap(err)
 	}
@@ -237,7 +209,7 @@ func (r *AuditRepository) Scan(ctx context.Context, l LogRef, f AuditFilter, bat
 		if err := cur.Decode(&ev); err != nil {
 			return err
 		}
-		if err := inOrder(&ev); err != nil {
+		if err := fn(&ev); err != nil {
 			return err
 		}
 	}
@@ -253,9 +225,12 @@ type storedEvent struct {
 	Source string `json:"source"`
 }
 
-// scanRaw is Scan through the raw reader, f applied here.
-func (r *AuditRepository) scanRaw(ctx context.Context, l LogRef, f AuditFilter, fn func(*model.Event) error) error {
-	return r.raw(ctx, l.DB, model.AuditCollection(l.Org), func(doc []byte) error {
+func (r *AuditRepository) readRaw(ctx context.Context, l LogRef, f AuditFilter, below int64, newest bool, fn func(*model.Event) error) error {
+	rg := IDRange{From: model.EventKeyFrom(l.Org), To: model.EventKeyTo(l.Org), Desc: newest}
+	if below > 0 {
+		rg.To = model.EventKey(l.Org, below)
+	}
+	return r.raw.ScanIDs(ctx, l.DB, model.AuditCollection, rg, func(doc []byte) error {
 		var st storedEvent
 		if err := json.Unmarshal(doc, &st); err != nil {
 			return fmt.Errorf("audit log of %s: %w", l.Org.Hex(), err)
@@ -269,24 +244,58 @@ func (r *AuditRepository) scanRaw(ctx context.Context, l LogRef, f AuditFilter, 
 	})
 }
 
-// matches is f.bson evaluated on ev.
-func (f AuditFilter) matches(ev *model.Event) bool {
-	return (f.Action == "" || ev.Action == f.Action) && (f.Actor == "" || ev.Actor.ID == f.Actor) &&
-		(f.Since == "" || ev.Time >= f.Since) && (f.Until == "" || ev.Time < f.Until)
+// Page returns up to limit of l's events below seq before (all when
+// before is 0) that match f, newest first, and whether more follow.
+func (r *AuditRepository) Page(ctx context.Context, l LogRef, f AuditFilter, before int64, limit int) ([]model.Event, bool, error) {
+	var evs []model.Event
+	err := r.read(ctx, l, f, before, true, func(ev *model.Event) error {
+		evs = append(evs, *ev)
+		if len(evs) > limit {
+			return errStop
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	if len(evs) > limit {
+		return evs[:limit], true, nil
+	}
+	return evs, false, nil
+}
+
+// Scan calls fn with each of l's events that match f, in sequence order,
+// and checks that the order holds. An error from fn ends the scan and is
+// returned.
+func (r *AuditRepository) Scan(ctx context.Context, l LogRef, f AuditFilter, fn func(*model.Event) error) error {
+	var last int64
+	return r.read(ctx, l, f, 0, false, func(ev *model.Event) error {
+		if ev.Seq <= last {
+			return fmt.Errorf("audit log of %s: event %d read after event %d", l.Org.Hex(), ev.Seq, last)
+		}
+		last = ev.Seq
+		return fn(ev)
+	})
 }
 
 // DeleteBefore removes l's events with seq below seq.
 func (r *AuditRepository) DeleteBefore(ctx context.Context, l LogRef, seq int64) (int64, error) {
-	res, err := r.log(l).DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$lt", Value: model.EventKey(seq)}}}})
-	if err != nil {
-		return 0, wrap(err)
-	}
-	return res.DeletedCount, nil
+	return r.remove(ctx, l, model.EventKey(l.Org, seq))
 }
 
 // Drop removes the whole log l.
 func (r *AuditRepository) Drop(ctx context.Context, l LogRef) error {
-	return wrap(r.log(l).Drop(ctx))
+	_, err := r.remove(ctx, l, model.EventKeyTo(l.Org))
+	return err
+}
+
+func (r *AuditRepository) remove(ctx context.Context, l LogRef, below string) (int64, error) {
+	res, err := r.events(l.DB).DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{
+		{Key: "$gte", Value: model.EventKeyFrom(l.Org)}, {Key: "$lt", Value: below}}}})
+	if err != nil {
+		return 0, wrap(err)
+	}
+	return res.DeletedCount, nil
 }
 
 // Logs returns every log, live or of a deleted organization: those of the
@@ -296,37 +305,106 @@ func (r *AuditRepository) Logs(ctx context.Context) ([]LogRef, error) {
 	if err != nil {
 		return nil, wrap(err)
 	}
-	out, err := r.LogsIn(ctx, r.master.Name())
-	if err != nil {
-		return nil, err
-	}
+	held := []string{r.master.Name()}
 	for _, db := range dbs {
-		if !model.IsTenantDatabase(r.master.Name(), db) {
-			continue
+		if model.IsTenantDatabase(r.master.Name(), db) {
+			held = append(held, db)
 		}
-		refs, err := r.LogsIn(ctx, db)
+	}
+	var out []LogRef
+	for _, db := range held {
+		orgs, err := r.orgsIn(ctx, db)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, refs...)
+		for _, org := range orgs {
+			out = append(out, LogRef{DB: db, Org: org})
+		}
 	}
 	return out, nil
 }
 
-// LogsIn returns the logs the database db holds.
-func (r *AuditRepository) LogsIn(ctx context.Context, db string) ([]LogRef, error) {
-	names, err := r.master.Client().Database(db).ListCollectionNames(ctx, bson.D{})
+// orgsIn are the organizations with events in the database db: from one
+// log's first _id to the next's, an index seek each.
+func (r *AuditRepository) orgsIn(ctx context.Context, db string) ([]bson.ObjectID, error) {
+	var out []bson.ObjectID
+	for from := ""; ; {
+		key, err := r.firstKey(ctx, db, from)
+		if err != nil || key == "" {
+			return out, err
+		}
+		org, ok := model.EventKeyOrg(key)
+		if !ok {
+			return nil, fmt.Errorf("%s.%s: _id %q is no event's", db, model.AuditCollection, key)
+		}
+		out = append(out, org)
+		from = model.EventKeyTo(org)
+	}
+}
+
+// firstKey is the lowest _id of db's audit collection at or above from;
+// "" when there is none.
+func (r *AuditRepository) firstKey(ctx context.Context, db, from string) (string, error) {
+	var first struct {
+		Key string `bson:"_id" json:"_id"`
+	}
+	if r.raw != nil {
+		// "~" sorts after every character of an event's _id.
+		err := r.raw.ScanIDs(ctx, db, model.AuditCollection, IDRange{From: from, To: "~", Limit: 1}, func(doc []byte) error {
+			return json.Unmarshal(doc, &first)
+		})
+		return first.Key, err
+	}
+	err := r.events(db).FindOne(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$gte", Value: from}}}},
+		options.FindOne().SetSort(bson.D{{Key: "_id", Value: 1}}).SetProjection(bson.D{{Key: "_id", Value: 1}})).Decode(&first)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return "", nil
+	}
+	return first.Key, wrap(err)
+}
+
+// LegacyLogs are the logs the master database holds in the layout of one
+// collection per organization (model.LegacyAuditPrefix).
+func (r *AuditRepository) LegacyLogs(ctx context.Context) ([]bson.ObjectID, error) {
+	names, err := r.master.ListCollectionNames(ctx, bson.D{})
 	if err != nil {
 		return nil, wrap(err)
 	}
-	var out []LogRef
+	var out []bson.ObjectID
 	for _, n := range names {
-		if !strings.HasPrefix(n, model.AuditPrefix) {
-			continue
-		}
-		if id, ok := model.AuditOrg(n); ok {
-			out = append(out, LogRef{DB: db, Org: id})
+		if id, ok := model.LegacyAuditOrg(n); ok {
+			out = append(out, id)
 		}
 	}
 	return out, nil
+}
+
+// MoveLegacy copies org's log from its collection of the earlier layout
+// into the audit collection of the database to, event by event (an event
+// copied already is left as it is), then drops the old collection: run
+// again after a crash, or by two instances at once, it ends the same. It
+// returns how many events it copied.
+func (r *AuditRepository) MoveLegacy(ctx context.Context, org bson.ObjectID, to string) (int, error) {
+	old := r.master.Collection(model.LegacyAuditPrefix + org.Hex())
+	cur, err := old.Find(ctx, bson.D{}, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
+	if err != nil {
+		return 0, wrap(err)
+	}
+	defer cur.Close(context.WithoutCancel(ctx))
+	n := 0
+	for cur.Next(ctx) {
+		var ev model.Event
+		if err := cur.Decode(&ev); err != nil {
+			return n, err
+		}
+		err := r.Insert(ctx, LogRef{DB: to, Org: org}, &ev)
+		if err != nil && !errors.Is(err, ErrDuplicate) {
+			return n, err
+		}
+		n++
+	}
+	if err := cur.Err(); err != nil {
+		return n, wrap(err)
+	}
+	return n, wrap(old.Drop(ctx))
 }

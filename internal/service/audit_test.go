@@ -19,11 +19,11 @@ import (
 func TestExpiredInvitationsRecordedOnce(t *testing.T) {
 	ctx := context.Background()
 	a := newServices(t)
-	logs := audit.NewLog(repository.NewAuditRepository(a.db, true))
+	logs := audit.NewLog(repository.NewAuditRepository(a.db))
 	a.orgs.SetAudit(logs)
 	// A second instance on the same database, with a log of its own.
 	b := service.NewOrgService(repository.NewMasterRepository(a.db, true), a.tenants, repository.NewOperationRepository(a.db, true), nil, nil, nil, service.Lifecycle{})
-	b.SetAudit(audit.NewLog(repository.NewAuditRepository(a.db, true)))
+	b.SetAudit(audit.NewLog(repository.NewAuditRepository(a.db)))
 	a.orgs.SetInvitations(service.InvitationSettings{TTL: 50 * time.Millisecond, Mails: repository.NewOutboxRepository(a.db)})
 
 	p := a.signUp("Expiring")
@@ -69,7 +69,7 @@ func TestExpiredInvitationsRecordedOnce(t *testing.T) {
 func TestRecordedOnceEvenWhenTheMarkIsLost(t *testing.T) {
 	ctx := context.Background()
 	s := newServices(t)
-	logs := audit.NewLog(repository.NewAuditRepository(s.db, true))
+	logs := audit.NewLog(repository.NewAuditRepository(s.db))
 	s.orgs.SetAudit(logs)
 	s.orgs.SetInvitations(service.InvitationSettings{TTL: 10 * time.Millisecond, Mails: repository.NewOutboxRepository(s.db)})
 	p := s.signUp("Marked")

@@ -96,7 +96,7 @@ func newRunnerEnv(t *testing.T) *runnerEnv {
 func (e *runnerEnv) runner(lease time.Duration) *service.Runner {
 	rn := service.NewRunner(e.ops, slog.New(slog.NewTextHandler(io.Discard, nil)),
 		service.Lifecycle{Lease: lease}, map[string]service.Kind{kindMark: e.mark.kind()})
-	rn.SetAudit(audit.NewLog(repository.NewAuditRepository(e.db, true)))
+	rn.SetAudit(audit.NewLog(repository.NewAuditRepository(e.db)))
 	return rn
 }
 
@@ -111,7 +111,7 @@ func markPlan(orgID bson.ObjectID) model.OperationPlan {
 // must verify.
 func (e *runnerEnv) events(orgID bson.ObjectID) int {
 	e.t.Helper()
-	l := audit.NewLog(repository.NewAuditRepository(e.db, true))
+	l := audit.NewLog(repository.NewAuditRepository(e.db))
 	if _, err := l.Verify(context.Background(), orgID); err != nil {
 		e.t.Fatal(err)
 	}

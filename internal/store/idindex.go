@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -40,7 +42,9 @@ type sqlFiles struct {
 	dir   string
 	opts  string
 	conns int
-	dbs   map[string]*sql.DB
+	// existing: open only files that exist (nil, nil for another).
+	existing bool
+	dbs      map[string]*sql.DB
 }
 
 func (f *sqlFiles) open(dbName string) (*sql.DB, error) {
@@ -50,6 +54,9 @@ func (f *sqlFiles) open(dbName string) (*sql.DB, error) {
 		return db, nil
 	}
 	path := filepath.Join(f.dir, dbName+".sqlite")
+	if _, err := os.Stat(path); f.existing && errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
 	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)"+f.opts)
 	if err != nil {
 		return nil, err

@@ -224,7 +224,7 @@ func StartEmbedded(dir, addr string, logger *slog.Logger) (*Embedded, error) {
 		return nil, err
 	}
 	e := &Embedded{lock: lock, done: make(chan struct{}), ids: &idIndexes{files: sqlFiles{dir: abs, conns: 1}},
-		read: &sqlFiles{dir: abs, opts: "&_pragma=query_only(1)", conns: 2}}
+		read: &sqlFiles{dir: abs, opts: "&mode=rw&_pragma=query_only(1)", conns: 2, existing: true}}
 	listener := ferretdb.ListenerConfig{TCP: addr}
 	if addr == "" {
 		sock := filepath.Join(abs, SocketFile)

@@ -17,6 +17,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/orgsvc/orgsvc/internal/model"
+	"github.com/orgsvc/orgsvc/internal/repository"
 	"github.com/orgsvc/orgsvc/internal/store"
 )
 
@@ -98,12 +99,11 @@ func PrepareCollection(master *mongo.Database) func(ctx context.Context, db, col
 	}
 }
 
-// ScanCollection is the embedded store's reader of whole collections for
-// the service over master (see store.Store.CollectionScanner); nil for a
-// database of another store.
-func ScanCollection(master *mongo.Database) func(ctx context.Context, db, collection string, fn func([]byte) error) error {
+// RawReader is the embedded store's reader of tables for the service over
+// master (see store.Store.RawReader); nil for a database of another store.
+func RawReader(master *mongo.Database) repository.RawReader {
 	if master.Client() != client {
 		return nil
 	}
-	return embedded.ScanCollection
+	return embedded
 }
