@@ -96,8 +96,16 @@ func newRunnerEnv(t *testing.T) *runnerEnv {
 func (e *runnerEnv) runner(lease time.Duration) *service.Runner {
 	rn := service.NewRunner(e.ops, slog.New(slog.NewTextHandler(io.Discard, nil)),
 		service.Lifecycle{Lease: lease}, map[string]service.Kind{kindMark: e.mark.kind()})
-	rn.SetAudit(audit.NewLog(repository.NewAuditRepository(e.db)))
+	rn.SetAudit(e.log())
 	return rn
+}
+
+// log is an audit log over the test's store that keeps every log in the
+// master database (there is no organization to locate).
+func (e *runnerEnv) log() *audit.Log {
+	l := audit.NewLog(repository.NewAuditRepository(e.db))
+	l.SetLocator(func(context.Context, bson.ObjectID) (string, error) { return e.db.Name(), nil })
+	return l
 }
 
 // markPlan is the test kind's plan: one event, recorded on commit.
@@ -111,7 +119,7 @@ func markPlan(orgID bson.ObjectID) model.OperationPlan {
 // must verify.
 func (e *runnerEnv) events(orgID bson.ObjectID) int {
 	e.t.Helper()
-	l := audit.NewLog(repository.NewAuditRepository(e.db))
+	l := e.log()
 	if _, err := l.Verify(context.Background(), orgID); err != nil {
 		e.t.Fatal(err)
 	}
