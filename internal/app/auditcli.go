@@ -84,8 +84,6 @@ func auditCommand(ctx context.Context, args []string, getenv func(string) string
 		return 0
 	}
 	fs := flag.NewFlagSet("orgsvc audit "+args[0], flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, auditUsage) }
 	org := fs.String("org", "", "organization name, or id")
 	since := fs.String("since", "", "only events at or after this RFC 3339 time")
 	until := fs.String("until", "", "only events before this RFC 3339 time")
@@ -93,11 +91,8 @@ func auditCommand(ctx context.Context, args []string, getenv func(string) string
 		fmt.Fprintf(stderr, "orgsvc audit: unknown command %q\n\n%s", args[0], auditUsage)
 		return 2
 	}
-	if err := fs.Parse(args[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, stop := flags(fs, args[1:], auditUsage, stdout, stderr); stop {
+		return code
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "orgsvc audit %s: unexpected arguments %q\n", args[0], fs.Args())

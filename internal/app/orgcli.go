@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -147,12 +148,11 @@ func orgCommand(ctx context.Context, args []string, getenv func(string) string, 
 			printJSON(map[string]any{"items": rows, "next": next})
 			return 0
 		}
-		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tNAME\tDOCUMENTS\tBYTES\tSUSPENDED")
-		for _, r := range rows {
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%v\n", r.ID, r.Name, r.Documents, r.Bytes, r.Suspended)
+		lines := make([][]any, len(rows))
+		for i, r := range rows {
+			lines[i] = []any{r.ID, r.Name, r.Documents, r.Bytes, r.Suspended}
 		}
-		_ = tw.Flush()
+		printTable(stdout, []string{"ID", "NAME", "DOCUMENTS", "BYTES", "SUSPENDED"}, lines)
 		if next != nil {
 			fmt.Fprintf(stdout, "more: --after %s\n", strconv.Quote(*next))
 		}
@@ -259,13 +259,26 @@ func listDeleted(ctx context.Context, orgs *service.OrgService, asJSON bool, std
 		printJSON(map[string]any{"items": rows})
 		return 0
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tNAME\tDELETED\tDEADLINE\tDOCUMENTS\tMEMBERS")
+	lines := make([][]any, len(rows))
+	for i, r := range rows {
+		lines[i] = []any{r.ID, r.Name, r.DeletedAt.Format(time.RFC3339), r.Deadline.Format(time.RFC3339), r.Documents, r.Members}
+	}
+	printTable(stdout, []string{"ID", "NAME", "DELETED", "DEADLINE", "DOCUMENTS", "MEMBERS"}, lines)
+	return 0
+}
+
+// printTable writes rows under header in aligned columns.
+func printTable(w io.Writer, header []string, rows [][]any) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(header, "\t"))
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\n", r.ID, r.Name, r.DeletedAt.Format(time.RFC3339), r.Deadline.Format(time.RFC3339), r.Documents, r.Members)
+		cells := make([]string, len(r))
+		for i, v := range r {
+			cells[i] = fmt.Sprint(v)
+		}
+		fmt.Fprintln(tw, strings.Join(cells, "\t"))
 	}
 	_ = tw.Flush()
-	return 0
 }
 
 // restoreOrg runs orgsvc org restore.

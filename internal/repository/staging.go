@@ -75,6 +75,12 @@ func (r *TenantRepository) DropStaging(ctx context.Context, db, name string) err
 	if !strings.HasPrefix(name, StagingPrefix) {
 		return fmt.Errorf("drop staging collection: %q is not one", name)
 	}
+	return r.dropNamed(ctx, db, name)
+}
+
+// dropNamed drops collection name of database db; a missing one is no
+// error.
+func (r *TenantRepository) dropNamed(ctx context.Context, db, name string) error {
 	return wrap(r.database(db).Collection(name).Drop(ctx))
 }
 

@@ -55,7 +55,7 @@ func (r *TenantRepository) DropTrash(ctx context.Context, db, trash string) erro
 	if _, ok := TrashOrg(trash); !ok {
 		return fmt.Errorf("drop trash collection: %q is not one", trash)
 	}
-	return wrap(r.database(db).Collection(trash).Drop(ctx))
+	return r.dropNamed(ctx, db, trash)
 }
 
 // TrashStats counts a trash collection: one command.

@@ -42,10 +42,18 @@ func (s *OrgService) SetAudit(log *audit.Log) {
 	if log != nil {
 		log.SetLocator(func(ctx context.Context, id bson.ObjectID) (string, error) {
 			org, err := s.master.Organization(ctx, id)
+			if err == nil {
+				return org.TenantDB, nil
+			}
+			if !errors.Is(err, repository.ErrNotFound) {
+				return "", err
+			}
+			// Deleted within its restore window: the archive keeps it.
+			a, err := s.master.Archive(ctx, id)
 			if err != nil {
 				return "", err
 			}
-			return org.TenantDB, nil
+			return a.Org.TenantDB, nil
 		})
 	}
 }
