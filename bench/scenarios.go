@@ -161,6 +161,28 @@ var scenarios = []scenario{
 		run:    func(b *bench) work { return work{series: b.auditVerify} },
 		target: auditVerifyTarget,
 	},
+	// Tenant data: an organization's export and import, whole, each in
+	// turns with the driver doing the same reads or writes, on a service
+	// of their own; and an organization flooding past its rate beside one
+	// reading at a steady rate, on a service with the rate limit on.
+	{
+		name:   exportName,
+		setup:  (*bench).setupTenantExport,
+		run:    func(b *bench) work { return work{series: b.tenantExport} },
+		target: tenantTargets(exportName, fmt.Sprintf("tenant-export ≥ %.1f × driver cursor (documents/s)", exportMin), exportMin),
+	},
+	{
+		name:   importName,
+		setup:  (*bench).setupTenantImport,
+		run:    func(b *bench) work { return work{series: b.tenantImport} },
+		target: tenantTargets(importName, fmt.Sprintf("tenant-import ≥ %.1f × driver InsertMany (documents/s)", importMin), importMin),
+	},
+	{
+		name:   "noisy-neighbour",
+		setup:  (*bench).setupNoisy,
+		run:    func(b *bench) work { return work{series: b.noisyNeighbour} },
+		target: noisyTargets,
+	},
 	{
 		name:   "org-count",
 		setup:  (*bench).startSeries,
@@ -414,14 +436,7 @@ func (b *bench) bcryptHash(context.Context) []work {
 }
 
 // docReadTargets reads the seeded documents of bench in turn.
-func (b *bench) docReadTargets() vegeta.Targeter {
-	h := jsonHeader(b.benchOrg.Token)
-	targets := make([]vegeta.Target, len(b.benchDocIDs))
-	for i, id := range b.benchDocIDs {
-		targets[i] = vegeta.Target{Method: http.MethodGet, URL: b.base + "/org/documents/" + id, Header: h}
-	}
-	return roundRobin(targets)
-}
+func (b *bench) docReadTargets() vegeta.Targeter { return b.docReads(b.benchOrg, b.benchDocIDs) }
 
 // signUps is a targeter of sign-ups with unique names prefix-00000,
 // prefix-00001, ...; issued counts the requests made.
