@@ -53,7 +53,7 @@ test:
 # cost (-race slows a hash past the default request timeout), and
 # internal/chaos, whose test only drives processes of the built binary.
 test-race:
-	$(GO) test -count=1 -race $(TESTFLAGS) $$($(GO) list ./... | grep -vx -e '$(MODULE)/internal/app' -e '$(MODULE)/internal/chaos')
+	$(GO) test -count=1 -race -timeout 30m $(TESTFLAGS) $$($(GO) list ./... | grep -vx -e '$(MODULE)/internal/app' -e '$(MODULE)/internal/chaos')
 
 # The load tool (BENCHMARKS.md), a module of its own in bench/ so that its
 # load generator and charts stay out of the service's go.mod: starts the

@@ -295,7 +295,9 @@ func TestHeavyRequestsLeaveOtherOrganizationsServed(t *testing.T) {
 			defer floods.Done()
 			for range 4 {
 				status, raw, err := e.send("POST", "/org/documents", heavy.token, body)
-				if err != nil || status != want {
+				// Under the race detector a write may reach its deadline.
+				late := raceDetector && status == http.StatusServiceUnavailable
+				if err != nil || (status != want && !late) {
 					fail("%s: %d %.200s %v, want %d", kind, status, raw, err, want)
 				}
 				count(kind, status)
@@ -331,7 +333,11 @@ func TestHeavyRequestsLeaveOtherOrganizationsServed(t *testing.T) {
 	// The heavy listings must have been answered, in time (200) or at their
 	// deadline (503, as under the race detector), to have loaded the store.
 	answered := statuses["heavy listing"][http.StatusOK] + statuses["heavy listing"][http.StatusServiceUnavailable]
-	if reads < 5 || answered == 0 || statuses["40,000 keys"][422] != 8 || statuses["largest allowed"][201] != 8 {
+	accepted := statuses["largest allowed"][201]
+	if raceDetector {
+		accepted += statuses["largest allowed"][http.StatusServiceUnavailable]
+	}
+	if reads < 5 || answered == 0 || statuses["40,000 keys"][422] != 8 || accepted != 8 || statuses["largest allowed"][201] == 0 {
 		t.Fatalf("the floods did not run as planned: %d reads, statuses %v", reads, statuses)
 	}
 }

@@ -154,26 +154,17 @@ func (s *OrgService) accountEvents(ctx context.Context, p Principal, current *mo
 }
 
 // memberEvent is the event of a change of account's membership from role
-// old to role ("": removed, or left when the account is the principal's).
-func (s *OrgService) memberEvent(ctx context.Context, p Principal, account bson.ObjectID, old, role string) (model.PlannedEvent, error) {
-	email := p.Email
-	if account != p.AdminID {
-		a, err := s.master.Admin(ctx, account)
-		if err != nil && !errors.Is(err, repository.ErrNotFound) {
-			return model.PlannedEvent{}, err
-		}
-		if a != nil {
-			email = a.Email
-		}
-	}
+// old to role ("": removed, or left when the account is the principal's);
+// email is the account's.
+func memberEvent(ctx context.Context, p Principal, account bson.ObjectID, email, old, role string) model.PlannedEvent {
 	targets := []model.Target{accountTarget(account, email)}
 	switch {
 	case role != "":
-		return planned(ctx, p.OrgID, "member", ActMemberRoleChanged, p.actor(), targets, map[string]model.Change{"role": change(old, role)}), nil
+		return planned(ctx, p.OrgID, "member", ActMemberRoleChanged, p.actor(), targets, map[string]model.Change{"role": change(old, role)})
 	case account == p.AdminID:
-		return planned(ctx, p.OrgID, "member", ActMemberLeft, p.actor(), targets, map[string]model.Change{"role": {From: &old}}), nil
+		return planned(ctx, p.OrgID, "member", ActMemberLeft, p.actor(), targets, map[string]model.Change{"role": {From: &old}})
 	default:
-		return planned(ctx, p.OrgID, "member", ActMemberRemoved, p.actor(), targets, map[string]model.Change{"role": {From: &old}}), nil
+		return planned(ctx, p.OrgID, "member", ActMemberRemoved, p.actor(), targets, map[string]model.Change{"role": {From: &old}})
 	}
 }
 

@@ -63,6 +63,7 @@ func (s *OrgService) changeMember(ctx context.Context, p Principal, account bson
 	if !leaving && !p.Can(model.RoleAdmin) {
 		return ErrForbidden
 	}
+	email := s.emailOf(ctx, p, account)
 	target, err := s.master.Membership(ctx, account, p.OrgID)
 	if errors.Is(err, repository.ErrNotFound) {
 		return ErrMemberNotFound
@@ -76,10 +77,11 @@ func (s *OrgService) changeMember(ctx context.Context, p Principal, account bson
 	if role == target.Role {
 		return nil
 	}
-	ev, err := s.memberEvent(ctx, p, account, target.Role, role)
+	address, err := email()
 	if err != nil {
 		return err
 	}
+	ev := memberEvent(ctx, p, account, address, target.Role, role)
 	r, ctx, cancel, err := s.run.Begin(ctx, model.OpMember, p.OrgID, model.OperationPlan{
 		Member: account, Role: role, OldRole: target.Role, Grant: bson.NewObjectID(), Events: []model.PlannedEvent{ev},
 	})
@@ -89,6 +91,35 @@ func (s *OrgService) changeMember(ctx context.Context, p Principal, account bson
 	defer cancel()
 	_, err = s.run.Drive(ctx, r)
 	return err
+}
+
+// emailOf reads the e-mail of account, which names it in the audit log,
+// beside the request's other reads: the answer waits in the function it
+// returns ("" without a log, or when the account is gone).
+func (s *OrgService) emailOf(ctx context.Context, p Principal, account bson.ObjectID) func() (string, error) {
+	if account == p.AdminID {
+		return func() (string, error) { return p.Email, nil }
+	}
+	if s.audit == nil {
+		return func() (string, error) { return "", nil }
+	}
+	type answer struct {
+		email string
+		err   error
+	}
+	got := make(chan answer, 1)
+	go func() {
+		a, err := s.master.Admin(ctx, account)
+		switch {
+		case errors.Is(err, repository.ErrNotFound):
+			got <- answer{}
+		case err != nil:
+			got <- answer{err: err}
+		default:
+			got <- answer{email: a.Email}
+		}
+	}()
+	return func() (string, error) { a := <-got; return a.email, a.err }
 }
 
 // prepareMember refuses a change that would leave the organization

@@ -188,17 +188,23 @@ func (rn *Runner) abandon(ctx context.Context, r *Run) error {
 	return rn.undo(ctx, r)
 }
 
+// complete runs phase two. The outcome is decided, so the change will be
+// made: its events are written beside phase two, not after it, and the
+// record goes once both are done.
 func (rn *Runner) complete(ctx context.Context, r *Run) error {
-	if err := rn.kinds[r.Op.Kind].Complete(ctx, r); err != nil {
-		return err
+	recorded := make(chan error, 1)
+	go func() { recorded <- rn.record(ctx, r) }()
+	err := rn.kinds[r.Op.Kind].Complete(ctx, r)
+	if rerr := <-recorded; err == nil {
+		err = rerr
 	}
-	if err := rn.record(ctx, r); err != nil {
+	if err != nil {
 		return err
 	}
 	return rn.finish(ctx, r)
 }
 
-// record writes the operation's planned events to the audit logs, after
+// record writes the operation's planned events to the audit logs, beside
 // phase two and before the record goes: a step like the others, run again
 // after a takeover, which adds each event once (its source is the
 // operation's).
