@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"math"
 	"net/http"
 	"strconv"
@@ -19,6 +20,38 @@ import (
 type orgRates struct {
 	mu   sync.Mutex
 	orgs map[bson.ObjectID]*orgRate
+	// held counts the refusals being held (see hold).
+	once sync.Once
+	held chan struct{}
+}
+
+// RefusalHold is how long a request refused for its organization's rate
+// is held before its 429, and heldMax how many are held at once (beyond
+// that, refusals are answered at once). A client that retries at once,
+// not waiting for Retry-After, then costs an instance a few refusals a
+// second per connection instead of thousands, which would take the CPU
+// from other organizations.
+const (
+	RefusalHold = 250 * time.Millisecond
+	heldMax     = 1024
+)
+
+// hold waits RefusalHold, or until the request ends, if fewer than
+// heldMax refusals are being held.
+func (o *orgRates) hold(ctx context.Context) {
+	o.once.Do(func() { o.held = make(chan struct{}, heldMax) })
+	select {
+	case o.held <- struct{}{}:
+	default:
+		return
+	}
+	defer func() { <-o.held }()
+	t := time.NewTimer(RefusalHold)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 type orgRate struct {
@@ -113,6 +146,7 @@ func (s *server) orgRate(next http.Handler) http.Handler {
 		p := principal(r)
 		ok, wait := s.rates.take(p.OrgID, s.docs.TenantLimits().With(p.Limits), time.Now())
 		if !ok {
+			s.rates.hold(r.Context())
 			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(max(wait.Seconds(), 1)))))
 			s.writeError(w, r, s.tooMany("org_rate"))
 			return

@@ -5,7 +5,9 @@ import (
 	"net/http"
 	"strconv"
 	"testing"
+	"time"
 
+	"github.com/orgsvc/orgsvc/api"
 	"github.com/orgsvc/orgsvc/internal/config"
 	"github.com/orgsvc/orgsvc/internal/model"
 )
@@ -19,10 +21,15 @@ func TestOrgRateLimit(t *testing.T) {
 	statuses := map[int]int{}
 	var limited response
 	for range 6 {
+		start := time.Now()
 		r := e.call("GET", "/org/documents", busy.token, nil)
 		statuses[r.status]++
 		if r.status == http.StatusTooManyRequests {
 			limited = r
+			// A refusal is held before it is answered.
+			if held := time.Since(start); held < api.RefusalHold {
+				t.Fatalf("a refusal answered after %s, want at least %s", held, api.RefusalHold)
+			}
 		}
 	}
 	if statuses[http.StatusOK] != 3 || statuses[http.StatusTooManyRequests] != 3 {
