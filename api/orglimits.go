@@ -46,11 +46,18 @@ func (o *orgRates) hold(ctx context.Context) {
 		return
 	}
 	defer func() { <-o.held }()
-	t := time.NewTimer(RefusalHold)
+	sleep(ctx, RefusalHold)
+}
+
+// sleep waits d, or until ctx ends: false then.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
+		return true
 	case <-ctx.Done():
+		return false
 	}
 }
 
@@ -65,9 +72,15 @@ type orgRate struct {
 // rateWindow is how many seconds requests_per_second averages over.
 const rateWindow = 10
 
-// take counts a request of org at now against l; the wait before the next
-// one would be allowed when it is refused.
-func (o *orgRates) take(org bson.ObjectID, l service.Limits, now time.Time) (bool, time.Duration) {
+// QueueMax is how long a request past its organization's bucket may wait
+// for its turn instead of being refused: requests over the rate are
+// spread out to it, as they come, rather than let through in waves.
+const QueueMax = 100 * time.Millisecond
+
+// take counts a request of org at now against l. It is let through after
+// delay (0: at once), or, when ok is false, refused: wait is then the time
+// before the next one would be let through.
+func (o *orgRates) take(org bson.ObjectID, l service.Limits, now time.Time) (delay time.Duration, ok bool, wait time.Duration) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if o.orgs == nil {
@@ -85,19 +98,19 @@ func (o *orgRates) take(org bson.ObjectID, l service.Limits, now time.Time) (boo
 	e.advance(now)
 	e.counts[now.Unix()%rateWindow]++
 	if l.RatePerSecond <= 0 {
-		return true, 0
+		return 0, true, 0
 	}
 	if e.limiter.Limit() != rate.Limit(l.RatePerSecond) || e.limiter.Burst() != max(l.RateBurst, 1) {
 		e.limiter.SetLimitAt(now, rate.Limit(l.RatePerSecond))
 		e.limiter.SetBurstAt(now, max(l.RateBurst, 1))
 	}
-	if e.limiter.AllowN(now, 1) {
-		return true, 0
-	}
 	r := e.limiter.ReserveN(now, 1)
-	wait := r.DelayFrom(now)
+	d := r.DelayFrom(now)
+	if d <= QueueMax {
+		return d, true, 0
+	}
 	r.CancelAt(now)
-	return false, wait
+	return 0, false, d
 }
 
 // advance moves the per-second counts on to now, clearing the seconds
@@ -139,12 +152,17 @@ func (o *orgRates) forgetIdle(now time.Time) {
 	}
 }
 
-// orgRate refuses, with 429 and Retry-After, a request of an organization
-// past its ORG_RATE_PER_SECOND (or its own rate).
+// orgRate holds a request of an organization past its bucket
+// (ORG_RATE_PER_SECOND, ORG_RATE_BURST, or its own) until its turn, up to
+// QueueMax, and refuses one that would wait longer, with 429 and
+// Retry-After.
 func (s *server) orgRate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := principal(r)
-		ok, wait := s.rates.take(p.OrgID, s.docs.TenantLimits().With(p.Limits), time.Now())
+		delay, ok, wait := s.rates.take(p.OrgID, s.docs.TenantLimits().With(p.Limits), time.Now())
+		if ok && delay > 0 && !sleep(r.Context(), delay) {
+			return // the client is gone
+		}
 		if !ok {
 			s.rates.hold(r.Context())
 			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(max(wait.Seconds(), 1)))))

@@ -48,6 +48,36 @@ func TestOrgRateLimit(t *testing.T) {
 	}
 }
 
+// TestOrgRateQueues: a request just past the bucket waits for its turn
+// (up to api.QueueMax) instead of being refused, so one client in a loop
+// is spread out to the rate; many at once are refused past that wait.
+func TestOrgRateQueues(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) { c.OrgRatePerSecond, c.OrgRateBurst = 20, 1 })
+	o := e.signUp("Queued Rate")
+	start := time.Now()
+	for i := range 5 {
+		if r := e.call("GET", "/org/documents", o.token, nil); r.status != http.StatusOK {
+			t.Fatalf("request %d in a loop: %d %s, want 200 after a wait", i, r.status, r.raw)
+		}
+	}
+	// One token every 50 ms: the last four waited for theirs.
+	if took := time.Since(start); took < 4*50*time.Millisecond-10*time.Millisecond {
+		t.Fatalf("five requests at 20/s with a burst of 1 took %s: not spread out", took)
+	}
+	statuses := make(chan int, 8)
+	for range 8 {
+		go func() { statuses <- e.call("GET", "/org/documents", o.token, nil).status }()
+	}
+	got := map[int]int{}
+	for range 8 {
+		got[<-statuses]++
+	}
+	// At most QueueMax of turns (two or three) are handed out ahead.
+	if got[http.StatusOK] < 1 || got[http.StatusOK] > 4 || got[http.StatusTooManyRequests] != 8-got[http.StatusOK] {
+		t.Fatalf("eight at once: %v, want a few answered and the rest 429", got)
+	}
+}
+
 // TestOrgStorageQuota: a create past TENANT_MAX_DOCUMENTS, or a write past
 // an organization's own byte quota, is refused with 403 and writes
 // nothing; deleting makes room again.

@@ -62,7 +62,7 @@ const (
 // B is never refused itself.
 const (
 	noisyOrgRate  = 200
-	noisyOrgBurst = 400
+	noisyOrgBurst = 50
 	noisyFlood    = 32
 	noisyClients  = 2
 	noisyRate     = 100

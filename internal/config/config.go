@@ -121,7 +121,7 @@ type Config struct {
 	TenantMaxDocuments int64   `envconfig:"TENANT_MAX_DOCUMENTS" default:"0"`
 	TenantMaxBytes     int64   `envconfig:"TENANT_MAX_BYTES" default:"0"`
 	OrgRatePerSecond   float64 `envconfig:"ORG_RATE_PER_SECOND" default:"200"`
-	OrgRateBurst       int     `envconfig:"ORG_RATE_BURST" default:"400"`
+	OrgRateBurst       int     `envconfig:"ORG_RATE_BURST" default:"50"`
 }
 
 // MaxMongoDBBytes is the longest MONGO_DB accepted: MongoDB's 63 bytes
