@@ -363,10 +363,14 @@ func (b *bench) startListSide(ctx context.Context, name string, logsOnly int) (*
 	b.logf("%s: seeded %d events in %d logs in %s (%.0f events/s; making the logs alone took %s)", name, s.total, s.logs, s.seed.Round(time.Millisecond),
 		float64(s.total)/s.seed.Seconds(), made.Round(time.Millisecond))
 
-	// The seeded chains hold, and the listing answers a full page.
-	log := audit.NewLog(repo)
-	if got, err := log.Verify(ctx, ids[0]); err != nil || got != int64(n) {
-		return nil, fmt.Errorf("%s: the seeded log of %s: %d events, want %d; %v", name, s.orgs[0].Name, got, n, err)
+	// The seeded chains hold (checked through the driver, for which the
+	// embedded store reads the whole collection: on the side with few
+	// logs only), and the listing answers a full page.
+	if logsOnly == 0 {
+		log := audit.NewLog(repo)
+		if got, err := log.Verify(ctx, ids[0]); err != nil || got != int64(n) {
+			return nil, fmt.Errorf("%s: the seeded log of %s: %d events, want %d; %v", name, s.orgs[0].Name, got, n, err)
+		}
 	}
 	page, err := s.api.auditPage(ctx, s.orgs[0], 50)
 	if err != nil || len(page.Items) != min(50, n) || page.Items[0].Seq != int64(n) {
