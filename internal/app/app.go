@@ -357,6 +357,9 @@ type Services struct {
 func repositories(cfg config.Config, c Components) (*repository.MasterRepository, *repository.TenantRepository, *repository.OperationRepository) {
 	tenants := repository.NewTenantRepository(c.DB, cfg.TenantsPerDatabase)
 	tenants.OnCreate(c.PrepareCollection)
+	if c.RawReader != nil {
+		tenants.ReadRaw(c.RawReader)
+	}
 	if c.IDFiltersOnly {
 		tenants.SetIDFiltersOnly(true) // known: no buildInfo at the first document call
 	}

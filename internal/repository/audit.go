@@ -36,6 +36,10 @@ type RawReader interface {
 	// _id is in the range r, as JSON, in r's order. The bytes passed to
 	// fn are valid only during the call.
 	ScanIDs(ctx context.Context, db, collection string, r IDRange, fn func(doc []byte) error) error
+	// NaturalIDs returns the ObjectID _ids of the collection in the order
+	// a find without sort returns its documents (none for a collection
+	// that does not exist); other _ids are left out.
+	NaturalIDs(ctx context.Context, db, collection string) ([]bson.ObjectID, error)
 }
 
 // IDRange is the documents whose _id is From or above and below To, in _id

@@ -23,3 +23,6 @@ var Reread = reread
 
 // ReadAttempts is readAttempts.
 const ReadAttempts = readAttempts
+
+// SplitIncreasing is splitIncreasing.
+var SplitIncreasing = splitIncreasing

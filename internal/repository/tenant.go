@@ -62,6 +62,9 @@ type TenantRepository struct {
 	// afterIDScan, when set (by tests), runs after each id scan of a
 	// listing on the embedded store.
 	afterIDScan func()
+	// raw, when set, reads an export's ids on the embedded store (see
+	// ReadRaw).
+	raw RawReader
 }
 
 // SetIDFiltersOnly says whether the store evaluates only a lone _id

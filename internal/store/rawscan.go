@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+
 	"github.com/orgsvc/orgsvc/internal/repository"
 )
 
@@ -79,4 +81,40 @@ func (e *Embedded) ScanIDs(ctx context.Context, dbName, name string, r repositor
 		}
 	}
 	return rows.Err()
+}
+
+// NaturalIDs implements repository.RawReader. FerretDB 1.24 answers a find
+// without sort by reading the table with no ORDER BY, a scan in rowid
+// order; here the order is said, for SQLite could otherwise read the _ids
+// from the lookup index, in id order. The type of the _id is in the
+// document's schema, under "$s": a string _id of 24 hex digits is not an
+// ObjectID.
+func (e *Embedded) NaturalIDs(ctx context.Context, dbName, name string) ([]bson.ObjectID, error) {
+	db, err := e.read.open(dbName)
+	if err != nil || db == nil {
+		return nil, err
+	}
+	t, err := table(ctx, db, name)
+	if err != nil || t == "" {
+		return nil, err
+	}
+	q := fmt.Sprintf(`SELECT _ferretdb_sjson->>'$._id' FROM %q WHERE _ferretdb_sjson->>'$."$s".p._id.t' = 'objectId' ORDER BY rowid`, t)
+	rows, err := db.QueryContext(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("read the ids of %s.%s: %w", dbName, name, err)
+	}
+	defer rows.Close()
+	var ids []bson.ObjectID
+	var h string
+	for rows.Next() {
+		if err := rows.Scan(&h); err != nil {
+			return nil, err
+		}
+		id, err := bson.ObjectIDFromHex(h)
+		if err != nil {
+			return nil, fmt.Errorf("read the ids of %s.%s: %w", dbName, name, err)
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
 }
