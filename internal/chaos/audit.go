@@ -48,12 +48,8 @@ func readLogs(ctx context.Context, cli *mongo.Client) (map[string][]model.Event,
 	}
 	logs := map[string][]model.Event{}
 	for _, db := range dbs {
-		cur, err := cli.Database(db).Collection(model.AuditCollection).Find(ctx, bson.D{})
+		evs, err := findAll[model.Event](ctx, cli.Database(db).Collection(model.AuditCollection))
 		if err != nil {
-			return nil, err
-		}
-		var evs []model.Event
-		if err := cur.All(ctx, &evs); err != nil {
 			return nil, err
 		}
 		for _, ev := range evs {

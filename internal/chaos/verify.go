@@ -157,22 +157,15 @@ func (t *tenantColl) String() string {
 func readStore(ctx context.Context, cli *mongo.Client) (*storeView, error) {
 	master := cli.Database(masterDB)
 	v := &storeView{orgs: map[string]model.Organization{}}
-	cur, err := master.Collection(model.Organizations).Find(ctx, bson.D{})
+	orgs, err := findAll[model.Organization](ctx, master.Collection(model.Organizations))
 	if err != nil {
-		return nil, err
-	}
-	var orgs []model.Organization
-	if err := cur.All(ctx, &orgs); err != nil {
 		return nil, err
 	}
 	for _, o := range orgs {
 		v.orgs[o.ID.Hex()] = o
 	}
-	if cur, err = master.Collection(model.Memberships).Find(ctx, bson.D{}); err != nil {
-		return nil, err
-	}
-	var members []model.Membership
-	if err := cur.All(ctx, &members); err != nil {
+	members, err := findAll[model.Membership](ctx, master.Collection(model.Memberships))
+	if err != nil {
 		return nil, err
 	}
 	v.members = map[string]model.Membership{}
@@ -202,18 +195,24 @@ func readStore(ctx context.Context, cli *mongo.Client) (*storeView, error) {
 			if !ok {
 				continue
 			}
-			t := &tenantColl{db: db, slug: slug}
-			cur, err := d.Collection(name).Find(ctx, bson.D{})
+			docs, err := findAll[model.Document](ctx, d.Collection(name))
 			if err != nil {
 				return nil, err
 			}
-			if err := cur.All(ctx, &t.docs); err != nil {
-				return nil, err
-			}
-			v.tenants = append(v.tenants, t)
+			v.tenants = append(v.tenants, &tenantColl{db: db, slug: slug, docs: docs})
 		}
 	}
 	return v, nil
+}
+
+// findAll reads every document of coll.
+func findAll[T any](ctx context.Context, coll *mongo.Collection) ([]T, error) {
+	cur, err := coll.Find(ctx, bson.D{})
+	if err != nil {
+		return nil, err
+	}
+	var out []T
+	return out, cur.All(ctx, &out)
 }
 
 // tenantKey is where an organization's collection is: its database ("" for
