@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os/exec"
 	"reflect"
 	"slices"
@@ -189,6 +190,27 @@ func TestVerifyFindsAnEdit(t *testing.T) {
 	var broken *audit.Broken
 	if !errors.As(err, &broken) || broken.Seq != 3 {
 		t.Fatalf("verify after an edit of event 3: %v", err)
+	}
+
+	// VerifyAll reads each database once and reports each log once: the
+	// edited one broken at event 3, the others whole, wherever they are.
+	intact, elsewhere := bson.NewObjectIDFromTimestamp(time.Unix(0, 0)), bson.NewObjectID()
+	l.Know(elsewhere, model.TenantDatabase(db.Name(), 0))
+	for _, o := range []bson.ObjectID{intact, intact, elsewhere} {
+		if err := l.Append(ctx, o, event("auth.logout")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := map[bson.ObjectID]string{}
+	err = l.VerifyAll(ctx, func(o bson.ObjectID, n int64, err error) {
+		if _, seen := got[o]; seen {
+			t.Errorf("the log of %s reported twice", o.Hex())
+		}
+		got[o] = fmt.Sprint(n, " ", err)
+	})
+	want := map[bson.ObjectID]string{org: "2 " + broken.Error(), intact: "2 <nil>", elsewhere: "1 <nil>"}
+	if err != nil || !maps.Equal(got, want) {
+		t.Fatalf("VerifyAll: %v, %v; want %v", got, err, want)
 	}
 }
 
@@ -522,6 +544,16 @@ func TestRawScanReadsWhatTheDriverReads(t *testing.T) {
 		if len(want) == 0 || !reflect.DeepEqual(want, got) {
 			t.Fatalf("filter %+v: the driver read %d events, the raw scan %d, or they differ:\n%+v\n%+v", f, len(want), len(got), want, got)
 		}
+	}
+	whole := func(r *repository.AuditRepository) []model.Event {
+		var out []model.Event
+		if err := r.ScanDatabase(ctx, db.Name(), func(ev *model.Event) error { out = append(out, *ev); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	if want, got := whole(driver), whole(raw); len(want) != 46 || !reflect.DeepEqual(want, got) {
+		t.Fatalf("the whole database: the driver read %d events, the raw scan %d, or they differ", len(want), len(got))
 	}
 	var n int
 	err = raw.Scan(ctx, repository.LogRef{DB: db.Name(), Org: bson.NewObjectID()}, repository.AuditFilter{}, func(*model.Event) error { n++; return nil })

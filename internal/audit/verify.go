@@ -64,3 +64,42 @@ func (l *Log) Verify(ctx context.Context, org bson.ObjectID) (int64, error) {
 	err := l.Scan(ctx, org, emptyFilter, c.Next)
 	return c.Events, err
 }
+
+// VerifyAll checks every log, reading each database's events once, and
+// calls report once per log, in _id order, with its events and nil or
+// the *Broken error of its first broken link. Another error ends it.
+func (l *Log) VerifyAll(ctx context.Context, report func(org bson.ObjectID, events int64, err error)) error {
+	dbs, err := l.repo.Databases(ctx)
+	if err != nil {
+		return err
+	}
+	for _, db := range dbs {
+		var c *Chain
+		var org bson.ObjectID
+		var broken error
+		end := func() {
+			if c != nil {
+				report(org, c.Events, broken)
+			}
+		}
+		err := l.repo.ScanDatabase(ctx, db, func(ev *model.Event) error {
+			o, ok := model.EventKeyOrg(ev.Key)
+			if !ok {
+				return fmt.Errorf("%s.%s: _id %q is no event's", db, model.AuditCollection, ev.Key)
+			}
+			if c == nil || o != org {
+				end()
+				c, org, broken = &Chain{Org: o.Hex()}, o, nil
+			}
+			if broken == nil {
+				broken = c.Next(ev)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		end()
+	}
+	return nil
+}

@@ -324,6 +324,7 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	}
 	r.progress("orgchaos: waiting for orgsvc check to come out clean (up to %s)", cfg.RecoveryTimeout)
 	recoveryStart := time.Now()
+	var seen string
 	for {
 		code, text, err := r.check(ctx)
 		if err != nil {
@@ -332,6 +333,10 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		if code == 0 && hasLine(text, "consistent") {
 			sum.Recovered, sum.RecoveredIn = true, time.Since(recoveryStart)
 			break
+		}
+		if text != seen { // what recovery still has to settle, each time it changes
+			seen = text
+			r.event("orgsvc check %.0fs into the recovery:\n%s", time.Since(recoveryStart).Seconds(), text)
 		}
 		if time.Since(recoveryStart) > cfg.RecoveryTimeout {
 			r.event("orgsvc check still not clean after %s:\n%s", cfg.RecoveryTimeout, text)

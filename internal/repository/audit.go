@@ -198,12 +198,16 @@ func (r *AuditRepository) read(ctx context.Context, l LogRef, f AuditFilter, bel
 }
 
 func (r *AuditRepository) readDriver(ctx context.Context, l LogRef, f AuditFilter, below int64, newest bool, fn func(*model.Event) error) error {
+	return r.findEvents(ctx, l.DB, f.bson(l, below), newest, fn)
+}
+
+func (r *AuditRepository) findEvents(ctx context.Context, db string, filter bson.D, newest bool, fn func(*model.Event) error) error {
 	order := 1
 	if newest {
 		order = -1
 	}
 	opts := options.Find().SetBatchSize(256).SetSort(bson.D{{Key: "_id", Value: order}})
-	cur, err := r.events(l.DB).Find(ctx, f.bson(l, below), opts)
+	cur, err := r.events(db).Find(ctx, filter, opts)
 	if err != nil {
 		return wrap(err)
 	}
@@ -234,18 +238,41 @@ func (r *AuditRepository) readRaw(ctx context.Context, l LogRef, f AuditFilter, 
 	if below > 0 {
 		rg.To = model.EventKey(l.Org, below)
 	}
-	return r.raw.ScanIDs(ctx, l.DB, model.AuditCollection, rg, func(doc []byte) error {
+	return r.scanRaw(ctx, l.DB, rg, func(ev *model.Event) error {
+		if !f.matches(ev) {
+			return nil
+		}
+		return fn(ev)
+	})
+}
+
+func (r *AuditRepository) scanRaw(ctx context.Context, db string, rg IDRange, fn func(*model.Event) error) error {
+	return r.raw.ScanIDs(ctx, db, model.AuditCollection, rg, func(doc []byte) error {
 		var st storedEvent
 		if err := json.Unmarshal(doc, &st); err != nil {
-			return fmt.Errorf("audit log of %s: %w", l.Org.Hex(), err)
+			return fmt.Errorf("%s.%s: %w", db, model.AuditCollection, err)
 		}
 		ev := st.Event
 		ev.Key, ev.Source = st.Key, st.Source
-		if !f.matches(&ev) {
-			return nil
-		}
 		return fn(&ev)
 	})
+}
+
+// ScanDatabase calls fn with every event of every log that db holds, in
+// _id order: log by log, each in sequence order. It reads the collection
+// once, where reading it log by log is a whole-collection read per log on
+// the embedded store when it is reached over the wire.
+func (r *AuditRepository) ScanDatabase(ctx context.Context, db string, fn func(*model.Event) error) error {
+	var err error
+	if r.raw != nil {
+		err = r.scanRaw(ctx, db, IDRange{From: "", To: "~"}, fn) // "~" sorts after every character of an _id
+	} else {
+		err = r.findEvents(ctx, db, bson.D{}, false, fn)
+	}
+	if errors.Is(err, errStop) {
+		return nil
+	}
+	return err
 }
 
 // Page returns up to limit of l's events below seq before (all when
@@ -305,15 +332,9 @@ func (r *AuditRepository) remove(ctx context.Context, l LogRef, below string) (i
 // Logs returns every log, live or of a deleted organization: those of the
 // master database and of each tenant database.
 func (r *AuditRepository) Logs(ctx context.Context) ([]LogRef, error) {
-	dbs, err := r.master.Client().ListDatabaseNames(ctx, bson.D{})
+	held, err := r.Databases(ctx)
 	if err != nil {
-		return nil, wrap(err)
-	}
-	held := []string{r.master.Name()}
-	for _, db := range dbs {
-		if model.IsTenantDatabase(r.master.Name(), db) {
-			held = append(held, db)
-		}
+		return nil, err
 	}
 	var out []LogRef
 	for _, db := range held {
@@ -326,6 +347,22 @@ func (r *AuditRepository) Logs(ctx context.Context) ([]LogRef, error) {
 		}
 	}
 	return out, nil
+}
+
+// Databases are the databases that may hold logs: the master database
+// and each tenant database.
+func (r *AuditRepository) Databases(ctx context.Context) ([]string, error) {
+	dbs, err := r.master.Client().ListDatabaseNames(ctx, bson.D{})
+	if err != nil {
+		return nil, wrap(err)
+	}
+	held := []string{r.master.Name()}
+	for _, db := range dbs {
+		if model.IsTenantDatabase(r.master.Name(), db) {
+			held = append(held, db)
+		}
+	}
+	return held, nil
 }
 
 // orgsIn are the organizations with events in the database db: from one

@@ -359,19 +359,17 @@ func (r *MasterRepository) AllNameClaims(ctx context.Context) ([]model.NameClaim
 	return all[model.NameClaim](ctx, r.names)
 }
 
+// SweepClaims returns the name claims sweepers hold (see
+// model.NameClaim.Sweep).
+func (r *MasterRepository) SweepClaims(ctx context.Context) ([]model.NameClaim, error) {
+	return find[model.NameClaim](ctx, r.names, bson.D{{Key: "sweep", Value: true}}, nil)
+}
+
 // AllEmailClaims returns every e-mail claim.
 func (r *MasterRepository) AllEmailClaims(ctx context.Context) ([]model.EmailClaim, error) {
 	return all[model.EmailClaim](ctx, r.emails)
 }
 
 func all[T any](ctx context.Context, c *mongo.Collection) ([]T, error) {
-	cur, err := c.Find(ctx, bson.D{})
-	if err != nil {
-		return nil, wrap(err)
-	}
-	var out []T
-	if err := cur.All(ctx, &out); err != nil {
-		return nil, wrap(err)
-	}
-	return out, nil
+	return find[T](ctx, c, bson.D{}, nil)
 }

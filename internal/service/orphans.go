@@ -69,7 +69,29 @@ func (s *OrgService) SweepOrphans(ctx context.Context) (int, error) {
 			return dropped, err
 		}
 	}
+	if err := s.releaseDeadSweeps(ctx); err != nil {
+		return dropped, err
+	}
 	return dropped, s.noteTrash(ctx)
+}
+
+// releaseDeadSweeps releases the claims of sweepers that died holding
+// them, so that a name is free again without waiting for its next
+// claimant.
+func (s *OrgService) releaseDeadSweeps(ctx context.Context) error {
+	claims, err := s.master.SweepClaims(ctx)
+	if err != nil {
+		return err
+	}
+	for i := range claims {
+		if time.Since(claims[i].CreatedAt) < s.run.life.Lease {
+			continue
+		}
+		if err := s.releaseDeadSweep(ctx, &claims[i]); err != nil && !errors.Is(err, ErrOrgBusy) {
+			return err
+		}
+	}
+	return nil
 }
 
 // noteTrash reports the trash collections without an archive. A trash

@@ -135,6 +135,26 @@ func TestDeadSweepersClaimExpires(t *testing.T) {
 	claim("dead_too", time.Now().Add(-time.Hour))
 	p := s.signUp("Other")
 	s.rename(p, "Other", "Dead Too")
+
+	// A dead claim of a name nobody asks for goes with the next sweep; a
+	// live one stays, and neither is a finding of orgsvc check.
+	claim("unasked", time.Now().Add(-time.Hour))
+	if f := s.findings("stale-name-claim"); len(f) != 1 || f[0].Subject != `name claim "unasked"` {
+		t.Fatalf("check before the sweep: %v, want the dead claim of unasked alone", f)
+	}
+	if _, err := s.orgs.SweepOrphans(ctx); err != nil {
+		t.Fatal(err)
+	}
+	master := repository.NewMasterRepository(s.db, true)
+	if _, err := master.NameClaim(ctx, "unasked"); !errors.Is(err, repository.ErrNotFound) {
+		t.Fatalf("the dead claim after the sweep: %v, want it gone", err)
+	}
+	if _, err := master.NameClaim(ctx, "live"); err != nil {
+		t.Fatalf("the live claim after the sweep: %v, want it kept", err)
+	}
+	if f := s.findings("stale-name-claim"); len(f) != 0 {
+		t.Fatalf("check after the sweep: %v, want none", f)
+	}
 }
 
 // TestDeadSweepersClaimHasOneTaker: of many sign-ups of one name meeting
