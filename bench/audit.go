@@ -65,11 +65,8 @@ const auditListMax = 1.5
 // events.
 const verifyPer100k = 10 * time.Second
 
-// listClients is how many clients audit-list runs. It was measured when
-// events had numeric _ids, which the embedded store does not look up by
-// its index (a page of 50 then cost 1.5 to 1.8 s of CPU in a log of 200
-// events, and 16 clients waited past the request timeout); _ids are
-// strings since.
+// listClients is how many clients audit-list runs: few, since it was set
+// when a page was slow on the embedded store (BENCHMARKS.md, "Audit log").
 const listClients = 4
 
 // auditSeedWorkers is how many logs are seeded at once; auditBatch how

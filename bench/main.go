@@ -8,9 +8,9 @@
 // results.md, results.json and PNG charts into -out. With -target and
 // -mongo it measures a service that is already running instead.
 //
-//	go run ./cmd/orgbench                  # every scenario, 10 s each
-//	go run ./cmd/orgbench -short           # CI: 2 s each, small data sets
-//	go run ./cmd/orgbench -scenarios health,doc-read -duration 5s
+//	make bench                                            # every scenario, 10 s each
+//	make bench BENCHFLAGS=-short                          # CI: 2 s each, small data sets
+//	make bench BENCHFLAGS="-scenarios health,doc-read -duration 5s"
 package main
 
 import (

@@ -390,8 +390,8 @@ func NewServices(cfg config.Config, c Components) (*Services, error) {
 		hit, miss = c.Metrics.OrgCache.WithLabelValues("hit").Inc, c.Metrics.OrgCache.WithLabelValues("miss").Inc
 	}
 	auth.CacheOrganizations(cfg.OrgCacheTTL, hit, miss)
-	allStale := soleOwner(cfg)
-	orgs := service.NewOrgService(master, tenants, ops, passwords, auth, c.Logger, lifecycle(cfg))
+	life := lifecycle(cfg)
+	orgs := service.NewOrgService(master, tenants, ops, passwords, auth, c.Logger, life)
 	orgs.SetDeleteRetention(cfg.OrgDeleteRetention)
 	outbox, err := invitations(cfg, c, orgs)
 	if err != nil {
@@ -412,7 +412,7 @@ func NewServices(cfg config.Config, c Components) (*Services, error) {
 	}
 	docs.KeepKeys(repository.NewKeyRepository(c.DB))
 	docs.SetLimits(service.DocumentLimits{PageBytes: int(cfg.MaxPageBytes), MaxKeys: cfg.MaxDocumentKeys})
-	return &Services{AllStale: allStale, Outbox: outbox, Audit: auditLog, Deps: api.Deps{
+	return &Services{AllStale: life.AllStale, Outbox: outbox, Audit: auditLog, Deps: api.Deps{
 		Auth: auth, Orgs: orgs, Docs: docs, Logger: c.Logger, Metrics: c.Metrics, Ready: c.Ready,
 		Limits: api.Limits{
 			LoginPerEmail: cfg.LoginRatePerEmail, LoginPerAddress: cfg.LoginRatePerAddress,

@@ -21,9 +21,8 @@ import (
 // embedded store one decoded document at a time; at most one listing per
 // core reads at once (half of them per organization). On 8 cores that is
 // under 120 MiB of live data, which the Go collector lets grow to twice
-// that, over a server that idles near 100 MiB. Measured here (2 cores):
-// about 145 MiB. Before listings were bounded, one such flood peaked at
-// 1.33 GB.
+// that, over a server that idles near 100 MiB (measured: README, "Requests
+// and rules").
 const listingFloodRSS = 400 << 20
 
 // TestListingFloodMemory: the built server, 100 documents of 1 MB in one

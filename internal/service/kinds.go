@@ -6,9 +6,9 @@ import "github.com/orgsvc/orgsvc/internal/model"
 // kind is a file of its own with its steps, and a line here.
 func (s *OrgService) kinds() map[string]Kind {
 	return map[string]Kind{
-		model.OpCreate:  {Prepare: s.prepareCreate, Complete: s.completeCreate, Undo: s.undoCreate},
-		model.OpUpdate:  {Prepare: s.prepareUpdate, Complete: s.completeUpdate, Undo: s.undoUpdate},
-		model.OpDelete:  {Prepare: s.prepareDelete, Complete: s.completeDelete, Undo: s.undoDelete, Receipt: true},
+		model.OpCreate:  {Prepare: s.prepareCreate, Complete: s.completeCreate, Undo: s.undoCreate, Unread: true},
+		model.OpUpdate:  {Prepare: s.prepareUpdate, Complete: s.completeUpdate, Undo: s.undoUpdate, Failpoints: "rename"},
+		model.OpDelete:  {Prepare: s.prepareDelete, Complete: s.completeDelete, Undo: s.undoDelete, Receipt: true, Unread: true},
 		model.OpMember:  {Prepare: s.prepareMember, Complete: s.completeMember, Undo: s.undoMember},
 		model.OpAccept:  {Prepare: s.prepareAccept, Complete: s.completeAccept, Undo: s.undoAccept},
 		model.OpImport:  {Prepare: s.prepareImport, Complete: s.completeImport, Undo: s.undoImport, Lease: importLease},

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -81,6 +82,12 @@ type Kind struct {
 	// Lease, when set, is this kind's lease instead of Lifecycle.Lease:
 	// for operations whose steps take as long as the data they move.
 	Lease time.Duration
+	// Failpoints is the word this kind's failpoints begin with; the kind's
+	// name when empty.
+	Failpoints string
+	// Unread says no read finds the organization's record while phase two
+	// runs (it is new, or gone): its audit log's database is the plan's.
+	Unread bool
 }
 
 // lease is how long a driver of kind holds its operation.
@@ -158,6 +165,11 @@ func (rn *Runner) GiveUp(ctx context.Context, r *Run) {
 // committed says the operation is decided: an error after that is phase
 // two's, and whoever meets the operation next finishes it.
 func (rn *Runner) Drive(ctx context.Context, r *Run) (committed bool, err error) {
+	defer func() {
+		if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			err = ErrInterrupted // past half the lease: recovery settles it
+		}
+	}()
 	k := rn.kinds[r.Op.Kind]
 	if err := k.Prepare(ctx, r); err != nil {
 		if undo := rn.abandon(ctx, r); undo != nil {
@@ -209,15 +221,14 @@ func (rn *Runner) complete(ctx context.Context, r *Run) error {
 // after a takeover, which adds each event once (its source is the
 // operation's).
 func (rn *Runner) record(ctx context.Context, r *Run) error {
-	step := failpointKind(r.Op.Kind)
+	kind := rn.kinds[r.Op.Kind]
+	step := cmp.Or(kind.Failpoints, r.Op.Kind)
 	failpoint.Reach(step + ":before-events")
 	if rn.audit == nil {
 		return nil
 	}
 	for _, p := range r.Op.Plan.Events {
-		if k := r.Op.Kind; p.Org == r.Op.OrgID && (k == model.OpCreate || k == model.OpDelete) {
-			// The organization is new, or its record gone: no read finds
-			// its database.
+		if p.Org == r.Op.OrgID && kind.Unread {
 			rn.audit.Know(p.Org, r.Op.Plan.TenantDB)
 		}
 		ev := p.Event(r.Op.ID)
@@ -227,14 +238,6 @@ func (rn *Runner) record(ctx context.Context, r *Run) error {
 	}
 	failpoint.Reach(step + ":after-events")
 	return nil
-}
-
-// failpointKind is the word failpoints use for an operation kind.
-func failpointKind(kind string) string {
-	if kind == model.OpUpdate {
-		return "rename"
-	}
-	return kind
 }
 
 // SetAudit makes the runner record operations' events in log.

@@ -376,3 +376,44 @@ func TestRunnerSlowOldDriver(t *testing.T) {
 		t.Fatalf("the operation's event is in the log %d times, want 1", n)
 	}
 }
+
+// TestRunnerPastHalfTheLease: a driver whose step is still running at half
+// its lease is cut off and answers ErrInterrupted (not the store's
+// deadline, which would read as an outage); recovery then rolls the
+// operation back before its outcome, and forward after it.
+func TestRunnerPastHalfTheLease(t *testing.T) {
+	for _, c := range []struct {
+		point     string
+		committed bool
+	}{{"prepare:after-claim", false}, {"complete:start", true}} {
+		t.Run(c.point, func(t *testing.T) {
+			e := newRunnerEnv(t)
+			lease := time.Second
+			e.mark.at = func(p string) {
+				if p == c.point {
+					time.Sleep(lease/2 + 100*time.Millisecond)
+				}
+			}
+			a := e.runner(lease)
+			orgID := bson.NewObjectID()
+			r, ctx, cancel, err := a.Begin(context.Background(), kindMark, orgID, markPlan(orgID))
+			if err != nil {
+				t.Fatal(err)
+			}
+			committed, err := a.Drive(ctx, r)
+			cancel()
+			if !errors.Is(err, service.ErrInterrupted) || committed != c.committed {
+				t.Fatalf("Drive: committed %v, %v; want %v, ErrInterrupted", committed, err, c.committed)
+			}
+			e.mark.at = nil
+			time.Sleep(lease)
+			if err := e.runner(lease).Recover(context.Background(), orgID, false); err != nil {
+				t.Fatal(err)
+			}
+			if exists, done := e.thing(orgID); exists != c.committed || done != c.committed {
+				t.Fatalf("after recovery: thing exists %v, done %v; want both %v", exists, done, c.committed)
+			}
+			e.over()
+		})
+	}
+}

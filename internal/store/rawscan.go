@@ -12,8 +12,7 @@ import (
 )
 
 // FerretDB 1.24 sends every document it reads through its own decoding
-// and the wire protocol, about 5,000 audit events a second on two cores,
-// and evaluates a range of _ids by reading the whole collection
+// and the wire protocol (README, "Audit log"), and evaluates a range of _ids by reading the whole collection
 // (BENCHMARKS.md). The audit log's reads of ranges of _ids are served here
 // from the collection's table instead, through the lookup index on _id
 // (idindex.go): each row is the document as FerretDB's "sjson" (plain JSON
