@@ -239,3 +239,65 @@ func TestAdminIDFollowsOwners(t *testing.T) {
 		t.Fatalf("admin_id %v after the signing account left, want the remaining owner %s", got, second.id)
 	}
 }
+
+// accounts counts the accounts of email.
+func (e *env) accounts(email string) int64 {
+	e.t.Helper()
+	n, err := e.db.Collection(model.Admins).CountDocuments(context.Background(), bson.D{{Key: "email", Value: email}})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return n
+}
+
+// TestAcceptExpiredInvitation: past INVITATION_TTL, an accept is 410, for
+// a new address and for an existing account alike, and makes no account
+// and no membership.
+func TestAcceptExpiredInvitation(t *testing.T) {
+	e := newEnv(t, func(c *config.Config) { c.InvitationTTL = 300 * time.Millisecond })
+	o := e.signUp("Lapsing")
+	other := e.signUp("Lapsing Elsewhere")
+	newcomer := "new@lapsing.example.com"
+	var tokens []string
+	var last time.Time
+	for _, email := range []string{newcomer, other.email} {
+		r := e.call("POST", "/org/invitations", o.token, map[string]any{"email": email, "role": model.RoleMember})
+		expect(t, r, http.StatusCreated, "")
+		exp, err := time.Parse(time.RFC3339, r.obj()["expires_at"].(string))
+		if err != nil || time.Until(exp) > time.Second {
+			t.Fatalf("expires_at %v (%v), want INVITATION_TTL (300ms) from now", r.obj()["expires_at"], err)
+		}
+		tokens, last = append(tokens, r.obj()["token"].(string)), exp
+	}
+	time.Sleep(time.Until(last) + 100*time.Millisecond)
+	memberships := func() int64 {
+		n, err := e.db.Collection(model.Memberships).CountDocuments(context.Background(), bson.D{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := memberships()
+
+	const gone = "Invitation accepted, revoked or expired"
+	expect(t, e.call("POST", "/invitations/accept", "", map[string]any{"token": tokens[0], "password": "newcomer-pass-1"}), http.StatusGone, gone)
+	expect(t, e.call("POST", "/invitations/accept", "", map[string]any{"token": tokens[1], "password": other.password}), http.StatusGone, gone)
+
+	if n := e.accounts(newcomer); n != 0 {
+		t.Fatalf("%d accounts of %s after an accept of its expired invitation, want 0", n, newcomer)
+	}
+	expect(t, e.call("POST", "/admin/login", "", creds(newcomer, "newcomer-pass-1")), http.StatusUnauthorized, "Invalid credentials")
+	if after := memberships(); after != before {
+		t.Fatalf("memberships: %d before the accepts of expired invitations, %d after", before, after)
+	}
+	if items, _ := e.call("GET", "/org/members", o.token, nil).obj()["items"].([]any); len(items) != 1 {
+		t.Fatalf("%d members after accepts of expired invitations, want the owner alone", len(items))
+	}
+	me := e.call("GET", "/me", other.token, nil)
+	if orgs, _ := me.obj()["organizations"].([]any); len(orgs) != 1 {
+		t.Fatalf("GET /me of the invited account after the accept of an expired invitation: %s", me.raw)
+	}
+	if items, _ := e.call("GET", "/org/invitations?status=expired", o.token, nil).obj()["items"].([]any); len(items) != 2 {
+		t.Fatalf("%d expired invitations, want 2", len(items))
+	}
+}

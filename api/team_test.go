@@ -77,6 +77,8 @@ func TestRightsTable(t *testing.T) {
 	target := func(role string) string {
 		return e.join(o, fmt.Sprintf("target-%s-%d@rights.example.com", role, time.Now().UnixNano()), model.RoleMember).id
 	}
+	// The requests that change members, credentials or the organization
+	// itself are TestRightsTableEffects' cells, each checked for its effect.
 	cells := []cell{
 		{"GET", "/org/documents", none, [4]int{200, 200, 200, 200}},
 		{"GET", "/org/documents/" + doc, none, [4]int{200, 200, 200, 200}},
@@ -85,16 +87,11 @@ func TestRightsTable(t *testing.T) {
 		{"POST", "/org/documents", func(string) any { return map[string]any{"k": 1} }, [4]int{201, 201, 201, 403}},
 		{"PUT", "/org/documents/" + doc, func(string) any { return map[string]any{"k": 2} }, [4]int{200, 200, 200, 403}},
 		{"PATCH", "/org/documents/" + doc, func(string) any { return map[string]any{"k": 3} }, [4]int{200, 200, 200, 403}},
-		{"PUT", "/org/update", func(string) any { return map[string]any{"organization_name": o.name} }, [4]int{200, 403, 403, 403}},
-		{"DELETE", "/org/delete", func(string) any { return map[string]any{"organization_name": "Nowhere"} }, [4]int{404, 403, 403, 403}},
 		{"GET", "/org/invitations", none, [4]int{200, 200, 403, 403}},
 		{"POST", "/org/invitations", func(role string) any {
 			return map[string]any{"email": fmt.Sprintf("invitee-%s@rights.example.com", role), "role": "viewer"}
 		}, [4]int{201, 201, 403, 403}},
 		{"POST", "/admin/switch", func(string) any { return map[string]any{"organization_name": o.name} }, [4]int{200, 200, 200, 200}},
-		{"PATCH", "/me", func(role string) any {
-			return map[string]any{"email": callers[role].email, "current_password": callers[role].password}
-		}, [4]int{200, 200, 200, 200}},
 	}
 	roles := []string{model.RoleOwner, model.RoleAdmin, model.RoleMember, model.RoleViewer}
 	// A document and a pending invitation of its own for each role's
@@ -124,8 +121,7 @@ func TestRightsTable(t *testing.T) {
 			}
 		}
 	}
-	// The PUT /org/update cell: /org/delete of its own organization by a
-	// non-owner is 403 too.
+	// /org/delete of its own organization by a non-owner is 403.
 	for _, role := range roles[1:] {
 		expect(t, e.call("DELETE", "/org/delete", callers[role].token, map[string]any{"organization_name": o.name}), 403, "Not authorized to delete")
 	}
@@ -384,5 +380,27 @@ func TestRemovalRacesOwnRequests(t *testing.T) {
 	}
 	for _, id := range acked {
 		expect(t, e.call("GET", "/org/documents/"+id, o.token, nil), 200, "")
+	}
+}
+
+// TestRemovedAccountDeleted: an account removed by an owner or an admin
+// (not leaving, not with its organization) that is in no other
+// organization is deleted with its membership, and its e-mail can sign up
+// again.
+func TestRemovedAccountDeleted(t *testing.T) {
+	e := newEnv(t)
+	o := e.signUp("Removing")
+	admin := e.join(o, "adm@removing.example.com", model.RoleAdmin)
+	for i, remover := range []*member{{id: o.adminID, token: o.token}, admin} {
+		m := e.join(o, fmt.Sprintf("gone-%d@removing.example.com", i), model.RoleMember)
+		expect(t, e.call("DELETE", "/org/members/"+m.id, remover.token, nil), http.StatusNoContent, "")
+		if n := e.accounts(m.email); n != 0 {
+			t.Fatalf("removal %d: %d accounts of %s, in no organization, want 0", i, n, m.email)
+		}
+		expect(t, e.call("POST", "/admin/login", "", creds(m.email, m.password)), http.StatusUnauthorized, "Invalid credentials")
+		expect(t, e.call("POST", "/org/create", "", map[string]any{
+			"organization_name": fmt.Sprintf("Removed Again %d", i), "email": m.email, "password": "again-pass-1",
+		}), http.StatusCreated, "")
+		e.login(m.email, "again-pass-1")
 	}
 }
