@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # A walk through the orgsvc API with curl: sign up an organization, log in,
 # look it up, store, read, list, patch, replace and delete a document,
-# rename the organization (earlier tokens keep working), change the
-# admin's password (earlier tokens stop working), and delete it. Every call's status is checked; the script stops with a
-# message and a non-zero exit at the first unexpected answer.
+# invite a colleague and hand the organization over to them (the first
+# owner steps down and leaves), and, as the new owner, rename the
+# organization (earlier tokens keep working), change the owner's password
+# (earlier tokens stop working), and delete it. Every call's status is
+# checked; the script stops with a message and a non-zero exit at the
+# first unexpected answer.
 #
 #   BASE_URL=http://localhost:8000 examples/quickstart.sh
 #
@@ -76,6 +79,19 @@ take_token() {
 }
 
 JSON='Content-Type: application/json'
+
+# set_role STEP ID ROLE MEMBER_AUTH: $AUTH gives member ID the role, which
+# ends the member's token MEMBER_AUTH.
+set_role() {
+	call "$1" 200 PATCH "/org/members/$2" -H "$AUTH" -H "$JSON" -d "{\"role\":\"$3\"}"
+	expect_in "\"role\":\"$3\"" "$1"
+	call "the role change ended their token" 401 GET /org/documents -H "$4"
+}
+
+# log_in STEP WANT EMAIL PASSWORD: POST /admin/login as that account.
+log_in() {
+	call "$1" "$2" POST /admin/login -H "$JSON" -d "{\"email\":\"$3\",\"password\":\"$4\"}"
+}
 run="$(date +%s)-${RANDOM}"
 name="Quickstart ${run}"
 new_name="Quickstart Renamed ${run}"
@@ -94,8 +110,7 @@ printf '    collection: %s\n' "$collection"
 call "look it up by name" 200 GET /org/get -G --data-urlencode "organization_name=$name"
 expect_in "\"$name\"" "look it up by name"
 
-call "log in" 200 POST /admin/login -H "$JSON" \
-	-d "{\"email\":\"$email\",\"password\":\"$password\"}"
+log_in "log in" 200 "$email" "$password"
 take_token
 
 call "store a document" 201 POST /org/documents -H "$AUTH" -H "$JSON" \
@@ -121,8 +136,9 @@ expect_in '"kind":"receipt"' "replace its data"
 call "delete it" 204 DELETE "/org/documents/$id" -H "$AUTH"
 call "the document is gone" 404 GET "/org/documents/$id" -H "$AUTH"
 
-# A team: invite a colleague, who accepts and works as a member; make them
-# an owner too; they leave. Without SMTP_URL (as with make run) the
+# A team: invite a colleague, who accepts and works as a member; transfer
+# ownership to them: they are made an owner, and the first owner steps
+# down to admin (and then leaves). Without SMTP_URL (as with make run) the
 # invitation's answer carries its token; with it, the token goes by mail.
 colleague="colleague+${run}@quickstart.example.com"
 call "invite a colleague as a member" 201 POST /org/invitations -H "$AUTH" -H "$JSON" \
@@ -136,18 +152,28 @@ call "a member cannot rename the organization" 403 PUT /org/update -H "$colleagu
 	-d "{\"organization_name\":\"$name\",\"new_organization_name\":\"Not Mine ${run}\"}"
 call "who am I" 200 GET /me -H "$colleague_auth"
 colleague_id="$(field id)"
-call "make the colleague an owner too" 200 PATCH "/org/members/$colleague_id" -H "$AUTH" -H "$JSON" -d '{"role":"owner"}'
-expect_in '"role":"owner"' "make the colleague an owner too"
-call "the role change ended their token" 401 GET /org/documents -H "$colleague_auth"
-call "the colleague logs in again" 200 POST /admin/login -H "$JSON" \
-	-d "{\"email\":\"$colleague\",\"password\":\"colleague-pass-1\"}"
+set_role "make the colleague an owner too" "$colleague_id" owner "$colleague_auth"
+log_in "the colleague logs in again" 200 "$colleague" "colleague-pass-1"
 colleague_auth="Authorization: Bearer $(field access_token)"
-call "list the members" 200 GET /org/members -H "$colleague_auth"
-expect_in "\"$colleague\"" "list the members"
-call "the colleague leaves" 204 DELETE "/org/members/$colleague_id" -H "$colleague_auth"
-call "their account went with it" 401 POST /admin/login -H "$JSON" \
-	-d "{\"email\":\"$colleague\",\"password\":\"colleague-pass-1\"}"
 
+call "who am I (the first owner)" 200 GET /me -H "$AUTH"
+owner_id="$(field id)"
+set_role "the first owner steps down to admin" "$owner_id" admin "$AUTH"
+log_in "the former owner logs in again" 200 "$email" "$password"
+take_token
+call "list the members" 200 GET /org/members -H "$colleague_auth"
+owners="$(grep -o '"role":"owner"' "$body" | grep -c .)" || true
+[ "$owners" = 1 ] || die "list the members: $owners owners, want the colleague alone: $(cat "$body")"
+expect_in "\"id\":\"$colleague_id\",\"email\":\"$colleague\",\"role\":\"owner\"" "the colleague is the sole owner"
+expect_in "\"id\":\"$owner_id\",\"email\":\"$email\",\"role\":\"admin\"" "the former owner is an admin"
+printf '    the sole owner: %s\n' "$colleague"
+call "the former owner cannot rename it now" 403 PUT /org/update -H "$AUTH" -H "$JSON" \
+	-d "{\"organization_name\":\"$name\",\"new_organization_name\":\"$new_name\"}"
+call "the former owner leaves" 204 DELETE "/org/members/$owner_id" -H "$AUTH"
+log_in "their account went with it" 401 "$email" "$password"
+
+# The colleague, the owner now, carries on.
+AUTH="$colleague_auth"
 call "rename the organization" 200 PUT /org/update -H "$AUTH" -H "$JSON" \
 	-d "{\"organization_name\":\"$name\",\"new_organization_name\":\"$new_name\"}"
 take_token
@@ -155,7 +181,7 @@ take_token
 call "the earlier token still works" 200 GET /org/documents -H "$old_auth"
 call "so does the fresh one" 200 GET /org/documents -H "$AUTH"
 
-call "change the admin's password" 200 PUT /org/update -H "$AUTH" -H "$JSON" \
+call "change the owner's password" 200 PUT /org/update -H "$AUTH" -H "$JSON" \
 	-d "{\"organization_name\":\"$new_name\",\"password\":\"another-pass-9\"}"
 take_token
 call "the earlier token no longer works" 401 GET /org/documents -H "$old_auth"

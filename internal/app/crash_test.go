@@ -229,6 +229,99 @@ func TestCrashMatrix(t *testing.T) {
 			}
 		})
 	}
+	// A removal (DELETE /org/members/{id}) and a leave (the same with one's
+	// own id) reach the failpoints of a role change, and delete:after-account
+	// when the account is in no other organization.
+	for i, c := range []struct {
+		fp    string
+		leave bool
+	}{
+		{"member:before-change", false},
+		{"member:after-change", false},
+		{"delete:after-account", false},
+		{"member:after-change", true},
+	} {
+		name := "removal at " + c.fp
+		if c.leave {
+			name = "leave at " + c.fp
+		}
+		t.Run(name, func(t *testing.T) { t.Parallel(); crashRemoval(t, c.fp, c.leave, i%2 == 1) })
+	}
+}
+
+// crashRemoval kills a removal of the second owner by the first or, with
+// leave, the first owner's leave, at fp. Every failpoint of a removal is
+// after its commit, so the restart (or, with repair, orgsvc check
+// --repair) rolls it forward: the request ends as it would have. The
+// removed account, in no other organization, is deleted and its e-mail
+// free to sign up again; the organization keeps its other owner, which
+// its admin_id follows; the retry is answered 404 (the member is gone), or
+// 401 for a leave (its token's account is gone); the check is clean and
+// the event is in the log once.
+func crashRemoval(t *testing.T, fp string, leave, repair bool) {
+	dir := t.TempDir()
+	env := baseEnv("DATA_DIR="+filepath.Join(dir, "data"), "BCRYPT_COST=4",
+		"CREATE_RATE_PER_ADDRESS=0", "LOGIN_RATE_PER_ADDRESS=0", "LOGIN_RATE_PER_EMAIL=0")
+	addr := freeAddr(t)
+	s := runServer(t, dir, addr, env)
+	created := s.call(t, "POST", "/org/create", "", map[string]any{"organization_name": "Alpha Co", "email": "admin@alpha.example.com", "password": "alpha-pass-1"})
+	mustStatus(t, created, http.StatusCreated)
+	first := created.body["admin_id"].(string)
+	token := login(t, s, "admin@alpha.example.com", "alpha-pass-1")
+	inv := s.call(t, "POST", "/org/invitations", token, map[string]any{"email": "second@alpha.example.com", "role": "owner"})
+	mustStatus(t, inv, http.StatusCreated)
+	mustStatus(t, s.call(t, "POST", "/invitations/accept", "", map[string]any{"token": inv.body["token"], "password": "second-pass-1"}), http.StatusOK)
+	secondToken := login(t, s, "second@alpha.example.com", "second-pass-1")
+	second := s.call(t, "GET", "/me", secondToken, nil).body["id"].(string)
+	s.stop(t)
+
+	// Who asks, whom it removes, and who stays.
+	asker, gone, stays := token, second, first
+	goneEmail, goneCreds, staysCreds := "second@alpha.example.com", "second-pass-1", [2]string{"admin@alpha.example.com", "alpha-pass-1"}
+	retry, action := http.StatusNotFound, "member.removed"
+	if leave {
+		asker, gone, stays = token, first, second
+		goneEmail, goneCreds, staysCreds = "admin@alpha.example.com", "alpha-pass-1", [2]string{"second@alpha.example.com", "second-pass-1"}
+		retry, action = http.StatusUnauthorized, "member.left"
+	}
+
+	// The crash.
+	s = runServer(t, dir, addr, append(slices.Clone(env), "ORGSVC_FAILPOINT="+fp))
+	if r, err := try(s.base, "DELETE", "/org/members/"+gone, asker, nil); err == nil {
+		t.Fatalf("DELETE /org/members/%s answered %d %s: the process should have died at %s", gone, r.status, r.raw, fp)
+	}
+	if code := s.wait(t, 30*time.Second); code != failpoint.ExitCode {
+		t.Fatalf("exit status %d, want %d\nstderr:\n%s", code, failpoint.ExitCode, s.stderr.String())
+	}
+	settleCrash(t, dir, addr, env, repair)
+
+	// Rolled forward: the retry finds the member gone.
+	s = runServer(t, dir, addr, env)
+	mustStatus(t, s.call(t, "DELETE", "/org/members/"+gone, asker, nil), retry)
+	mustStatus(t, s.call(t, "POST", "/admin/login", "", map[string]any{"email": goneEmail, "password": goneCreds}), http.StatusUnauthorized)
+	tok := login(t, s, staysCreds[0], staysCreds[1])
+	members := s.call(t, "GET", "/org/members", tok, nil)
+	mustStatus(t, members, http.StatusOK)
+	items, _ := members.body["items"].([]any)
+	if len(items) != 1 || items[0].(map[string]any)["id"] != stays || items[0].(map[string]any)["role"] != "owner" {
+		t.Fatalf("members after the removal: %s, want %s alone, an owner", members.raw, stays)
+	}
+	got := s.call(t, "GET", "/org/get?organization_name=Alpha+Co", "", nil)
+	mustStatus(t, got, http.StatusOK)
+	if got.body["admin_id"] != stays {
+		t.Fatalf("the organization after the removal: %s, want admin_id %s", got.raw, stays)
+	}
+	// The last owner stays.
+	mustStatus(t, s.call(t, "DELETE", "/org/members/"+stays, tok, nil), http.StatusConflict)
+	// The deleted account's e-mail signs up again.
+	mustStatus(t, s.call(t, "POST", "/org/create", "", map[string]any{"organization_name": "Gamma Co", "email": goneEmail, "password": "gamma-pass-1"}), http.StatusCreated)
+	s.stop(t)
+	if code, out := runCheck(t, dir, env); code != 0 || strings.TrimSpace(out) != "consistent" {
+		t.Fatalf("check after the retry: exit %d:\n%s", code, out)
+	}
+	if got := actions(auditLogs(t, dir, env)); got[action] != 1 {
+		t.Fatalf("audit events after the crash at %s: %v, want %s once", fp, got, action)
+	}
 }
 
 // settleCrash follows a crash: the check finds the operation unfinished; with
