@@ -63,19 +63,7 @@ const auditUA = "orgsvc-audit-test/1.0"
 // act sends body as JSON with its own X-Request-ID and User-Agent.
 func (e *env) act(reqID, method, path, token string, body any) response {
 	e.t.Helper()
-	headers := map[string]string{"X-Request-ID": reqID, "User-Agent": auditUA}
-	var raw []byte
-	if body != nil {
-		var err error
-		if raw, err = json.Marshal(body); err != nil {
-			e.t.Fatal(err)
-		}
-		headers["Content-Type"] = "application/json"
-	}
-	if token != "" {
-		headers["Authorization"] = "Bearer " + token
-	}
-	r := e.request(method, path, raw, headers)
+	r := e.callWith(method, path, token, body, map[string]string{"X-Request-ID": reqID, "User-Agent": auditUA})
 	if got := r.header.Get("X-Request-ID"); got != reqID {
 		e.t.Fatalf("%s %s: X-Request-ID %q echoed as %q", method, path, reqID, got)
 	}

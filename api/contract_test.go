@@ -13,7 +13,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -29,6 +28,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/orgsvc/orgsvc/internal/proc"
 )
 
 const transcriptPath = "testdata/transcript.jsonl"
@@ -733,23 +734,7 @@ func (r *replay) orgID(name string) (string, error) {
 // send makes one request without following redirects; safe to call from
 // several goroutines.
 func send(base, method, path string, headers map[string]string, body []byte) (response, error) {
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequest(method, base+path, rd)
-	if err != nil {
-		return response{}, err
-	}
-	for k, v := range headers {
-		req.Header.Set(k, v)
-	}
-	res, err := noRedirect.Do(req)
-	if err != nil {
-		return response{}, err
-	}
-	defer res.Body.Close()
-	raw, err := io.ReadAll(res.Body)
+	_, res, raw, err := proc.Fetch(noRedirect, method, base+path, headers, body)
 	if err != nil {
 		return response{}, err
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/orgsvc/orgsvc/internal/config"
+	"github.com/orgsvc/orgsvc/internal/proc"
 	"github.com/orgsvc/orgsvc/internal/store"
 	"github.com/orgsvc/orgsvc/internal/storetest"
 )
@@ -24,22 +24,11 @@ import (
 // send makes one request with a raw JSON body outside the spec check (the
 // floods below run it from many goroutines) and returns the answer.
 func (e *env) send(method, path, token string, body []byte) (int, []byte, error) {
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequest(method, e.srv.URL+path, rd)
-	if err != nil {
+	headers := map[string]string{"Content-Type": "application/json", "Authorization": "Bearer " + token}
+	_, res, raw, err := proc.Fetch(http.DefaultClient, method, e.srv.URL+path, headers, body)
+	if res == nil {
 		return 0, nil, err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Authorization", "Bearer "+token)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer res.Body.Close()
-	raw, err := io.ReadAll(res.Body)
 	return res.StatusCode, raw, err
 }
 

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -137,23 +136,7 @@ var noRedirect = &http.Client{CheckRedirect: func(*http.Request, []*http.Request
 // request sends a request with a raw body and headers.
 func (e *env) request(method, path string, body []byte, headers map[string]string) response {
 	e.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequest(method, e.srv.URL+path, rd)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	for k, v := range headers {
-		req.Header.Set(k, v)
-	}
-	res, err := noRedirect.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	raw, err := io.ReadAll(res.Body)
+	req, res, raw, err := proc.Fetch(noRedirect, method, e.srv.URL+path, headers, body)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -178,7 +161,12 @@ func (e *env) request(method, path string, body []byte, headers map[string]strin
 // call sends body as JSON, with a Bearer token when token is not empty.
 func (e *env) call(method, path, token string, body any) response {
 	e.t.Helper()
-	headers := map[string]string{}
+	return e.callWith(method, path, token, body, map[string]string{})
+}
+
+// callWith is call with headers of its own besides.
+func (e *env) callWith(method, path, token string, body any, headers map[string]string) response {
+	e.t.Helper()
 	var raw []byte
 	if body != nil {
 		var err error

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/orgsvc/orgsvc/api"
 	"github.com/orgsvc/orgsvc/internal/config"
+	"github.com/orgsvc/orgsvc/internal/proc"
 	"github.com/orgsvc/orgsvc/internal/repository"
 )
 
@@ -34,17 +34,7 @@ func (e *env) exportOf(token string) (api.ExportHeader, []string) {
 // exportRaw is exportOf with the body as it came.
 func (e *env) exportRaw(token string) (api.ExportHeader, []string, []byte) {
 	e.t.Helper()
-	req, err := http.NewRequest("GET", e.srv.URL+"/org/export", nil)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	res, err := noRedirect.Do(req)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	raw, err := io.ReadAll(res.Body)
+	req, res, raw, err := proc.Fetch(noRedirect, "GET", e.srv.URL+"/org/export", map[string]string{"Authorization": "Bearer " + token}, nil)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -828,20 +818,7 @@ func TestImportReadersSeeOneSet(t *testing.T) {
 		ids    []string
 		data   string
 	}
-	get := func(path string) (int, []byte, error) {
-		req, err := http.NewRequest("GET", e.srv.URL+path, nil)
-		if err != nil {
-			return 0, nil, err
-		}
-		req.Header.Set("Authorization", "Bearer "+o.token)
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return 0, nil, err
-		}
-		defer res.Body.Close()
-		raw, err := io.ReadAll(res.Body)
-		return res.StatusCode, raw, err
-	}
+	get := func(path string) (int, []byte, error) { return e.send("GET", path, o.token, nil) }
 	var stop atomic.Bool
 	var wg sync.WaitGroup
 	results := make(chan seen, 100000)

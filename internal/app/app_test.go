@@ -161,16 +161,7 @@ func TestRestartKeepsSecret(t *testing.T) {
 	if res.status != http.StatusCreated {
 		t.Fatalf("POST /org/create: got %d, want 201: %s", res.status, res.raw)
 	}
-	res = p.call(t, "POST", "/admin/login", "", map[string]any{
-		"email": "admin@acme.example.com", "password": "correct-horse-1",
-	})
-	if res.status != http.StatusOK {
-		t.Fatalf("POST /admin/login: got %d, want 200: %s", res.status, res.raw)
-	}
-	token, _ := res.body["access_token"].(string)
-	if token == "" {
-		t.Fatalf("no access_token in %s", res.raw)
-	}
+	token := login(t, p, "admin@acme.example.com", "correct-horse-1")
 	secret, err := os.ReadFile(secretPath)
 	if err != nil {
 		t.Fatalf("DATA_DIR/jwt_secret: %v", err)
@@ -195,16 +186,11 @@ func TestRestartKeepsSecret(t *testing.T) {
 		t.Fatalf("PUT /org/update with a tampered token: got %d, want 401: %s", res.status, res.raw)
 	}
 	// ... and the first run's token passes.
-	res = p.call(t, "PUT", "/org/update", token, update)
-	if res.status != http.StatusOK {
+	if res := p.call(t, "PUT", "/org/update", token, update); res.status != http.StatusOK {
 		t.Fatalf("PUT /org/update with the first run's token: got %d, want 200: %s", res.status, res.raw)
 	}
-	res = p.call(t, "POST", "/admin/login", "", map[string]any{
-		"email": "owner@acme.example.com", "password": "correct-horse-1",
-	})
-	if res.status != http.StatusOK {
-		t.Errorf("POST /admin/login with the new e-mail: got %d, want 200: %s", res.status, res.raw)
-	}
+	// The new e-mail logs in.
+	login(t, p, "owner@acme.example.com", "correct-horse-1")
 
 	if code := p.stop(t); code != 0 {
 		t.Errorf("second run: exit status %d, want 0\nstderr:\n%s", code, p.stderr.String())
@@ -299,31 +285,25 @@ func callAt(t *testing.T, base, method, path, token string, body any) response {
 
 // try is callAt for a request that may get no answer.
 func try(base, method, path, token string, body any) (response, error) {
-	var rd io.Reader
+	headers := map[string]string{}
+	var raw []byte
 	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
+		var err error
+		if raw, err = json.Marshal(body); err != nil {
 			return response{}, err
 		}
-		rd = bytes.NewReader(b)
+		headers["Content-Type"] = "application/json"
 	}
-	req, err := http.NewRequest(method, base+path, rd)
-	if err != nil {
-		return response{}, err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
+	return tryRaw(base, method, path, token, headers, raw, 30*time.Second)
+}
+
+// tryRaw is try for a body already encoded, sent with headers, waiting
+// up to timeout for the answer.
+func tryRaw(base, method, path, token string, headers map[string]string, body []byte, timeout time.Duration) (response, error) {
 	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+		headers["Authorization"] = "Bearer " + token
 	}
-	client := &http.Client{Timeout: 30 * time.Second}
-	res, err := client.Do(req)
-	if err != nil {
-		return response{}, err
-	}
-	defer res.Body.Close()
-	raw, err := io.ReadAll(res.Body)
+	_, res, raw, err := proc.Fetch(&http.Client{Timeout: timeout}, method, base+path, headers, body)
 	if err != nil {
 		return response{}, err
 	}

@@ -71,15 +71,24 @@ func actions(logs map[string][]auditEvent) map[string]int {
 	return n
 }
 
+// signedUp runs the program on a data directory of its own and signs up
+// one organization; it returns the directory, the environment and the
+// server.
+func signedUp(t *testing.T, name, email, password string) (string, []string, *server) {
+	t.Helper()
+	dir := t.TempDir()
+	env := baseEnv("DATA_DIR="+filepath.Join(dir, "data"), "BCRYPT_COST=4", "LOGIN_RATE_PER_EMAIL=0")
+	s := runServer(t, dir, freeAddr(t), env)
+	mustStatus(t, s.call(t, "POST", "/org/create", "", map[string]any{"organization_name": name, "email": email, "password": password}), http.StatusCreated)
+	return dir, env, s
+}
+
 // TestAuditVerifyFindsAnEdit: one field of one event edited by hand in
 // the database is what `orgsvc audit verify` reports, with exit status 1,
 // and `orgsvc check` reports it too.
 func TestAuditVerifyFindsAnEdit(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	env := baseEnv("DATA_DIR="+filepath.Join(dir, "data"), "BCRYPT_COST=4", "LOGIN_RATE_PER_EMAIL=0")
-	s := runServer(t, dir, freeAddr(t), env)
-	mustStatus(t, s.call(t, "POST", "/org/create", "", map[string]any{"organization_name": "Edited", "email": "admin@edited.example.com", "password": "edited-pass-1"}), http.StatusCreated)
+	dir, env, s := signedUp(t, "Edited", "admin@edited.example.com", "edited-pass-1")
 	for range 3 {
 		login(t, s, "admin@edited.example.com", "edited-pass-1")
 	}
@@ -173,10 +182,7 @@ func TestAuditTwoProcesses(t *testing.T) {
 // ending with org.deleted, and is exported by the organization's id.
 func TestAuditOfADeletedOrganization(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	env := baseEnv("DATA_DIR="+filepath.Join(dir, "data"), "BCRYPT_COST=4", "LOGIN_RATE_PER_EMAIL=0")
-	s := runServer(t, dir, freeAddr(t), env)
-	mustStatus(t, s.call(t, "POST", "/org/create", "", map[string]any{"organization_name": "Gone", "email": "admin@gone.example.com", "password": "gone-pass-1"}), http.StatusCreated)
+	dir, env, s := signedUp(t, "Gone", "admin@gone.example.com", "gone-pass-1")
 	token := login(t, s, "admin@gone.example.com", "gone-pass-1")
 	mustStatus(t, s.call(t, "DELETE", "/org/delete", token, map[string]any{"organization_name": "Gone"}), http.StatusOK)
 	s.stop(t)

@@ -518,11 +518,18 @@ func mustStatus(t *testing.T, r response, want int) {
 	}
 }
 
-func login(t *testing.T, s *server, email, password string) string {
+// login logs the admin in and returns its token.
+func login(t *testing.T, s interface {
+	call(t *testing.T, method, path, token string, body any) response
+}, email, password string) string {
 	t.Helper()
 	r := s.call(t, "POST", "/admin/login", "", map[string]any{"email": email, "password": password})
 	mustStatus(t, r, http.StatusOK)
-	return r.body["access_token"].(string)
+	token, _ := r.body["access_token"].(string)
+	if token == "" {
+		t.Fatalf("no access_token in %s", r.raw)
+	}
+	return token
 }
 
 // listIDs lists every document id of the token's organization, in order.

@@ -3,7 +3,6 @@ package app_test
 import (
 	"bytes"
 	"encoding/json"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,49 +16,20 @@ import (
 
 // tryNDJSON is try for a raw NDJSON body (POST /org/import's).
 func tryNDJSON(base, method, path, token string, body []byte) (response, error) {
-	req, err := http.NewRequest(method, base+path, bytes.NewReader(body))
-	if err != nil {
-		return response{}, err
-	}
-	req.Header.Set("Content-Type", "application/x-ndjson")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	res, err := (&http.Client{Timeout: 60 * time.Second}).Do(req)
-	if err != nil {
-		return response{}, err
-	}
-	defer res.Body.Close()
-	raw, err := io.ReadAll(res.Body)
-	if err != nil {
-		return response{}, err
-	}
-	r := response{status: res.StatusCode, raw: raw, header: res.Header}
-	_ = json.Unmarshal(raw, &r.body)
-	return r, nil
+	return tryRaw(base, method, path, token, map[string]string{"Content-Type": "application/x-ndjson"}, body, 60*time.Second)
 }
 
 // exportAt reads the token's organization's export from the server.
 func exportAt(t *testing.T, s *server, token string) []byte {
 	t.Helper()
-	req, err := http.NewRequest("GET", s.base+"/org/export", nil)
+	r, err := tryRaw(s.base, "GET", "/org/export", token, map[string]string{}, nil, 60*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	res, err := (&http.Client{Timeout: 60 * time.Second}).Do(req)
-	if err != nil {
-		t.Fatal(err)
+	if r.status != http.StatusOK || r.header.Get("Content-Type") != "application/x-ndjson" {
+		t.Fatalf("GET /org/export: %d %s %s", r.status, r.header.Get("Content-Type"), r.raw)
 	}
-	defer res.Body.Close()
-	raw, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.StatusCode != http.StatusOK || res.Header.Get("Content-Type") != "application/x-ndjson" {
-		t.Fatalf("GET /org/export: %d %s %s", res.StatusCode, res.Header.Get("Content-Type"), raw)
-	}
-	return raw
+	return r.raw
 }
 
 // exportDocs splits an export into its header and its document lines,

@@ -197,6 +197,30 @@ func (p *Process) WaitHealthy(ctx context.Context, base string, within time.Dura
 	}
 }
 
+// Fetch sends a request to url with body (none when nil) and headers
+// through client, and reads the whole answer. The request is returned once
+// made, the response once it came.
+func Fetch(client *http.Client, method, url string, headers map[string]string, body []byte) (*http.Request, *http.Response, []byte, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	res, err := client.Do(req)
+	if err != nil {
+		return req, nil, nil, err
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(res.Body)
+	return req, res, raw, err
+}
+
 // Buffer collects a process's output: safe for the goroutines that copy
 // its stdout and stderr and for readers at the same time.
 type Buffer struct {

@@ -138,9 +138,24 @@ func readDocument(ctx context.Context, coll *mongo.Collection, org, id bson.Obje
 
 // scanDocs calls fn with each of org's documents the query finds.
 func scanDocs(ctx context.Context, coll *mongo.Collection, filter bson.D, opts *options.FindOptionsBuilder, org bson.ObjectID, fn func(*model.Document) error) error {
+	var fnErr error
+	err := findDocs(ctx, coll, filter, opts, org, func(d *model.Document) bool {
+		fnErr = fn(d)
+		return fnErr == nil
+	})
+	if fnErr != nil {
+		return fnErr
+	}
+	return wrap(err)
+}
+
+// findDocs calls more with each of org's documents (and each without
+// _org) the query finds, in the order they come, until more returns
+// false. The store's errors are returned as the driver gives them.
+func findDocs(ctx context.Context, coll *mongo.Collection, filter bson.D, opts *options.FindOptionsBuilder, org bson.ObjectID, more func(*model.Document) bool) error {
 	cur, err := coll.Find(ctx, filter, opts)
 	if err != nil {
-		return wrap(err)
+		return err
 	}
 	defer cur.Close(context.WithoutCancel(ctx))
 	for cur.Next(ctx) {
@@ -151,11 +166,11 @@ func scanDocs(ctx context.Context, coll *mongo.Collection, filter bson.D, opts *
 		if d.Org != org && !d.Org.IsZero() {
 			continue
 		}
-		if err := fn(&d); err != nil {
-			return err
+		if !more(&d) {
+			return nil
 		}
 	}
-	return wrap(cur.Err())
+	return cur.Err()
 }
 
 // naturalIDs reads the ObjectID _ids of coll through the driver, in the

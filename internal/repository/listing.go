@@ -111,24 +111,7 @@ func listFilter(org, after bson.ObjectID, where []jsondoc.Condition) bson.D {
 func listSorted(ctx context.Context, coll *mongo.Collection, org bson.ObjectID, filter bson.D, p *page) error {
 	opts := options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(p.limit) + 1).
 		SetBatchSize(int32(min(p.limit+1, sortedBatch))).SetProjection(noScalars)
-	cur, err := coll.Find(ctx, filter, opts)
-	if err != nil {
-		return err
-	}
-	defer cur.Close(context.WithoutCancel(ctx))
-	for cur.Next(ctx) {
-		var d model.Document
-		if err := cur.Decode(&d); err != nil {
-			return err
-		}
-		if d.Org != org && !d.Org.IsZero() {
-			continue
-		}
-		if !p.add(d) {
-			return nil
-		}
-	}
-	return cur.Err()
+	return findDocs(ctx, coll, filter, opts, org, func(d *model.Document) bool { return p.add(*d) })
 }
 
 // listByIDs reads the page from the embedded store, which sorts in memory
