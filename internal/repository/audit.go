@@ -189,16 +189,12 @@ func (r *AuditRepository) read(ctx context.Context, l LogRef, f AuditFilter, bel
 	case r.raw != nil:
 		err = r.readRaw(ctx, l, f, below, newest, fn)
 	default:
-		err = r.readDriver(ctx, l, f, below, newest, fn)
+		err = r.findEvents(ctx, l.DB, f.bson(l, below), newest, fn)
 	}
 	if errors.Is(err, errStop) {
 		return nil
 	}
 	return err
-}
-
-func (r *AuditRepository) readDriver(ctx context.Context, l LogRef, f AuditFilter, below int64, newest bool, fn func(*model.Event) error) error {
-	return r.findEvents(ctx, l.DB, f.bson(l, below), newest, fn)
 }
 
 func (r *AuditRepository) findEvents(ctx context.Context, db string, filter bson.D, newest bool, fn func(*model.Event) error) error {

@@ -353,7 +353,7 @@ func (c *Checker) Check(ctx context.Context) ([]Finding, error) {
 		}, "its organization %s does not exist", m.OrgID.Hex())
 	}
 	for _, n := range s.names {
-		if busySlug[n.Slug] || busyOrg[n.OrganizationID] || n.Sweep && time.Since(n.CreatedAt) < c.orgs.run.life.Lease {
+		if busySlug[n.Slug] || busyOrg[n.OrganizationID] || n.Sweep && !c.orgs.deadSweep(&n) {
 			continue // a live sweeper's claim goes within half a lease
 		}
 		if o, ok := orgByID[n.OrganizationID]; !ok || o.Slug != n.Slug {

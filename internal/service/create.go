@@ -170,7 +170,7 @@ func (s *OrgService) claimSlug(ctx context.Context, slug string, orgID bson.Obje
 			continue // released meanwhile
 		case cerr != nil || !claim.Sweep:
 			return err
-		case time.Since(claim.CreatedAt) < s.run.life.Lease:
+		case !s.deadSweep(claim):
 			return ErrOrgBusy
 		}
 		if err := s.releaseDeadSweep(ctx, claim); err != nil {
@@ -178,6 +178,12 @@ func (s *OrgService) claimSlug(ctx context.Context, slug string, orgID bson.Obje
 		}
 	}
 	return ErrOrgBusy
+}
+
+// deadSweep says claim is a sweeper's that has outlived the lease: the
+// sweeper died holding it (a live one holds it for half a lease at most).
+func (s *OrgService) deadSweep(claim *model.NameClaim) bool {
+	return claim.Sweep && time.Since(claim.CreatedAt) >= s.run.life.Lease
 }
 
 // releaseDeadSweep removes the claim of a sweeper that died holding it.

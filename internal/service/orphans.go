@@ -84,7 +84,7 @@ func (s *OrgService) releaseDeadSweeps(ctx context.Context) error {
 		return err
 	}
 	for i := range claims {
-		if time.Since(claims[i].CreatedAt) < s.run.life.Lease {
+		if !s.deadSweep(&claims[i]) {
 			continue
 		}
 		if err := s.releaseDeadSweep(ctx, &claims[i]); err != nil && !errors.Is(err, ErrOrgBusy) {
